@@ -1,0 +1,324 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure federation planner: cluster cards in, desired Kubernetes objects out. No I/O.
+
+``plan(local, peers, ...)`` computes, for one (local) cluster, everything it must hold so that
+its mesh can reach the peers' public services and accept their workloads' certificates:
+
+* one cluster-scoped ``IstioFederation`` per peer (coordinates in spec, metadata cache in status);
+* per peer public hostname a ``ServiceEntry`` routed to the peer's gateway on its mTLS port and a
+  ``DestinationRule`` with ``ISTIO_MUTUAL``;
+* the export ``Gateway`` (AUTO_PASSTHROUGH) listing only the local public hostnames;
+* the peers' roots as ``caCertificates`` entries scoped to each peer's trust domain.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import re
+
+FEDERATION_GROUP = "meshfed.io"
+FEDERATION_VERSION = "v1alpha1"
+ISTIO_GROUP = "networking.istio.io"
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "meshfed.istio"
+PEER_LABEL = "federation.meshfed.io/peer"
+CLUSTER_LABEL = "federation.meshfed.io/cluster"
+ROLE_LABEL = "federation.meshfed.io/role"
+HASH_ANNOTATION = "federation.meshfed.io/config-hash"
+EXPORT_GATEWAY_NAME = "meshfed-export"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS")
+
+
+class PlanError(Exception):
+    """Raised with every problem found, one per line, each naming the cluster and field."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super(PlanError, self).__init__("\n".join(self.problems))
+
+
+def object_name(*parts):
+    """A DNS-1123 label from ``parts``; long names keep a readable prefix plus a stable hash."""
+    name = re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+    if len(name) > 63:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+        name = name[:52].rstrip("-") + "-" + digest
+    return name
+
+
+def config_hash(obj):
+    """Stable hash of what we declare (labels, spec); stored in an annotation on the object."""
+    meta = obj.get("metadata") or {}
+    payload = {"labels": meta.get("labels") or {}, "spec": obj.get("spec")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
+
+
+def _labels(local, peer=None, role="import"):
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: local, ROLE_LABEL: role}
+    if peer:
+        labels[PEER_LABEL] = peer
+    return labels
+
+
+def _finish(obj):
+    obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = config_hash(obj)
+    return obj
+
+
+# -- validation -----------------------------------------------------------------------------------
+def validate_card(card, role="peer"):
+    """Return a list of problems with a card (as gathered by cluster_facts, possibly edited)."""
+    problems = []
+    if not isinstance(card, dict):
+        return ["%s card is not a mapping" % role]
+    name = card.get("name")
+    who = name or "(unnamed %s)" % role
+    if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 63:
+        problems.append("%s: field name: %r is not a valid cluster name (lowercase DNS label, at most 63 "
+                        "characters)" % (who, name))
+    td = card.get("trust_domain")
+    if not isinstance(td, str) or not td or not _HOSTNAME.match(td.lower()):
+        problems.append("%s: field trust_domain: %r is not a valid trust domain" % (who, td))
+    roots = card.get("root_cas")
+    if not roots or not all(isinstance(r, dict) and r.get("pem") and r.get("sha256") for r in roots):
+        problems.append("%s: field root_cas: no root CA certificate" % who)
+    gw = card.get("gateway") or {}
+    addresses = gw.get("addresses") or []
+    if not addresses:
+        problems.append("%s: field gateway.addresses: the gateway has no address; peers cannot reach it" % who)
+    for addr in addresses:
+        if not isinstance(addr, str) or not addr or " " in addr:
+            problems.append("%s: field gateway.addresses: %r is not an address" % (who, addr))
+    if gw.get("resolution") not in ("STATIC", "DNS"):
+        problems.append("%s: field gateway.resolution: %r must be STATIC or DNS" % (who, gw.get("resolution")))
+    if not _valid_port(gw.get("port")):
+        problems.append("%s: field gateway.port: %r is not a port number (1-65535)" % (who, gw.get("port")))
+    for svc in card.get("public_services") or []:
+        host = svc.get("hostname")
+        if not isinstance(host, str) or not _HOSTNAME.match(host):
+            problems.append("%s: field public_services.hostname: %r is not a valid hostname" % (who, host))
+            continue
+        if not svc.get("ports"):
+            problems.append("%s: field public_services[%s].ports: no ports" % (who, host))
+        names = set()
+        for port in svc.get("ports") or []:
+            if not _valid_port(port.get("number")):
+                problems.append("%s: field public_services[%s].ports: %r is not a port number (1-65535)"
+                                % (who, host, port.get("number")))
+            if not port.get("name") or not _DNS_LABEL.match(str(port.get("name"))):
+                problems.append("%s: field public_services[%s].ports: port %r needs a valid name"
+                                % (who, host, port.get("number")))
+            if port.get("protocol") not in _PROTOCOLS:
+                problems.append("%s: field public_services[%s].ports: protocol %r is not one of %s"
+                                % (who, host, port.get("protocol"), ", ".join(_PROTOCOLS)))
+            if port.get("name") in names:
+                problems.append("%s: field public_services[%s].ports: port name %r is used twice"
+                                % (who, host, port.get("name")))
+            names.add(port.get("name"))
+    return problems
+
+
+def _valid_port(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+# -- objects ----------------------------------------------------------------------------------------
+def federation_object(local, peer):
+    gw = peer["gateway"]
+    spec = {
+        "trustDomain": peer["trust_domain"],
+        "clusterDomain": peer.get("cluster_domain") or peer["trust_domain"],
+        "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
+        "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"]),
+    }
+    return _finish({
+        "apiVersion": "%s/%s" % (FEDERATION_GROUP, FEDERATION_VERSION),
+        "kind": "IstioFederation",
+        "metadata": {"name": peer["name"], "labels": _labels(local, peer["name"])},
+        "spec": spec,
+    })
+
+
+def federation_status(peer):
+    """The metadata cache recorded in the IstioFederation status (timestamp added on write)."""
+    gw = peer["gateway"]
+    return {
+        "public": {
+            "trustDomain": peer["trust_domain"],
+            "rootCA": [{"sha256": r["sha256"], "subject": r.get("subject", ""), "notAfter": r.get("not_after", ""),
+                        "pem": r["pem"]} for r in peer["root_cas"]],
+        },
+        "private": {
+            "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
+            "publicServices": [
+                {"hostname": s["hostname"],
+                 "ports": [{"name": p["name"], "port": p["number"], "protocol": p["protocol"]} for p in s["ports"]]}
+                for s in peer.get("public_services") or []
+            ],
+        },
+    }
+
+
+def service_entry(local, peer, svc, namespace, api_version):
+    gw = peer["gateway"]
+    ports = [{"number": p["number"], "name": p["name"], "protocol": p["protocol"]} for p in svc["ports"]]
+    spec = {
+        "hosts": [svc["hostname"]],
+        "location": "MESH_INTERNAL",
+        "resolution": gw["resolution"],
+        "ports": ports,
+        "endpoints": [
+            {
+                "address": addr,
+                "ports": dict((p["name"], gw["port"]) for p in svc["ports"]),
+                "labels": {"security.istio.io/tlsMode": "istio"},
+            }
+            for addr in gw["addresses"]
+        ],
+    }
+    accounts = svc.get("service_accounts") or []
+    if accounts:
+        spec["subjectAltNames"] = ["spiffe://%s/ns/%s/sa/%s" % (peer["trust_domain"], svc["namespace"], sa)
+                                   for sa in accounts]
+    return _finish({
+        "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
+        "kind": "ServiceEntry",
+        "metadata": {
+            "name": object_name("meshfed", peer["name"], svc["namespace"], svc["name"]),
+            "namespace": namespace,
+            "labels": _labels(local, peer["name"]),
+        },
+        "spec": spec,
+    })
+
+
+def destination_rule(local, peer, svc, namespace, api_version):
+    return _finish({
+        "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
+        "kind": "DestinationRule",
+        "metadata": {
+            "name": object_name("meshfed", peer["name"], svc["namespace"], svc["name"]),
+            "namespace": namespace,
+            "labels": _labels(local, peer["name"]),
+        },
+        "spec": {"host": svc["hostname"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+    })
+
+
+def export_gateway(local_card, namespace, api_version):
+    gw = local_card["gateway"]
+    hosts = sorted(s["hostname"] for s in local_card.get("public_services") or [])
+    return _finish({
+        "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
+        "kind": "Gateway",
+        "metadata": {"name": EXPORT_GATEWAY_NAME, "namespace": namespace,
+                     "labels": _labels(local_card["name"], role="export")},
+        "spec": {
+            "selector": dict(gw.get("selector") or {"istio": "eastwestgateway"}),
+            "servers": [{
+                "port": {"number": gw.get("target_port") or gw["port"], "name": "tls", "protocol": "TLS"},
+                "tls": {"mode": "AUTO_PASSTHROUGH"},
+                "hosts": hosts,
+            }],
+        },
+    })
+
+
+# -- plan -------------------------------------------------------------------------------------------
+def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True):
+    """Desired state of cluster ``local`` given its ``peers``' cards.
+
+    ``unreachable`` names peers whose facts could not be gathered this run: nothing is planned for
+    them and the caller must keep (not prune) what it already holds for them.
+    ``local_hostnames`` are hostnames served by the local cluster itself (all its Services).
+    Returns a dict with ``objects``, ``statuses`` (peer -> metadata cache), ``ca_entries``,
+    ``preserve_peers`` and ``warnings``. Raises :class:`PlanError` listing every problem.
+    """
+    problems = validate_card(local, role="local")
+    local_name = local.get("name") if isinstance(local, dict) else None
+    namespace = namespace or (local or {}).get("istio_namespace") or "istio-system"
+    unreachable = sorted(set(unreachable or ()))
+    warnings = []
+
+    seen_names = {}
+    for peer in peers:
+        problems.extend(validate_card(peer))
+        name = peer.get("name") if isinstance(peer, dict) else None
+        if name and name == local_name:
+            problems.append("%s: field peers: the local cluster is listed as its own peer" % local_name)
+        elif name in seen_names:
+            problems.append("%s: field peers: peer %s is listed twice" % (local_name, name))
+        if name in unreachable:
+            problems.append("%s: field unreachable_peers: %s is both gathered and unreachable" % (local_name, name))
+        seen_names[name] = peer
+    if problems:
+        raise PlanError(problems)
+
+    # trust domains must tell clusters apart, or the trust scoping means nothing
+    domains = {local["trust_domain"]: "%s (local)" % local_name}
+    for peer in peers:
+        other = domains.get(peer["trust_domain"])
+        if other:
+            problems.append("%s: peer %s has trust domain %s, the same as %s; SPIFFE identities would be "
+                            "indistinguishable (field: trust_domain)" % (local_name, peer["name"], peer["trust_domain"], other))
+        domains[peer["trust_domain"]] = peer["name"]
+
+    # hostname ownership: each hostname comes from exactly one cluster
+    local_hosts = set(local_hostnames or ()) | set(s["hostname"] for s in local.get("public_services") or [])
+    owners = {}
+    for peer in sorted(peers, key=lambda p: p["name"]):
+        for svc in peer.get("public_services") or []:
+            host = svc["hostname"]
+            ports = ",".join("%s/%s" % (p["name"], p["number"]) for p in svc["ports"])
+            if host in local_hosts:
+                problems.append("%s: peer %s exports %s (ports %s), but the local cluster serves that hostname "
+                                "itself; a local Service would shadow the import. Give the clusters distinct "
+                                "cluster domains or stop exporting it" % (local_name, peer["name"], host, ports))
+            elif host in owners:
+                first, first_ports = owners[host]
+                problems.append("%s: hostname %s is exported by both %s (ports %s) and %s (ports %s)%s; "
+                                "make it public in only one cluster" % (
+                                    local_name, host, first, first_ports, peer["name"], ports,
+                                    "" if first_ports == ports else ", with conflicting ports"))
+            else:
+                owners[host] = (peer["name"], ports)
+    if problems:
+        raise PlanError(problems)
+
+    objects = []
+    statuses = {}
+    ca_entries = []
+    for peer in sorted(peers, key=lambda p: p["name"]):
+        objects.append(federation_object(local_name, peer))
+        statuses[peer["name"]] = federation_status(peer)
+        for svc in peer.get("public_services") or []:
+            objects.append(service_entry(local_name, peer, svc, namespace, api_version))
+            objects.append(destination_rule(local_name, peer, svc, namespace, api_version))
+        for root in peer["root_cas"]:
+            ca_entries.append({"pem": root["pem"], "trustDomains": [peer["trust_domain"]], "peer": peer["name"]})
+    if export and (peers or unreachable) and local.get("public_services"):
+        objects.append(export_gateway(local, namespace, api_version))
+
+    names = {}
+    for obj in objects:
+        key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        if key in names:
+            raise PlanError(["%s: two objects would be named %s %s (from %s); rename one of the services"
+                             % (local_name, key[0], key[2], names[key])])
+        names[key] = obj["metadata"]["labels"].get(PEER_LABEL, local_name)
+    return {
+        "objects": objects,
+        "statuses": statuses,
+        "ca_entries": ca_entries,
+        "preserve_peers": unreachable,
+        "warnings": warnings,
+    }

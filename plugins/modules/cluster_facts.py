@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: cluster_facts
+short_description: Gather an Istio cluster's federation facts (its "cluster card")
+version_added: 0.1.0
+description:
+  - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh
+    the trust domain, the root CA certificate(s), the east-west gateway's addresses and port, and the
+    Services marked public.
+  - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA
+    Secret C(cacerts) and any private key are never read; a root bundle that contains a private key is
+    refused.
+  - API requests are constant per cluster (two ConfigMap reads, one Service read, one Service list per
+    public-service label, one Node list for NodePort gateways), whatever the number of Services.
+author:
+  - meshfed.istio contributors
+extends_documentation_fragment:
+  - meshfed.istio.auth
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+options:
+  cluster:
+    description:
+      - Name of the cluster; appears in every message and becomes the card's C(name). Usually the inventory hostname.
+      - Must be a lowercase DNS label.
+    type: str
+    required: true
+  istio_namespace:
+    description: Namespace of istiod, holding ConfigMaps C(istio) and C(istio-ca-root-cert).
+    type: str
+    default: istio-system
+  trust_domain:
+    description: Override the trust domain read from the mesh config's C(trustDomain).
+    type: str
+  cluster_domain:
+    description:
+      - DNS domain of this cluster's Services, used to build exported hostnames C(<svc>.<ns>.svc.<cluster_domain>).
+      - Defaults to the trust domain. It must be unique across the federation.
+    type: str
+  gateway_service:
+    description: Name of the east-west gateway Service.
+    type: str
+    default: istio-eastwestgateway
+  gateway_namespace:
+    description: Namespace of the gateway Service. Defaults to O(istio_namespace).
+    type: str
+  gateway_addresses:
+    description:
+      - Advertised gateway addresses (IPs, or hostnames), overriding what the Service reports.
+      - Use for gateways behind NAT or an external load balancer.
+    type: list
+    elements: str
+    default: []
+  gateway_port:
+    description:
+      - The gateway Service port for mTLS passthrough. Defaults to the port named C(tls), else 15443.
+    type: int
+  gateway_selector:
+    description: Pod labels of the gateway, used only when the Service has no selector.
+    type: dict
+  public_labels:
+    description:
+      - Labels whose presence (any value) marks a Service as public.
+    type: list
+    elements: str
+    default: [federation.meshfed.io/public-service, federation.istio.deckhouse.io/public-service]
+notes:
+  - Service ports must be named (for example C(http), C(grpc-api)); the protocol comes from the
+    C(appProtocol) or from the name prefix (C(http), C(http2), C(grpc), C(https), C(tls), else TCP).
+    Unnamed ports and C(ExternalName) Services are skipped with a warning.
+seealso:
+  - module: meshfed.istio.federation
+"""
+
+EXAMPLES = r"""
+- name: Gather the card of the cluster this inventory host stands for
+  meshfed.istio.cluster_facts:
+    cluster: "{{ inventory_hostname }}"
+    kubeconfig: "{{ meshfed_kubeconfig }}"
+    context: "{{ meshfed_context }}"
+  register: facts
+
+- name: Gateway behind NAT, exported Services labelled the Deckhouse way only
+  meshfed.istio.cluster_facts:
+    cluster: cluster-b
+    gateway_addresses: [eastwest.cluster-b.example.com]
+    public_labels: [federation.istio.deckhouse.io/public-service]
+"""
+
+RETURN = r"""
+card:
+  description: The cluster card, input of M(meshfed.istio.federation) on every other cluster.
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: The cluster name.
+      type: str
+      sample: cluster-b
+    trust_domain:
+      description: The mesh trust domain.
+      type: str
+      sample: cluster-b.local
+    cluster_domain:
+      description: DNS domain of the exported hostnames.
+      type: str
+      sample: cluster-b.local
+    istio_namespace:
+      description: Namespace of istiod.
+      type: str
+      sample: istio-system
+    root_cas:
+      description: Root CA certificates (public), with SHA-256 fingerprint, subject and expiry.
+      type: list
+      elements: dict
+      sample: [{"pem": "-----BEGIN CERTIFICATE-----...", "sha256": "9f2c...", "subject": "CN=Root CA", "not_after": "2036-11-24T00:00:00Z"}]
+    gateway:
+      description: The east-west gateway as peers reach it.
+      type: dict
+      sample: {"addresses": ["192.0.2.11"], "resolution": "STATIC", "port": 15443, "target_port": 15443,
+               "source": "LoadBalancer", "service": {"namespace": "istio-system", "name": "istio-eastwestgateway"},
+               "selector": {"istio": "eastwestgateway"}}
+    public_services:
+      description: Exported Services with their hostnames and ports.
+      type: list
+      elements: dict
+      sample: [{"name": "bar", "namespace": "xyz", "hostname": "bar.xyz.svc.cluster-b.local",
+                "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}], "service_accounts": []}]
+    warnings:
+      description: Problems that did not stop gathering (skipped ports or Services, expiring roots).
+      type: list
+      elements: str
+api_calls:
+  description: Number of API requests made, per verb.
+  returned: always
+  type: dict
+  sample: {"get": 3, "list": 2}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshfed.istio.plugins.module_utils import k8s
+from ansible_collections.meshfed.istio.plugins.module_utils.certs import CertError
+from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS, FactsError, gather
+from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import MeshConfigError
+
+
+def main():
+    argument_spec = dict(k8s.AUTH_ARG_SPEC)
+    argument_spec.update(
+        cluster=dict(type="str", required=True),
+        istio_namespace=dict(type="str", default="istio-system"),
+        trust_domain=dict(type="str"),
+        cluster_domain=dict(type="str"),
+        gateway_service=dict(type="str", default="istio-eastwestgateway"),
+        gateway_namespace=dict(type="str"),
+        gateway_addresses=dict(type="list", elements="str", default=[]),
+        gateway_port=dict(type="int"),
+        gateway_selector=dict(type="dict"),
+        public_labels=dict(type="list", elements="str", default=list(DEFAULT_PUBLIC_LABELS)),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not k8s.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=k8s.KUBERNETES_IMPORT_ERROR)
+    params = dict(module.params)
+    params["gateway_namespace"] = params.get("gateway_namespace") or params["istio_namespace"]
+    port = params.get("gateway_port")
+    if port is not None and not 1 <= port <= 65535:
+        module.fail_json(msg="%s: gateway_port %s is not a port number (1-65535)" % (params["cluster"], port))
+    client = None
+    try:
+        client = k8s.connect(params, params["cluster"])
+        card = gather(client, params)
+    except (k8s.K8sError, FactsError, CertError, MeshConfigError) as exc:
+        module.fail_json(msg=str(exc), api_calls=client.calls if client else {})
+    for warning in card["warnings"]:
+        module.warn(warning)
+    module.exit_json(changed=False, card=card, api_calls=client.calls)
+
+
+if __name__ == "__main__":
+    main()
