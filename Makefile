@@ -39,7 +39,7 @@ test: venv collection lab-bins
 	$(PY) -m pytest -q -ra tests/unit tests/integration
 
 demo: venv collection lab-bins
-	$(PY) -m tests.lab.demo
+	$(PY) -m tests.demo
 
 bench: venv collection lab-bins
 	$(PY) -m benchmarks.fleet

@@ -1,0 +1,218 @@
+"""Issue 3: the seed scenario and its variations, end to end through ansible-playbook, against real
+kube-apiserver lab clusters with Istio's CRDs. Every assertion reads the API servers' state."""
+
+import pytest
+import yaml
+
+from tests.integration import kube
+from tests.integration.ansible_run import run_playbook
+from tests.lab import seed as lab_seed
+
+pytestmark = pytest.mark.lab
+
+BAR = "bar.xyz.svc.cluster-b.local"
+FOO = "foo.abc.svc.cluster-a.local"
+
+
+@pytest.fixture(scope="module")
+def pair(lab_clusters, tmp_path_factory):
+    """cluster-a and cluster-b, seeded with the seed scenario, federated once."""
+    clusters = lab_clusters(["cluster-a", "cluster-b"])
+    a, b = clusters
+    seeded_mesh = {c.name: kube.mesh_text(c) for c in clusters}
+    inv = tmp_path_factory.mktemp("pair") / "inventory.yml"
+    write_inventory(clusters, inv)
+    first = run_playbook(inv)
+    assert first.rc == 0, first
+    return {"a": a, "b": b, "inventory": inv, "first": first, "seeded_mesh": seeded_mesh}
+
+
+def write_inventory(clusters, path):
+    from tests.lab.inventory import write_inventory as _write
+    _write(clusters, path)
+    return path
+
+
+def _without_ca(text):
+    doc = yaml.safe_load(text) or {}
+    doc.pop("caCertificates", None)
+    return doc
+
+
+def test_seed_scenario_imports_bar_into_cluster_a(pair):
+    a, b = pair["a"], pair["b"]
+    se = kube.se_by_host(a)[BAR]
+    spec = se["spec"]
+    assert spec["location"] == "MESH_INTERNAL"
+    assert spec["resolution"] == "STATIC"
+    assert {p["name"]: (p["number"], p["protocol"]) for p in spec["ports"]} == {
+        "http": (8080, "HTTP"), "grpc-api": (9090, "GRPC")}
+    assert len(spec["endpoints"]) == 1
+    endpoint = spec["endpoints"][0]
+    assert endpoint["address"] == kube.gateway_ip(b)
+    assert endpoint["ports"] == {"http": 15443, "grpc-api": 15443}
+    assert endpoint["labels"] == {"security.istio.io/tlsMode": "istio"}
+    assert "network" not in endpoint
+    labels = se["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "meshfed.istio"
+    assert labels["federation.meshfed.io/peer"] == "cluster-b"
+    # the private Service of cluster-b is not imported
+    assert not [h for h in kube.se_by_host(a) if h.startswith("secret.")]
+    # mTLS to the peer gateway
+    dr = kube.destination_rules(a)[se["metadata"]["name"]]
+    assert dr["spec"] == {"host": BAR, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+
+
+def test_seed_scenario_records_peer_in_istiofederation(pair):
+    a, b = pair["a"], pair["b"]
+    fed = kube.federations(a)["cluster-b"]
+    assert fed["spec"]["trustDomain"] == "cluster-b.local"
+    assert fed["spec"]["ingressGateways"] == [{"address": kube.gateway_ip(b), "port": 15443}]
+    cache = fed["status"]["metadataCache"]
+    assert cache["public"]["trustDomain"] == "cluster-b.local"
+    assert cache["public"]["rootCA"][0]["pem"].strip() == kube.root_pem(b).strip()
+    assert [s["hostname"] for s in cache["private"]["publicServices"]] == [BAR]
+    assert cache["lastChangeTimestamp"]
+    assert set(kube.federations(b)) == {"cluster-a"}
+
+
+def test_seed_scenario_trust_is_mutual_and_scoped(pair):
+    a, b = pair["a"], pair["b"]
+    assert kube.trusted(a) == {kube.root_pem(b).strip(): ["cluster-b.local"]}
+    assert kube.trusted(b) == {kube.root_pem(a).strip(): ["cluster-a.local"]}
+
+
+def test_mesh_config_other_settings_and_comments_unchanged(pair):
+    for c in (pair["a"], pair["b"]):
+        before = pair["seeded_mesh"][c.name]
+        after = kube.mesh_text(c)
+        assert _without_ca(after) == _without_ca(before)
+        # byte-for-byte: the seeded text is still there, the caCertificates block was appended
+        assert after.startswith(before.rstrip("\n")), after
+        for line in before.splitlines():
+            if line.lstrip().startswith("#"):
+                assert line in after.splitlines()
+
+
+def test_export_gateway_lists_only_public_hostnames(pair):
+    gw = kube.gateways(pair["b"])["meshfed-export"]["spec"]
+    assert gw["selector"] == {"istio": "eastwestgateway"}
+    (server,) = gw["servers"]
+    assert server["port"]["number"] == 15443
+    assert server["tls"] == {"mode": "AUTO_PASSTHROUGH"}
+    assert server["hosts"] == [BAR]
+    assert kube.gateways(pair["a"])["meshfed-export"]["spec"]["servers"][0]["hosts"] == [FOO]
+
+
+def test_cluster_b_imports_cluster_a(pair):
+    se = kube.se_by_host(pair["b"])[FOO]
+    assert se["spec"]["endpoints"][0]["address"] == kube.gateway_ip(pair["a"])
+
+
+def test_second_run_changes_nothing(pair):
+    run = run_playbook(pair["inventory"])
+    assert run.rc == 0, run
+    assert run.recap["cluster-a"]["changed"] == 0, run
+    assert run.recap["cluster-b"]["changed"] == 0, run
+
+
+def test_check_mode_reports_and_writes_nothing(pair):
+    a, b = pair["a"], pair["b"]
+    lab_seed.set_public(b, "xyz", "secret", True)
+    try:
+        before = {n: o["metadata"]["resourceVersion"] for n, o in kube.service_entries(a).items()}
+        run = run_playbook(pair["inventory"], "--check", "--diff")
+        assert run.rc == 0, run
+        assert run.recap["cluster-a"]["changed"] == 1, run
+        assert "secret.xyz.svc.cluster-b.local" in run.stdout  # the diff shows the would-be ServiceEntry
+        after = {n: o["metadata"]["resourceVersion"] for n, o in kube.service_entries(a).items()}
+        assert after == before
+        assert "secret.xyz.svc.cluster-b.local" not in kube.se_by_host(a)
+    finally:
+        lab_seed.set_public(b, "xyz", "secret", False)
+    assert run_playbook(pair["inventory"]).recap["cluster-a"]["changed"] == 0
+
+
+def test_unlabelled_service_is_removed_then_restored(pair):
+    a, b = pair["a"], pair["b"]
+    lab_seed.set_public(b, "xyz", "bar", False)
+    try:
+        run = run_playbook(pair["inventory"])
+        assert run.rc == 0, run
+        assert BAR not in kube.se_by_host(a)
+        assert not [d for d in kube.destination_rules(a).values() if d["spec"]["host"] == BAR]
+        assert "cluster-b" in kube.federations(a)  # still a peer, just exports nothing
+        assert "meshfed-export" not in kube.gateways(b)  # nothing left to export
+        assert kube.trusted(a) == {kube.root_pem(b).strip(): ["cluster-b.local"]}
+    finally:
+        lab_seed.set_public(b, "xyz", "bar", True)
+    run = run_playbook(pair["inventory"])
+    assert run.rc == 0, run
+    assert BAR in kube.se_by_host(a)
+
+
+def test_foreign_object_with_same_name_is_left_untouched(pair):
+    a = pair["a"]
+    name = kube.se_by_host(a)[BAR]["metadata"]["name"]
+    kube.delete_service_entry(a, name)
+    foreign_spec = {"hosts": ["someone-else.example"], "location": "MESH_EXTERNAL", "resolution": "DNS",
+                    "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}]}
+    kube.create_service_entry(a, name, foreign_spec, labels={"team": "payments"})
+    try:
+        rv = kube.get_service_entry(a, name)["metadata"]["resourceVersion"]
+        run = run_playbook(pair["inventory"])
+        assert run.rc == 0, run
+        obj = kube.get_service_entry(a, name)
+        assert obj["metadata"]["resourceVersion"] == rv
+        assert obj["spec"] == foreign_spec
+        assert "ServiceEntry istio-system/%s exists and is not managed by meshfed.istio" % name in run.output
+        # a second run leaves it alone again and reports it again
+        run = run_playbook(pair["inventory"])
+        assert kube.get_service_entry(a, name)["metadata"]["resourceVersion"] == rv
+        assert "not managed by meshfed.istio" in run.output
+    finally:
+        kube.delete_service_entry(a, name)
+    run = run_playbook(pair["inventory"])
+    assert run.rc == 0, run
+    assert kube.se_by_host(a)[BAR]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "meshfed.istio"
+
+
+@pytest.fixture(scope="module")
+def trio(lab_clusters, tmp_path_factory):
+    clusters = lab_clusters(["cluster-c", "cluster-d", "cluster-e"])
+    inv = tmp_path_factory.mktemp("trio") / "inventory.yml"
+    write_inventory(clusters, inv)
+    return {"clusters": clusters, "inventory": inv, "dir": inv.parent}
+
+
+def test_three_clusters_import_each_other(trio):
+    clusters = trio["clusters"]
+    run = run_playbook(trio["inventory"])
+    assert run.rc == 0, run
+    for c in clusters:
+        peers = [p for p in clusters if p is not c]
+        expected = {"svc-%s.web.svc.%s.local" % (p.name, p.name) for p in peers}
+        assert set(kube.se_by_host(c)) == expected
+        assert set(kube.federations(c)) == {p.name for p in peers}
+        assert kube.trusted(c) == {kube.root_pem(p).strip(): ["%s.local" % p.name] for p in peers}
+    again = run_playbook(trio["inventory"])
+    assert all(again.recap[c.name]["changed"] == 0 for c in clusters), again
+
+
+def test_cluster_leaving_inventory_is_removed_from_the_others(trio):
+    c, d, e = trio["clusters"]
+    assert run_playbook(trio["inventory"]).rc == 0
+    smaller = trio["dir"] / "inventory-without-e.yml"
+    write_inventory([c, d], smaller)
+    run = run_playbook(smaller)
+    assert run.rc == 0, run
+    for cl, peer in ((c, d), (d, c)):
+        assert set(kube.federations(cl)) == {peer.name}
+        assert set(kube.se_by_host(cl)) == {"svc-%s.web.svc.%s.local" % (peer.name, peer.name)}
+        assert kube.trusted(cl) == {kube.root_pem(peer).strip(): ["%s.local" % peer.name]}
+    # the departed cluster itself was not touched by the smaller run
+    assert set(kube.federations(e)) == {c.name, d.name}
+    # and it comes back when re-added
+    run = run_playbook(trio["inventory"])
+    assert run.rc == 0, run
+    assert set(kube.federations(c)) == {d.name, e.name}
