@@ -31,6 +31,20 @@ fi
 command -v go >/dev/null || { log "ERROR: go is not installed and no cached binaries in ${OUT}; install Go >= 1.26 or set KUBEBUILDER_ASSETS"; exit 1; }
 
 mkdir -p "${OUT}"
+# One build at a time per cache (parallel test sessions, CI jobs sharing a cache): wait, then
+# re-check — the other build may have produced everything meanwhile.
+if command -v flock >/dev/null; then
+  exec 9>"${CACHE_ROOT}/.build-${K8S_VERSION}_etcd-${ETCD_VERSION}.lock"
+  if ! flock -n 9; then
+    log "another build is running; waiting for it"
+    flock 9
+  fi
+  if [[ -x "${OUT}/kube-apiserver" && -x "${OUT}/etcd" ]]; then
+    log "cached: ${OUT}"
+    echo "${OUT}"
+    exit 0
+  fi
+fi
 WORK="$(mktemp -d "${CACHE_ROOT}/build.XXXXXX")"
 trap 'rm -rf "${WORK}"' EXIT
 export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=mod"

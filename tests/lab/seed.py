@@ -1,0 +1,376 @@
+"""Seed a lab cluster so that, to the API, it looks like a cluster with Istio installed.
+
+No pod ever runs (there is no kubelet or controller-manager): the objects are what matters.
+
+    seed_cluster(cluster)                  # default_spec(cluster.name)
+    seed_cluster(cluster, spec)            # a spec dict, see default_spec() for the shape
+    set_public(cluster, "xyz", "secret", True)
+    read_root_pem(cluster)
+
+What a seeded cluster holds:
+
+* Istio CRDs (from istio.io/api) and, when shipped, meta/crds/istiofederation.yaml
+* namespace ``istio-system`` with
+  - ConfigMap ``istio`` key ``mesh``: helm-style mesh config text (comments included) with
+    ``trustDomain: <cluster>.local``
+  - Secret ``cacerts`` (root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem): the cluster's
+    OWN self-signed root and an intermediate signed by it ("plug-in CA" layout)
+  - ConfigMap ``istio-ca-root-cert`` (root-cert.pem = that root), also in every app namespace
+  - Deployment ``istiod`` with env ``ISTIO_MULTIROOT_MESH=true``
+  - Service ``istio-eastwestgateway`` (LoadBalancer, selector istio=eastwestgateway, ports tls
+    15443 + status-port 15021) whose status.loadBalancer.ingress[0].ip (a TEST-NET-1 address)
+    is set through the status subresource
+* application namespaces and Services, public ones labelled
+  ``federation.meshfed.io/public-service: ""``
+
+Objects are written like the real installers write them (create/update with the installer's
+field manager: ``helm``, ``pilot-discovery``, ``kubectl-client-side-apply``,
+``cloud-controller-manager`` for the load-balancer status), not with server-side apply, so the
+collection meets the same managedFields it would meet on a real cluster.
+"""
+
+import base64
+import copy
+import re
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+from kubernetes.client.exceptions import ApiException
+
+from tests.lab import crds, kubeapi, pki
+
+ISTIO_NS = "istio-system"
+PUBLIC_LABEL = "federation.meshfed.io/public-service"
+DECKHOUSE_PUBLIC_LABEL = "federation.istio.deckhouse.io/public-service"
+GATEWAY_NAME = "istio-eastwestgateway"
+GATEWAY_SELECTOR = {"istio": "eastwestgateway"}
+ISTIO_IMAGE_TAG = "1.31.4"
+
+MESH_TEMPLATE = """\
+# managed by helm (chart istiod); edit values.yaml, not this ConfigMap
+accessLogFile: /dev/stdout
+defaultConfig:
+  discoveryAddress: istiod.istio-system.svc:15012
+  proxyMetadata:
+    PROXY_CONFIG_XDS_AGENT: "true"
+  # tracing is off in this mesh
+  tracing: {{}}
+enableAutoMtls: true
+enablePrometheusMerge: true
+rootNamespace: istio-system
+trustDomain: {trust_domain}
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# scenario
+# ---------------------------------------------------------------------------------------------
+_gw_lock = threading.Lock()
+_gw_ips = {}
+
+
+def gateway_ip_for(name):
+    """A stable per-cluster TEST-NET-1 address (192.0.2.0/24): cluster-a .10, cluster-b .11, ...,
+    cluster-<N> 40+N; anything else hashed. Distinct names get distinct addresses in one process."""
+    with _gw_lock:
+        if name in _gw_ips:
+            return _gw_ips[name]
+        m = re.fullmatch(r".*-([a-z])", name)
+        n = re.fullmatch(r".*?(\d+)", name)
+        if m:
+            host = 10 + ord(m.group(1)) - ord("a")
+        elif n and int(n.group(1)) <= 200:
+            host = 40 + int(n.group(1))
+        else:
+            host = 10 + zlib.crc32(name.encode()) % 240
+        taken = set(_gw_ips.values())
+        while "192.0.2.%d" % host in taken:
+            host = 10 + (host - 10 + 1) % 240
+        ip = "192.0.2.%d" % host
+        _gw_ips[name] = ip
+        return ip
+
+
+def default_spec(name):
+    """The default scenario for a cluster name (a fresh dict the caller may modify).
+
+    cluster-a: public foo.abc (http 80), private internal.xyz
+    cluster-b: public bar.xyz (http 8080, grpc-api 9090), private secret.xyz
+    otherwise: public svc-<name>.web (http 80)
+
+    Spec keys:
+      trust_domain      str (default "<name>.local"); None leaves trustDomain out of the mesh config
+      mesh              full mesh config text (overrides trust_domain / the template)
+      istio_namespace   default istio-system
+      public_services / private_services: [{namespace, name, ports: [{name, port, targetPort?,
+                        appProtocol?, protocol?}], labels?, annotations?}]; public ones get
+                        PUBLIC_LABEL unless their own labels say otherwise (public_label: <key>)
+      gateway           dict of overrides, or None for no gateway Service at all:
+                        {name, namespace, type (LoadBalancer|NodePort|ClusterIP), ip, hostname,
+                         ingress: [{ip|hostname}, ...], selector, labels, annotations, ports,
+                         network (adds label topology.istio.io/network)}
+      extra_namespaces  [names] also created (with istio-ca-root-cert)
+    """
+    if name == "cluster-a":
+        public = [{"namespace": "abc", "name": "foo", "ports": [{"name": "http", "port": 80}]}]
+        private = [{"namespace": "xyz", "name": "internal", "ports": [{"name": "http", "port": 80}]}]
+    elif name == "cluster-b":
+        public = [{"namespace": "xyz", "name": "bar",
+                   "ports": [{"name": "http", "port": 8080}, {"name": "grpc-api", "port": 9090}]}]
+        private = [{"namespace": "xyz", "name": "secret", "ports": [{"name": "http", "port": 8080}]}]
+    else:
+        public = [{"namespace": "web", "name": "svc-%s" % name, "ports": [{"name": "http", "port": 80}]}]
+        private = []
+    return {
+        "trust_domain": "%s.local" % name,
+        "istio_namespace": ISTIO_NS,
+        "public_services": public,
+        "private_services": private,
+        "gateway": {"ip": gateway_ip_for(name)},
+    }
+
+
+def mesh_text(trust_domain):
+    text = MESH_TEMPLATE.format(trust_domain=trust_domain or "cluster.local")
+    if trust_domain is None:
+        text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("trustDomain:")) + "\n"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# low-level writes (create, else merge-patch: what helm / kubectl would leave behind)
+# ---------------------------------------------------------------------------------------------
+def _path(obj, plural=None):
+    return kubeapi.object_path(obj, plural)
+
+
+def _collection_path(obj):
+    p = _path(obj)
+    return p.rsplit("/", 1)[0]
+
+
+def upsert(cluster, obj, manager):
+    """POST the object; if it exists, JSON-merge-patch it to the given content. Returns the object."""
+    try:
+        return kubeapi.request(cluster, "POST", _collection_path(obj), body=obj, query={"fieldManager": manager})
+    except ApiException as e:
+        if e.status != 409:
+            raise
+    patch = copy.deepcopy(obj)
+    return kubeapi.request(cluster, "PATCH", _path(obj), body=patch, query={"fieldManager": manager},
+                           content_type="application/merge-patch+json")
+
+
+def _meta(name, namespace=None, labels=None, annotations=None):
+    m = {"name": name}
+    if namespace:
+        m["namespace"] = namespace
+    if labels:
+        m["labels"] = dict(labels)
+    if annotations:
+        m["annotations"] = dict(annotations)
+    return m
+
+
+def _ns(name, labels=None):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, labels=labels)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Istio CA material
+# ---------------------------------------------------------------------------------------------
+def make_cacerts(cluster_name):
+    """Plug-in CA files for one cluster: its own root (self-signed) and an intermediate signed by it."""
+    root_key = pki.rsa_key(2048)
+    root = pki.self_signed_ca(pki.name("Root CA", cluster_name), root_key, days=3650)
+    ca_key = pki.rsa_key(2048)
+    ca = pki.intermediate_ca(pki.name("Intermediate CA", cluster_name), ca_key, root, root_key, days=1825)
+    root_pem = pki.cert_pem(root).decode()
+    ca_pem = pki.cert_pem(ca).decode()
+    return {
+        "root-cert.pem": root_pem,
+        "ca-cert.pem": ca_pem,
+        "ca-key.pem": pki.key_pem(ca_key).decode(),
+        "cert-chain.pem": ca_pem + root_pem,
+    }
+
+
+def _b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# objects
+# ---------------------------------------------------------------------------------------------
+def _service(svc, public):
+    labels = {"app": svc["name"]}
+    labels.update(svc.get("labels") or {})
+    if public:
+        labels.setdefault(svc.get("public_label", PUBLIC_LABEL), "")
+    ports = []
+    for p in svc["ports"]:
+        port = {"name": p["name"], "port": int(p["port"]), "protocol": p.get("protocol", "TCP"),
+                "targetPort": p.get("targetPort", int(p["port"]))}
+        if p.get("appProtocol"):
+            port["appProtocol"] = p["appProtocol"]
+        ports.append(port)
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": _meta(svc["name"], svc["namespace"], labels, svc.get("annotations")),
+            "spec": {"type": svc.get("type", "ClusterIP"), "selector": {"app": svc["name"]}, "ports": ports}}
+
+
+def _gateway_objects(gw, istio_ns):
+    """(Service dict, status dict or None) for the east-west gateway."""
+    ns = gw.get("namespace", istio_ns)
+    name = gw.get("name", GATEWAY_NAME)
+    typ = gw.get("type", "LoadBalancer")
+    selector = gw.get("selector", GATEWAY_SELECTOR)
+    labels = {"app": name, "istio": "eastwestgateway"}
+    if gw.get("network"):
+        labels["topology.istio.io/network"] = gw["network"]
+    labels.update(gw.get("labels") or {})
+    ports = gw.get("ports") or [
+        {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
+        {"name": "tls", "port": 15443, "targetPort": 15443, "protocol": "TCP"},
+    ]
+    svc = {"apiVersion": "v1", "kind": "Service",
+           "metadata": _meta(name, ns, labels, gw.get("annotations")),
+           "spec": {"type": typ, "selector": dict(selector), "ports": copy.deepcopy(ports)}}
+    status = None
+    if typ == "LoadBalancer":
+        ingress = gw.get("ingress")
+        if ingress is None:
+            if gw.get("hostname"):
+                ingress = [{"hostname": gw["hostname"]}]
+            elif gw.get("ip"):
+                ingress = [{"ip": gw["ip"]}]
+            else:
+                ingress = []
+        if ingress:
+            status = {"loadBalancer": {"ingress": copy.deepcopy(ingress)}}
+    return svc, status
+
+
+def seed_cluster(cluster, spec=None, install_crds=True):
+    """Seed one cluster (idempotent). ``spec`` defaults to default_spec(cluster.name).
+
+    Returns the effective spec with ``cacerts`` (the generated PEMs) and ``gateway_ip`` added.
+    """
+    spec = copy.deepcopy(spec) if spec is not None else default_spec(cluster.name)
+    istio_ns = spec.get("istio_namespace", ISTIO_NS)
+    trust_domain = spec.get("trust_domain", "%s.local" % cluster.name)
+    if install_crds:
+        crds.install_all(cluster)
+
+    public = spec.get("public_services") or []
+    private = spec.get("private_services") or []
+    app_namespaces = []
+    for svc in public + private:
+        if svc["namespace"] not in app_namespaces and svc["namespace"] != istio_ns:
+            app_namespaces.append(svc["namespace"])
+    for extra in spec.get("extra_namespaces") or []:
+        if extra not in app_namespaces:
+            app_namespaces.append(extra)
+
+    upsert(cluster, _ns(istio_ns), "kubectl-create")
+    for ns in app_namespaces:
+        upsert(cluster, _ns(ns, {"istio-injection": "enabled"}), "kubectl-create")
+
+    helm = {"app.kubernetes.io/managed-by": "Helm", "install.operator.istio.io/owning-resource": "unknown",
+            "istio.io/rev": "default", "release": "istiod"}
+    mesh = spec.get("mesh") or mesh_text(trust_domain)
+    upsert(cluster, {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": _meta("istio", istio_ns, helm,
+                                       {"meta.helm.sh/release-name": "istiod",
+                                        "meta.helm.sh/release-namespace": istio_ns}),
+                     "data": {"mesh": mesh, "meshNetworks": "networks: {}"}}, "helm")
+
+    cacerts = spec.get("cacerts") or make_cacerts(cluster.name)
+    spec["cacerts"] = cacerts
+    upsert(cluster, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                     "metadata": _meta("cacerts", istio_ns),
+                     "data": {k: _b64(v) for k, v in cacerts.items()}}, "kubectl-create")
+
+    root_cm = lambda ns: {"apiVersion": "v1", "kind": "ConfigMap",  # noqa: E731
+                          "metadata": _meta("istio-ca-root-cert", ns, {"istio.io/config": "true"}),
+                          "data": {"root-cert.pem": cacerts["root-cert.pem"]}}
+    for ns in [istio_ns] + app_namespaces:
+        upsert(cluster, root_cm(ns), "pilot-discovery")
+
+    istiod_labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": "default"}
+    upsert(cluster, {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta("istiod", istio_ns, dict(helm, **istiod_labels)),
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istiod", "istio": "pilot"}},
+                 "template": {"metadata": {"labels": istiod_labels},
+                              "spec": {"serviceAccountName": "istiod", "containers": [{
+                                  "name": "discovery", "image": "docker.io/istio/pilot:%s" % ISTIO_IMAGE_TAG,
+                                  "args": ["discovery", "--monitoringAddr=:15014", "--log_output_level=default:info",
+                                           "--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m"],
+                                  "ports": [{"containerPort": 8080, "protocol": "TCP"},
+                                            {"containerPort": 15010, "protocol": "TCP"},
+                                            {"containerPort": 15017, "protocol": "TCP"}],
+                                  "env": [{"name": "ISTIO_MULTIROOT_MESH", "value": "true"},
+                                          {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
+                                          {"name": "CLUSTER_ID", "value": cluster.name}]}]}}},
+    }, "helm")
+
+    gw = spec.get("gateway", {})
+    spec["gateway_ip"] = None
+    if gw is not None:
+        svc, status = _gateway_objects(gw, istio_ns)
+        upsert(cluster, svc, "helm")
+        if status is not None:
+            kubeapi.request(cluster, "PATCH", kubeapi.object_path(svc, subresource="status"),
+                            body={"status": status}, query={"fieldManager": "cloud-controller-manager"},
+                            content_type="application/merge-patch+json")
+            spec["gateway_ip"] = status["loadBalancer"]["ingress"][0].get("ip")
+
+    for svc in public:
+        upsert(cluster, _service(svc, True), "kubectl-client-side-apply")
+    for svc in private:
+        upsert(cluster, _service(svc, False), "kubectl-client-side-apply")
+    return spec
+
+
+def seed_clusters(clusters, specs=None):
+    """Seed several clusters in parallel; ``specs`` maps cluster name -> spec (missing: default)."""
+    specs = specs or {}
+    with ThreadPoolExecutor(max_workers=max(1, len(clusters))) as ex:
+        return list(ex.map(lambda c: seed_cluster(c, specs.get(c.name)), clusters))
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers for tests
+# ---------------------------------------------------------------------------------------------
+def set_public(cluster, namespace, name, public, label=PUBLIC_LABEL):
+    """Add (``public=True``, value "") or remove the public-service label of a Service."""
+    body = {"metadata": {"labels": {label: "" if public else None}}}
+    return kubeapi.request(cluster, "PATCH", "/api/v1/namespaces/%s/services/%s" % (namespace, name), body=body,
+                           query={"fieldManager": "kubectl-label"}, content_type="application/merge-patch+json")
+
+
+def read_root_pem(cluster, namespace=ISTIO_NS):
+    """root-cert.pem of ConfigMap istio-ca-root-cert (what the collection publishes)."""
+    cm = kubeapi.request(cluster, "GET", "/api/v1/namespaces/%s/configmaps/istio-ca-root-cert" % namespace)
+    return cm["data"]["root-cert.pem"]
+
+
+def read_cacerts(cluster, namespace=ISTIO_NS):
+    """The decoded Secret cacerts: {'root-cert.pem': ..., 'ca-cert.pem': ..., 'ca-key.pem': ..., 'cert-chain.pem': ...}."""
+    sec = kubeapi.request(cluster, "GET", "/api/v1/namespaces/%s/secrets/cacerts" % namespace)
+    return {k: base64.b64decode(v).decode() for k, v in sec["data"].items()}
+
+
+def read_mesh_text(cluster, namespace=ISTIO_NS):
+    cm = kubeapi.request(cluster, "GET", "/api/v1/namespaces/%s/configmaps/istio" % namespace)
+    return cm["data"]["mesh"]
+
+
+def set_gateway_ingress(cluster, ingress, namespace=ISTIO_NS, name=GATEWAY_NAME):
+    """Replace status.loadBalancer.ingress of the gateway Service (status subresource)."""
+    return kubeapi.request(cluster, "PATCH", "/api/v1/namespaces/%s/services/%s/status" % (namespace, name),
+                           body={"status": {"loadBalancer": {"ingress": ingress}}},
+                           query={"fieldManager": "cloud-controller-manager"},
+                           content_type="application/merge-patch+json")
