@@ -201,6 +201,16 @@ def test_set_public_toggles_the_label(trio):
     assert lab_seed.PUBLIC_LABEL not in api.read_namespaced_service("secret", "xyz").metadata.labels
 
 
+def test_reseed_keeps_the_ca_and_rejects_unknown_spec_keys(trio):
+    c = trio[2]
+    root = lab_seed.read_root_pem(c)
+    spec = lab_seed.seed_cluster(c)
+    assert lab_seed.read_root_pem(c) == root == spec["cacerts"]["root-cert.pem"]
+    assert spec["gateway_ip"] == lab_seed.gateway_ip_for("cluster-c") == "192.0.2.12"
+    with pytest.raises(ValueError, match="unknown key"):
+        lab_seed.seed_cluster(c, dict(lab_seed.default_spec(c.name), public=[]))
+
+
 # ---- RBAC and TokenRequest (issue 4 builds on these) ------------------------------------------------
 def test_token_request_and_rbac(trio):
     a = trio[0]

@@ -92,6 +92,12 @@ def gateway_ip_for(name):
         return ip
 
 
+SPEC_KEYS = {"trust_domain", "mesh", "istio_namespace", "public_services", "private_services", "gateway",
+             "extra_namespaces", "cacerts", "rotate_ca",
+             # filled in by seed_cluster on the returned spec:
+             "gateway_ip"}
+
+
 def default_spec(name):
     """The default scenario for a cluster name (a fresh dict the caller may modify).
 
@@ -111,6 +117,13 @@ def default_spec(name):
                          ingress: [{ip|hostname}, ...], selector, labels, annotations, ports,
                          network (adds label topology.istio.io/network)}
       extra_namespaces  [names] also created (with istio-ca-root-cert)
+      cacerts           {root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem} to use instead of
+                        generating (see make_cacerts); by default a cluster that already has Secret
+                        cacerts keeps it when seeded again, unless rotate_ca: true
+
+    Unknown keys are an error (a typo must not silently seed a different scenario). Seeding
+    again is idempotent except that ConfigMap istio's mesh text is rewritten to the spec's (as a
+    helm upgrade would do) and objects from an earlier spec are not deleted.
     """
     if name == "cluster-a":
         public = [{"namespace": "abc", "name": "foo", "ports": [{"name": "http", "port": 80}]}]
@@ -258,6 +271,10 @@ def seed_cluster(cluster, spec=None, install_crds=True):
     Returns the effective spec with ``cacerts`` (the generated PEMs) and ``gateway_ip`` added.
     """
     spec = copy.deepcopy(spec) if spec is not None else default_spec(cluster.name)
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise ValueError("seed spec for %s: unknown key(s) %s (known: %s)"
+                         % (cluster.name, sorted(unknown), sorted(SPEC_KEYS)))
     istio_ns = spec.get("istio_namespace", ISTIO_NS)
     trust_domain = spec.get("trust_domain", "%s.local" % cluster.name)
     if install_crds:
@@ -286,7 +303,14 @@ def seed_cluster(cluster, spec=None, install_crds=True):
                                         "meta.helm.sh/release-namespace": istio_ns}),
                      "data": {"mesh": mesh, "meshNetworks": "networks: {}"}}, "helm")
 
-    cacerts = spec.get("cacerts") or make_cacerts(cluster.name)
+    cacerts = spec.get("cacerts")
+    if not cacerts and not spec.get("rotate_ca"):
+        try:  # re-seeding keeps the cluster's CA: a new root is a deliberate act (rotate_ca: true)
+            cacerts = read_cacerts(cluster, istio_ns)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+    cacerts = cacerts or make_cacerts(cluster.name)
     spec["cacerts"] = cacerts
     upsert(cluster, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                      "metadata": _meta("cacerts", istio_ns),
