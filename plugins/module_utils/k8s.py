@@ -18,6 +18,7 @@ import traceback
 
 try:
     import kubernetes
+    import urllib3
     from kubernetes.client.rest import ApiException
 
     HAS_KUBERNETES = True
@@ -28,6 +29,8 @@ except ImportError:  # pragma: no cover - exercised only without the library
 
     class ApiException(Exception):
         pass
+
+    urllib3 = None
 
 
 FIELD_MANAGER = "meshfed.istio"
@@ -137,44 +140,52 @@ class Client(object):
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
+        if body is not None and content_type and content_type.endswith("yaml"):
+            body = json.dumps(body)  # JSON is YAML; sent as is
         try:
-            resp = self.api_client.call_api(
-                path,
-                method,
-                query_params=list((query or {}).items()),
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=(10, self.timeout),
-            )
+            status, reason, data = self._send(method, path, list((query or {}).items()), headers, body)
         except ApiException as exc:
-            raise K8sError(self._api_message(exc, method, path, what), status=exc.status, reason=exc.reason)
-        except Exception as exc:  # urllib3 connection, TLS and timeout errors
-            raise K8sError(
-                "%s: cannot reach the API server %s: %s" % (self.cluster, self.server, _connection_reason(exc)),
-                status=None,
-                reason="Unreachable",
-            )
-        response = resp[0] if isinstance(resp, tuple) else resp
-        data = response.data
+            if not exc.status:  # raised by the client for TLS failures
+                raise K8sError("%s: cannot reach the API server %s: %s" % (
+                    self.cluster, self.server, _connection_reason(exc)), reason="Unreachable")
+            status, reason, data = exc.status, exc.reason, exc.body
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise K8sError("%s: cannot reach the API server %s: %s" % (
+                self.cluster, self.server, _connection_reason(exc)), reason="Unreachable")
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        if not 200 <= status < 300:
+            raise K8sError(self._api_message(status, reason, data, method, path, what), status=status, reason=reason)
         return json.loads(data) if data else {}
 
-    def _api_message(self, exc, method, path, what):
-        detail = exc.reason or ""
+    def _send(self, method, path, query, headers, body):
+        client = self.api_client
+        timeout = (10, self.timeout)
+        if hasattr(client, "param_serialize"):  # kubernetes >= 35 (new generator)
+            method, url, headers, _body, _post = client.param_serialize(
+                method=method, resource_path=path, query_params=query, header_params=headers,
+                auth_settings=["BearerToken"])
+            resp = client.rest_client.request(method, url, headers=headers, body=body, _request_timeout=timeout)
+            return resp.status, resp.reason, resp.read()
+        resp = client.call_api(path, method, query_params=query, header_params=headers, body=body,
+                               auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
+        resp = resp[0] if isinstance(resp, tuple) else resp
+        return resp.status, resp.reason, resp.data
+
+    def _api_message(self, status, reason, data, method, path, what):
+        detail = reason or ""
         try:
-            payload = json.loads(exc.body)
-            detail = payload.get("message") or detail
+            detail = json.loads(data).get("message") or detail
         except Exception:
             pass
         target = what or "%s %s" % (method, path)
-        if exc.status == 403:
+        if status == 403:
             return "%s: forbidden: %s (%s). Grant this verb to the identity in use (see meta/rbac/)." % (
                 self.cluster, detail, target)
-        if exc.status == 401:
+        if status == 401:
             return "%s: unauthorized: the credentials in use were rejected by %s (%s)" % (
                 self.cluster, self.server, target)
-        return "%s: %s failed with HTTP %s: %s" % (self.cluster, target, exc.status, detail)
+        return "%s: %s failed with HTTP %s: %s" % (self.cluster, target, status, detail)
 
     # -- verbs ---------------------------------------------------------------------------------
     def get(self, path, what=None):
