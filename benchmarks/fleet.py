@@ -89,7 +89,7 @@ def main(argv=None):
             "cluster_facts": {"services=1": calls(small, "cluster_facts")[names[0]],
                               "services=%d" % args.services: calls(second, "cluster_facts")[names[0]]},
             "federation_first_run": calls(first, "federation")[names[0]],
-            "federation": {"services=1": calls(small, "federation")[names[0]],
+            "federation": {"services=1 (first run)": calls(small, "federation")[names[0]],
                            "services=%d (no-op)" % args.services: calls(second, "federation")[names[0]]},
         }
         # -- targets --------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+import json
+
+import pytest
+
+from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
+    MANAGED_CA_ANNOTATION,
+    Reconciler,
+    contains,
+    is_owned,
+    kind_path,
+    trimmed,
+)
+
+from .cards import card
+from .fakes import FakeClient
+
+MESH_PATH = "/api/v1/namespaces/istio-system/configmaps/istio"
+
+
+def test_contains_is_subset_for_dicts_and_exact_for_lists():
+    assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
+    assert not contains({"a": [1, 2]}, {"a": [1]})
+    assert not contains({"a": {"c": 2}}, {"a": {"c": 3}})
+    assert contains([{"x": 1, "y": 2}], [{"x": 1}])
+
+
+def test_is_owned_needs_both_labels():
+    labels = {"app.kubernetes.io/managed-by": "meshfed.istio", "federation.meshfed.io/cluster": "cluster-a"}
+    assert is_owned({"metadata": {"labels": labels}}, "cluster-a")
+    assert not is_owned({"metadata": {"labels": labels}}, "cluster-b")
+    assert not is_owned({"metadata": {"labels": {"team": "x"}}}, "cluster-a")
+
+
+def test_trimmed_drops_server_bookkeeping():
+    obj = {"metadata": {"name": "x", "managedFields": [1], "resourceVersion": "5", "uid": "u"}, "status": {}, "spec": {}}
+    assert trimmed(obj) == {"metadata": {"name": "x"}, "spec": {}}
+
+
+def cluster_state(existing_objects=(), mesh="trustDomain: cluster-a.local\n", managed=None):
+    lists = {kind_path(k, None if k == "IstioFederation" else "istio-system", "v1"): [] for k in
+             ("IstioFederation", "ServiceEntry", "DestinationRule", "Gateway")}
+    for obj in existing_objects:
+        ns = obj["metadata"].get("namespace")
+        lists[kind_path(obj["kind"], ns, "v1")].append(obj)
+    annotations = {MANAGED_CA_ANNOTATION: json.dumps(managed)} if managed else {}
+    objects = {MESH_PATH: {"metadata": {"resourceVersion": "7", "annotations": annotations}, "data": {"mesh": mesh}}}
+    return FakeClient(objects, lists, cluster="cluster-a")
+
+
+def converge(client, desired, check_mode=False):
+    rec = Reconciler(client, "cluster-a", "istio-system", check_mode=check_mode, want_diff=True)
+    existing = rec.list_existing()
+    rec.converge_trust(desired)
+    keys = rec.converge_objects(desired, existing)
+    rec.prune(existing, keys, set(desired["preserve_peers"]))
+    return rec
+
+
+def as_existing(obj, rv="1"):
+    out = json.loads(json.dumps(obj))
+    out["metadata"]["resourceVersion"] = rv
+    return out
+
+
+@pytest.fixture
+def desired():
+    return plan(card("cluster-a", services=[]), [card("cluster-b")])
+
+
+def test_first_run_applies_everything_and_patches_trust(desired):
+    client = cluster_state()
+    rec = converge(client, desired)
+    applied = [r[1] for r in client.requests if r[0] == "apply"]
+    assert "/apis/meshfed.io/v1alpha1/istiofederations/cluster-b" in applied
+    assert "/apis/meshfed.io/v1alpha1/istiofederations/cluster-b/status" in applied
+    assert "/apis/networking.istio.io/v1/namespaces/istio-system/serviceentries/meshfed-cluster-b-web-svc-cluster-b" in applied
+    (patch,) = [r for r in client.requests if r[0] == "patch"]
+    assert patch[2]["body"]["metadata"]["resourceVersion"] == "7"  # optimistic concurrency
+    assert "cluster-b.local" in patch[2]["body"]["data"]["mesh"]
+    assert rec.changed and len(rec.summary["created"]) == 3
+
+
+def test_converged_cluster_gets_no_write(desired):
+    first = cluster_state()
+    rec = converge(first, desired)
+    mesh = [r for r in first.requests if r[0] == "patch"][0][2]["body"]
+    existing = [as_existing(o) for o in desired["objects"]]
+    for obj in existing:
+        if obj["kind"] == "IstioFederation":
+            obj["status"] = {"metadataCache": dict(desired["statuses"][obj["metadata"]["name"]],
+                                                   lastChangeTimestamp="2026-11-24T00:00:00Z")}
+    client = cluster_state(existing, mesh=mesh["data"]["mesh"],
+                           managed=json.loads(mesh["metadata"]["annotations"][MANAGED_CA_ANNOTATION]))
+    rec = converge(client, desired)
+    assert not rec.changed
+    assert {r[0] for r in client.requests} == {"list", "get"}
+    assert rec.summary["unchanged"] == len(desired["objects"])
+
+
+def test_foreign_object_is_reported_and_never_written(desired):
+    se = [o for o in desired["objects"] if o["kind"] == "ServiceEntry"][0]
+    foreign = {"kind": "ServiceEntry", "metadata": {"name": se["metadata"]["name"], "namespace": "istio-system",
+                                                    "labels": {"team": "payments"}, "resourceVersion": "3"},
+               "spec": {"hosts": ["x.example"]}}
+    client = cluster_state([foreign])
+    rec = converge(client, desired)
+    assert rec.summary["conflicts"] == ["ServiceEntry istio-system/%s" % se["metadata"]["name"]]
+    assert not [r for r in client.requests if r[0] in ("apply", "delete") and r[1].endswith("serviceentries/" + se["metadata"]["name"])]
+    assert "not managed by meshfed.istio" in rec.warnings[0]
+
+
+def test_prune_only_owned_objects_of_this_cluster_and_keeps_unreachable_peers():
+    old = plan(card("cluster-a", services=[]), [card("cluster-b"), card("cluster-c")])
+    existing = [as_existing(o) for o in old["objects"]]
+    other_cluster = as_existing(existing[1])
+    other_cluster["metadata"]["name"] = "written-for-another-cluster"
+    other_cluster["metadata"]["labels"]["federation.meshfed.io/cluster"] = "cluster-z"
+    client = cluster_state(existing + [other_cluster])
+    now = plan(card("cluster-a", services=[]), [], unreachable=["cluster-c"])
+    rec = converge(client, now)
+    deleted = sorted(r[1].rsplit("/", 1)[1] for r in client.requests if r[0] == "delete")
+    assert deleted == ["cluster-b", "meshfed-cluster-b-web-svc-cluster-b", "meshfed-cluster-b-web-svc-cluster-b"]
+    assert sorted(rec.summary["kept_unreachable"]) == [
+        "DestinationRule istio-system/meshfed-cluster-c-web-svc-cluster-c", "IstioFederation cluster-c",
+        "ServiceEntry istio-system/meshfed-cluster-c-web-svc-cluster-c"]
+    assert all(r[2]["resource_version"] == "1" for r in client.requests if r[0] == "delete")
+
+
+def test_check_mode_only_dry_runs(desired):
+    old = plan(card("cluster-a", services=[]), [card("cluster-c")])
+    client = cluster_state([as_existing(o) for o in old["objects"]])
+    rec = converge(client, desired, check_mode=True)
+    writes = [r for r in client.requests if r[0] in ("apply", "patch")]
+    assert writes and all(r[2]["dry_run"] for r in writes)
+    assert not [r for r in client.requests if r[0] == "delete"]
+    assert rec.changed and len(rec.summary["pruned"]) == 3
+    assert rec.diffs  # --diff material for every change
