@@ -36,6 +36,7 @@ sanity: venv collection
 	bash tests/sanity/run.sh
 
 test: venv collection lab-bins
+	bash tests/sanity/run.sh
 	$(PY) -m pytest -q -ra tests/unit tests/integration
 
 demo: venv collection lab-bins

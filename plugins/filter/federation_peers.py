@@ -10,10 +10,12 @@ DOCUMENTATION = r"""
 name: federation_peers
 short_description: Split federation members into gathered peers and unreachable ones
 version_added: 0.1.0
+author:
+  - meshfed.istio contributors (@meshfed)
 description:
   - From O(_input) (C(hostvars)), the federation members and the current host, returns the cards of
     the other members that gathered their facts this run (C(peers)) and the names of those that did
-    not (C(unreachable)): the federation module keeps what it holds for the latter instead of pruning it.
+    not (C(unreachable)). The federation module keeps what it holds for the latter instead of pruning it.
   - A member's cluster name is its C(meshfed_cluster_name) host var, else its inventory name.
 options:
   _input:

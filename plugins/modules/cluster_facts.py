@@ -21,7 +21,7 @@ description:
   - API requests are constant per cluster (two ConfigMap reads, one Service read, one Service list per
     public-service label, one Node list for NodePort gateways), whatever the number of Services.
 author:
-  - meshfed.istio contributors
+  - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.auth
 attributes:

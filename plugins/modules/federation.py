@@ -26,7 +26,7 @@ description:
   - Only the C(caCertificates) list of the C(mesh) key of ConfigMap C(istio) is edited; other settings and
     comments are kept as they are. Entries the collection did not add are never touched.
 author:
-  - meshfed.istio contributors
+  - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.auth
 attributes:

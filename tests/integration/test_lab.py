@@ -79,8 +79,8 @@ def test_server_side_apply_service_entry_round_trip(trio):
     a = trio[0]
     stored = kubeapi.apply(a, _se("bar-from-b", GOOD_SPEC), field_manager="meshfed.istio")
     assert stored["metadata"]["uid"]
-    got = k8s.CustomObjectsApi(a.api_client()).get_namespaced_custom_object(*ISTIO, TEST_NS, "serviceentries",
-                                                                             "bar-from-b")
+    got = k8s.CustomObjectsApi(a.api_client()).get_namespaced_custom_object(
+        *ISTIO, TEST_NS, "serviceentries", "bar-from-b")
     assert got["spec"] == GOOD_SPEC
     assert got["metadata"]["labels"] == {"test": "lab"}
     managers = {m["manager"]: m["operation"] for m in got["metadata"]["managedFields"]}
@@ -120,8 +120,8 @@ def test_invalid_service_entry_is_rejected_by_server_side_apply(trio):
     assert err.value.status == 422
     assert "spec.resolution" in json.loads(err.value.body)["message"]
     with pytest.raises(ApiException):
-        k8s.CustomObjectsApi(trio[0].api_client()).get_namespaced_custom_object(*ISTIO, TEST_NS, "serviceentries",
-                                                                                 "invalid")
+        k8s.CustomObjectsApi(trio[0].api_client()).get_namespaced_custom_object(
+            *ISTIO, TEST_NS, "serviceentries", "invalid")
 
 
 # ---- (c) every cluster has its own Istio root CA ---------------------------------------------------

@@ -112,8 +112,8 @@ def install_crds(cluster, crds, timeout=60.0):
         if not pending:
             break
         if time.monotonic() > deadline:
-            raise CRDError("%s: CRDs not Established after %.0fs: %s" % (getattr(cluster, "name", cluster),
-                                                                        timeout, pending))
+            raise CRDError("%s: CRDs not Established after %.0fs: %s"
+                           % (getattr(cluster, "name", cluster), timeout, pending))
         time.sleep(0.1)
     return names
 

@@ -358,7 +358,9 @@ class Cluster:
                 p.chmod(0o600)
 
     def _write_kubeconfig(self):
-        b64 = lambda p: base64.b64encode(Path(p).read_bytes()).decode()  # noqa: E731
+        def b64(p):
+            return base64.b64encode(Path(p).read_bytes()).decode()
+
         user = "%s-admin" % self.name
         cfg = {
             "apiVersion": "v1",

@@ -316,9 +316,10 @@ def seed_cluster(cluster, spec=None, install_crds=True):
                      "metadata": _meta("cacerts", istio_ns),
                      "data": {k: _b64(v) for k, v in cacerts.items()}}, "kubectl-create")
 
-    root_cm = lambda ns: {"apiVersion": "v1", "kind": "ConfigMap",  # noqa: E731
-                          "metadata": _meta("istio-ca-root-cert", ns, {"istio.io/config": "true"}),
-                          "data": {"root-cert.pem": cacerts["root-cert.pem"]}}
+    def root_cm(ns):
+        return {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": _meta("istio-ca-root-cert", ns, {"istio.io/config": "true"}),
+                "data": {"root-cert.pem": cacerts["root-cert.pem"]}}
     for ns in [istio_ns] + app_namespaces:
         upsert(cluster, root_cm(ns), "pilot-discovery")
 
