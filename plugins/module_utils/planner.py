@@ -189,28 +189,25 @@ def service_entry(local, peer, svc, namespace, api_version):
     if accounts:
         spec["subjectAltNames"] = ["spiffe://%s/ns/%s/sa/%s" % (peer["trust_domain"], svc["namespace"], sa)
                                    for sa in accounts]
+    return _imported("ServiceEntry", local, peer, svc, namespace, api_version, spec)
+
+
+def destination_rule(local, peer, svc, namespace, api_version):
+    spec = {"host": svc["hostname"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+    return _imported("DestinationRule", local, peer, svc, namespace, api_version, spec)
+
+
+def _imported(kind, local, peer, svc, namespace, api_version, spec):
+    """An Istio object for one imported service, named and labelled after the peer and service."""
     return _finish({
         "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
-        "kind": "ServiceEntry",
+        "kind": kind,
         "metadata": {
             "name": object_name("meshfed", peer["name"], svc["namespace"], svc["name"]),
             "namespace": namespace,
             "labels": _labels(local, peer["name"]),
         },
         "spec": spec,
-    })
-
-
-def destination_rule(local, peer, svc, namespace, api_version):
-    return _finish({
-        "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
-        "kind": "DestinationRule",
-        "metadata": {
-            "name": object_name("meshfed", peer["name"], svc["namespace"], svc["name"]),
-            "namespace": namespace,
-            "labels": _labels(local, peer["name"]),
-        },
-        "spec": {"host": svc["hostname"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
     })
 
 
