@@ -90,8 +90,8 @@ def assert_b_failed_and_a_untouched(pair, run, before, message):
 
 # -- 1. certificates -------------------------------------------------------------------------------
 def _bad_bundles():
-    expired, _ = _cert("Expired Root", days_before=400, days_after=-1)
-    leaf, _ = _cert("not-a-ca.example", ca=False)
+    expired = _cert("Expired Root", days_before=400, days_after=-1)[0]
+    leaf = _cert("not-a-ca.example", ca=False)[0]
     root, key = _cert("Root With Key")
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()

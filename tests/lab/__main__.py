@@ -110,8 +110,8 @@ def cmd_measure(args):
     out.append("seed (Istio + IstioFederation CRDs Established, scenario objects): %s s"
                % ", ".join("%.1f" % s for s in seeds))
     out.append("start+seed: %s s" % ", ".join("%.1f" % (a + b) for a, b in zip(starts, seeds)))
-    api = [a / 1024 for a, _ in rss]
-    etcd = [e / 1024 for _, e in rss]
+    api = [pair[0] / 1024 for pair in rss]
+    etcd = [pair[1] / 1024 for pair in rss]
     tot = [(a + e) / 1024 for a, e in rss]
     out.append("RSS per cluster after seeding + %ds (MiB, min/median/max): kube-apiserver %.0f/%.0f/%.0f, "
                "etcd %.0f/%.0f/%.0f, total %.0f/%.0f/%.0f"

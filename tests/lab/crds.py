@@ -58,7 +58,7 @@ def istio_crds_path(version=None, verbose=True):
         env = dict(os.environ)
         env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=mod").strip()
         with tempfile.TemporaryDirectory(prefix="meshfed-crds-") as tmp:
-            proc = subprocess.run(["go", "mod", "download", "-json", "istio.io/api@%s" % version], cwd=tmp, env=env,
+            proc = subprocess.run(["go", "mod", "download", "-json", "istio.io/api@%s" % version], check=False, cwd=tmp, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             info = json.loads(proc.stdout)

@@ -65,7 +65,7 @@ def binaries(verbose=True):
     global _bin_dir
     with _bin_lock:
         if _bin_dir is None:
-            proc = subprocess.run(["bash", str(BUILD_SH)], stdout=subprocess.PIPE,
+            proc = subprocess.run(["bash", str(BUILD_SH)], check=False, stdout=subprocess.PIPE,
                                   stderr=None if verbose else subprocess.PIPE, text=True)
             if proc.returncode != 0:
                 raise LabError("tests/lab/build.sh failed (rc=%d)\n%s" % (proc.returncode, proc.stderr or ""))
@@ -429,11 +429,11 @@ class Cluster:
             if proc is None or not proc.alive():
                 return "dead:" + (proc.name if proc else "?")
         try:
-            status, _ = self.get("/readyz", timeout=2.0)
+            status = self.get("/readyz", timeout=2.0)[0]
             if status != 200:
                 return "waiting"
             # the bootstrap controller creates "default" shortly after /readyz turns green
-            status, _ = self.get("/api/v1/namespaces/default", timeout=2.0)
+            status = self.get("/api/v1/namespaces/default", timeout=2.0)[0]
             return "ready" if status == 200 else "waiting"
         except (OSError, http.client.HTTPException, ssl.SSLError):
             return "waiting"

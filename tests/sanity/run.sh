@@ -32,11 +32,7 @@ done
 export HOME="${SANITY_HOME}"
 
 # Skipped tests and why:
-#   pylint: several minutes on 2 cores; `SANITY_ALL=1 make sanity` runs it.
 #   pslint: no PowerShell in the collection. shellcheck: not installed on the CI machine.
 SKIP=(--skip-test pslint --skip-test shellcheck)
-if [[ -z "${SANITY_ALL:-}" ]]; then
-  SKIP+=(--skip-test pylint)
-fi
 cd "${DEST}"
 "${VENV_BIN}/ansible-test" sanity --color no --python 3.11 --local --requirements "${SKIP[@]}" "$@"

@@ -28,7 +28,7 @@ def test_valid_root_is_returned_with_fingerprint_subject_and_expiry(root):
 
 
 def test_bundle_keeps_order_and_drops_duplicates(root, other_root):
-    roots, _ = parse(root[2] + other_root[2] + root[2])
+    roots = parse(root[2] + other_root[2] + root[2])[0]
     assert [r["subject"] for r in roots] == ["CN=Root CA cluster-b", "CN=Root CA cluster-c"]
 
 
@@ -97,5 +97,5 @@ def test_intermediate_and_near_expiry_give_warnings_not_errors(root):
 
 
 def test_now_defaults_to_the_current_time(root):
-    roots, _ = parse_root_bundle(root[2], "cluster-b", FIELD)
+    roots = parse_root_bundle(root[2], "cluster-b", FIELD)[0]
     assert roots[0]["not_after"] > datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -62,7 +62,8 @@ def test_block_in_the_middle_is_replaced_in_place(pems):
                           % "".join("    %s\n" % line for line in pems["user"].strip().splitlines()))
     new, managed, changed, _w = update(middle, [entry(pems, "b")])
     assert changed
-    before, after = middle.split("caCertificates:")[0], middle.split("trustDomains: [x.local]\n")[1]
+    before = middle.split("caCertificates:", maxsplit=1)[0]
+    after = middle.split("trustDomains: [x.local]\n", maxsplit=1)[1]
     assert new.startswith(before) and new.endswith(after)
     cas = yaml.safe_load(new)["caCertificates"]
     assert [c["trustDomains"] for c in cas] == [["x.local"], ["cluster-b.local"]]  # user's first, untouched
