@@ -17,6 +17,11 @@ import copy
 import datetime
 import json
 
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML is a requirement of the collection
+    yaml = None
+
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import K8sError, core_path, group_path
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
     check_multiroot,
@@ -85,6 +90,13 @@ def trimmed(obj):
     return out
 
 
+def _as_text(value):
+    """Objects as YAML text for --diff (line diffs read far better than JSON)."""
+    if isinstance(value, dict):
+        return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, width=4096) if value else ""
+    return value
+
+
 class Reconciler(object):
     def __init__(self, client, local, namespace, api_version="v1", check_mode=False, want_diff=False):
         self.client = client
@@ -134,6 +146,7 @@ class Reconciler(object):
 
     def _record_diff(self, before, after, header):
         if self.want_diff:
+            before, after = _as_text(before), _as_text(after)
             self.diffs.append({"before": before, "after": after, "before_header": header, "after_header": header})
 
     def converge_objects(self, plan, existing):
