@@ -216,3 +216,36 @@ def test_cluster_leaving_inventory_is_removed_from_the_others(trio):
     run = run_playbook(trio["inventory"])
     assert run.rc == 0, run
     assert set(kube.federations(c)) == {d.name, e.name}
+
+
+def test_serial_batches_still_see_every_peer(trio):
+    c, d, e = trio["clusters"]
+    assert run_playbook(trio["inventory"]).rc == 0
+    lab_seed.set_public(c, "web", "svc-cluster-c", False)
+    try:
+        run = run_playbook(trio["inventory"], "-e", "meshfed_serial=1")
+        assert run.rc == 0, run
+        # each batch of one applied with the cards of all members, gathered before the first batch
+        assert [r["host"] for r in run.results("federation")] == ["cluster-c", "cluster-d", "cluster-e"]
+        for cl in (d, e):
+            assert "svc-cluster-c.web.svc.cluster-c.local" not in kube.se_by_host(cl)
+            assert set(kube.federations(cl)) == {p.name for p in (c, d, e) if p is not cl}
+    finally:
+        lab_seed.set_public(c, "web", "svc-cluster-c", True)
+    assert run_playbook(trio["inventory"], "-e", "meshfed_serial=2").rc == 0
+    assert "svc-cluster-c.web.svc.cluster-c.local" in kube.se_by_host(d)
+
+
+def test_role_included_in_one_play(trio):
+    playbook = trio["dir"] / "own-pipeline.yml"
+    playbook.write_text(
+        "- hosts: meshfed_clusters\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Federate as part of an existing pipeline\n"
+        "      ansible.builtin.include_role:\n"
+        "        name: meshfed.istio.federate\n")
+    run = run_playbook(trio["inventory"], playbook=playbook)
+    assert run.rc == 0, run
+    assert all(run.recap[cl.name]["changed"] == 0 for cl in trio["clusters"]), run
+    assert len(run.results("cluster_facts")) == 3 and len(run.results("federation")) == 3
