@@ -110,6 +110,7 @@ class Reconciler(object):
         self.diffs = []
         self.warnings = []
         self.changed = False
+        self.mesh = {}
 
     # -- reads ------------------------------------------------------------------------------------
     def list_existing(self):
@@ -150,10 +151,19 @@ class Reconciler(object):
             self.diffs.append({"before": before, "after": after, "before_header": header, "after_header": header})
 
     def converge_objects(self, plan, existing):
+        # an import whose ServiceEntry name is taken by a foreign object is not federated: its
+        # DestinationRule (same name) is then not wanted either, so an owned one is pruned
+        blocked = set()
+        for obj in plan["objects"]:
+            key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+            if obj["kind"] == "ServiceEntry" and key in existing and not is_owned(existing[key], self.local):
+                blocked.add(key[1:])
         desired_keys = set()
         for obj in plan["objects"]:
             meta = obj["metadata"]
             key = (obj["kind"], meta.get("namespace"), meta["name"])
+            if obj["kind"] == "DestinationRule" and key[1:] in blocked:
+                continue
             desired_keys.add(key)
             current = existing.get(key)
             ref = self._ref(obj)
@@ -247,6 +257,9 @@ class Reconciler(object):
                 text, self.local, plan["ca_entries"], managed, preserve_peers=plan["preserve_peers"])
             self.warnings.extend(warnings)
             self.mesh = load_mesh(new_text, self.local)
+            preserved = set(plan["preserve_peers"])
+            self.summary["trust"]["kept"] = sorted(
+                "%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)
             if not changed and new_managed == managed:
                 return
             added = sorted(set(new_managed) - set(managed))
@@ -289,5 +302,5 @@ class Reconciler(object):
                     for item in container.get("env") or []:
                         if "value" in item:
                             env[item["name"]] = item["value"]
-        for warning in check_multiroot(getattr(self, "mesh", {}) or {}, env):
+        for warning in check_multiroot(self.mesh, env):
             self.warnings.append("%s: %s" % (self.local, warning))

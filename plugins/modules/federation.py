@@ -134,10 +134,12 @@ summary:
       type: list
       elements: str
     trust:
-      description: Root fingerprints added to and removed from C(caCertificates), with their peer.
+      description:
+        - Root fingerprints added to and removed from C(caCertificates), with their peer; C(kept) lists the
+          roots kept because their peer was unreachable.
       type: dict
   sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "updated": [], "pruned": [],
-           "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": []}}
+           "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": [], "kept": []}}
 api_calls:
   description: Number of API requests made, per verb.
   returned: always

@@ -166,6 +166,8 @@ def test_foreign_object_with_same_name_is_left_untouched(pair):
         assert obj["metadata"]["resourceVersion"] == rv
         assert obj["spec"] == foreign_spec
         assert "ServiceEntry istio-system/%s exists and is not managed by meshfed.istio" % name in run.output
+        # the import is blocked as a whole: its DestinationRule is pruned, not left steering someone's host
+        assert name not in kube.destination_rules(a)
         # a second run leaves it alone again and reports it again
         run = run_playbook(pair["inventory"])
         assert kube.get_service_entry(a, name)["metadata"]["resourceVersion"] == rv
@@ -175,6 +177,7 @@ def test_foreign_object_with_same_name_is_left_untouched(pair):
     run = run_playbook(pair["inventory"])
     assert run.rc == 0, run
     assert kube.se_by_host(a)[BAR]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "meshfed.istio"
+    assert name in kube.destination_rules(a)
 
 
 @pytest.fixture(scope="module")

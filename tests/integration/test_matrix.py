@@ -198,6 +198,9 @@ def test_unreachable_cluster_keeps_what_others_know_and_recovers(pair):
         run = run_playbook(pair["inv"])
         assert_b_failed_and_a_untouched(pair, run, before, "cluster-b: cannot reach the API server %s: "
                                                            "connection refused" % b.server)
+        (result,) = run.results("federation", "cluster-a")
+        assert "IstioFederation cluster-b" in result["summary"]["kept_unreachable"], result
+        assert [root.split(" ")[1] for root in result["summary"]["trust"]["kept"]] == ["(cluster-b)"], result
     finally:
         b.start_apiserver()
     run = converge(pair)

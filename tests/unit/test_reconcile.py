@@ -106,7 +106,8 @@ def test_foreign_object_is_reported_and_never_written(desired):
     client = cluster_state([foreign])
     rec = converge(client, desired)
     assert rec.summary["conflicts"] == ["ServiceEntry istio-system/%s" % se["metadata"]["name"]]
-    assert not [r for r in client.requests if r[0] in ("apply", "delete") and r[1].endswith("serviceentries/" + se["metadata"]["name"])]
+    assert not [r for r in client.requests if r[0] in ("apply", "delete") and r[1].endswith("/" + se["metadata"]["name"])]
+    assert "DestinationRule istio-system/%s" % se["metadata"]["name"] not in rec.summary["created"]
     assert "not managed by meshfed.istio" in rec.warnings[0]
 
 
@@ -136,3 +137,31 @@ def test_check_mode_only_dry_runs(desired):
     assert not [r for r in client.requests if r[0] == "delete"]
     assert rec.changed and len(rec.summary["pruned"]) == 3
     assert rec.diffs  # --diff material for every change
+
+
+def test_roots_of_unreachable_peers_are_kept_and_reported():
+    both = plan(card("cluster-a", services=[]), [card("cluster-b"), card("cluster-c")])
+    first = cluster_state()
+    converge(first, both)
+    body = [r for r in first.requests if r[0] == "patch"][0][2]["body"]
+    managed = json.loads(body["metadata"]["annotations"][MANAGED_CA_ANNOTATION])
+    client = cluster_state(mesh=body["data"]["mesh"], managed=managed)
+    rec = converge(client, plan(card("cluster-a", services=[]), [], unreachable=["cluster-c"]))
+    (patch,) = [r for r in client.requests if r[0] == "patch"]
+    kept = json.loads(patch[2]["body"]["metadata"]["annotations"][MANAGED_CA_ANNOTATION])
+    assert sorted(kept.values()) == ["cluster-c"]  # cluster-b's root removed, cluster-c's kept
+    assert rec.summary["trust"]["kept"] == ["%s (cluster-c)" % fp for fp in kept]
+    assert [entry.split(" ")[1] for entry in rec.summary["trust"]["removed"]] == ["(cluster-b)"]
+
+
+def test_blocked_import_prunes_its_own_destination_rule(desired):
+    se = [o for o in desired["objects"] if o["kind"] == "ServiceEntry"][0]
+    dr = [o for o in desired["objects"] if o["kind"] == "DestinationRule"][0]
+    foreign = {"kind": "ServiceEntry", "metadata": {"name": se["metadata"]["name"], "namespace": "istio-system",
+                                                    "labels": {"team": "payments"}, "resourceVersion": "3"},
+               "spec": {"hosts": ["x.example"]}}
+    client = cluster_state([foreign, as_existing(dr)])
+    rec = converge(client, desired)
+    assert rec.summary["pruned"] == ["DestinationRule istio-system/%s" % dr["metadata"]["name"]]
+    assert [r[1] for r in client.requests if r[0] == "delete"] == [
+        "/apis/networking.istio.io/v1/namespaces/istio-system/destinationrules/" + dr["metadata"]["name"]]
