@@ -69,20 +69,25 @@ def cmd_up(args):
         lab.close()
 
 
-def _build_log_real(path):
+def _build_log_times(path):
+    """The per-binary build times build.sh printed, and the last `time` real of the log."""
     try:
         text = Path(path).read_text()
     except OSError:
-        return None
-    m = re.findall(r"^real\s+(\S+)", text, re.M)
-    return m[-1] if m else None
+        return [], None
+    steps = re.findall(r"^\[lab-build\] (\S+) built in (\d+s)", text, re.M)
+    real = re.findall(r"^real\s+(\S+)", text, re.M)
+    return steps, (real[-1] if real else None)
 
 
 def cmd_measure(args):
     out = []
-    real = _build_log_real(args.build_log) if args.build_log else None
-    if real:
-        out.append("cold build (from %s): real %s" % (args.build_log, real))
+    if args.build_log:
+        steps, real = _build_log_times(args.build_log)
+        if steps:
+            out.append("cold build (from %s): %s" % (args.build_log, ", ".join("%s %s" % s for s in steps)))
+        if real:
+            out.append("`time` of the logged command (from %s): real %s" % (args.build_log, real))
     t = time.monotonic()
     bindir = binaries()
     crds.istio_crds_path()
@@ -134,7 +139,7 @@ def main(argv=None):
     me.add_argument("--clusters", type=int, default=3)
     me.add_argument("--repeat", type=int, default=1)
     me.add_argument("--settle", type=int, default=5, help="seconds to wait after seeding before reading RSS")
-    me.add_argument("--build-log", help="a log of `time bash tests/lab/build.sh` to report the cold build from")
+    me.add_argument("--build-log", help="a log of `time bash tests/lab/build.sh` (or of `.ci/run`) to report the cold build from")
     args = ap.parse_args(argv)
     return {"build": cmd_build, "up": cmd_up, "measure": cmd_measure}[args.cmd](args)
 
