@@ -14,107 +14,75 @@ __metaclass__ = type
 
 import json
 import os
-import traceback
 
-try:
-    import kubernetes
-    import urllib3
-    from kubernetes.client.rest import ApiException
+from ansible.module_utils.basic import env_fallback
 
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - exercised only without the library
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
-
-    class ApiException(Exception):
-        pass
-
-    urllib3 = None
-
+from ansible_collections.meshfed.istio.plugins.module_utils.deps import ApiException, kubernetes, urllib3
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
 
 FIELD_MANAGER = "meshfed.istio"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "meshfed.istio"
 
 # Argument spec shared by every module, named like kubernetes.core's.
 AUTH_ARG_SPEC = dict(
-    kubeconfig=dict(type="path", fallback=(lambda: os.environ.get("K8S_AUTH_KUBECONFIG"),)),
-    context=dict(type="str"),
-    host=dict(type="str"),
-    api_key=dict(type="str", no_log=True),
+    kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
+    context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
+    host=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_HOST"])),
+    api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_API_KEY"])),
     validate_certs=dict(type="bool", default=True, aliases=["verify_ssl"]),
     ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
     client_cert=dict(type="path", aliases=["cert_file"]),
     client_key=dict(type="path", aliases=["key_file"], no_log=False),
     request_timeout=dict(type="int", default=30),
 )
-
-# Short doc fragment text is kept in plugins/doc_fragments/auth.py.
-
-
-class K8sError(Exception):
-    """An error talking to a cluster; ``status`` is the HTTP status when there was one."""
-
-    def __init__(self, message, status=None, reason=None):
-        super(K8sError, self).__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-def _env_fallback(params, key, env):
-    value = params.get(key)
-    if value in (None, ""):
-        value = os.environ.get(env)
-    return value
+# Options Configuration takes as they are (option -> attribute).
+_TLS_OPTIONS = (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"))
 
 
 def connect(params, cluster):
     """Return a :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``."""
-    if not HAS_KUBERNETES:
-        raise K8sError("%s: the kubernetes Python library is required" % cluster)
-    kubeconfig = _env_fallback(params, "kubeconfig", "K8S_AUTH_KUBECONFIG")
-    context = _env_fallback(params, "context", "K8S_AUTH_CONTEXT")
-    host = _env_fallback(params, "host", "K8S_AUTH_HOST")
-    api_key = _env_fallback(params, "api_key", "K8S_AUTH_API_KEY")
-
     configuration = kubernetes.client.Configuration()
-    if kubeconfig or not host:
-        path = kubeconfig or os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
-        if not os.path.isfile(path):
-            raise K8sError("%s: kubeconfig %s does not exist (field: kubeconfig)" % (cluster, path))
-        try:
-            contexts, _active = kubernetes.config.list_kube_config_contexts(config_file=path)
-        except Exception as exc:  # the library raises ConfigException and yaml errors alike
-            raise K8sError("%s: kubeconfig %s cannot be read: %s (field: kubeconfig)" % (cluster, path, _first_line(exc)))
-        names = [c.get("name") for c in contexts or []]
-        if context and context not in names:
-            raise K8sError(
-                "%s: context %r is not in kubeconfig %s (field: context; it has: %s)"
-                % (cluster, context, path, ", ".join(sorted(n for n in names if n)) or "none")
-            )
-        try:
-            kubernetes.config.load_kube_config(
-                config_file=path, context=context, client_configuration=configuration, persist_config=False
-            )
-        except Exception as exc:
-            raise K8sError("%s: kubeconfig %s context %s is unusable: %s (field: kubeconfig)"
-                           % (cluster, path, context or "(current)", _first_line(exc)))
+    host = params.get("host")
+    with_cluster = dict(cluster=cluster, field="kubeconfig")
+    if params.get("kubeconfig") or not host:
+        _load_kubeconfig(params.get("kubeconfig") or _default_kubeconfig(), params.get("context"),
+                         configuration, with_cluster)
     if host:
         configuration.host = host
-    if api_key:
-        configuration.api_key = {"authorization": "Bearer %s" % api_key}
-    if params.get("ca_cert"):
-        configuration.ssl_ca_cert = params["ca_cert"]
-    if params.get("client_cert"):
-        configuration.cert_file = params["client_cert"]
-    if params.get("client_key"):
-        configuration.key_file = params["client_key"]
+    if params.get("api_key"):
+        configuration.api_key = {"authorization": "Bearer %s" % params["api_key"]}
+    for option, attribute in _TLS_OPTIONS:
+        if params.get(option):
+            setattr(configuration, attribute, params[option])
     if params.get("validate_certs") is False:
         configuration.verify_ssl = False
     # urllib3 retries on connection errors; one retry keeps an unreachable cluster fast to report.
     configuration.retries = 1
     return Client(kubernetes.client.ApiClient(configuration), cluster, timeout=params.get("request_timeout") or 30)
+
+
+def _default_kubeconfig():
+    return os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
+
+
+def _load_kubeconfig(path, context, configuration, with_cluster):
+    if not os.path.isfile(path):
+        raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % path, **with_cluster)
+    try:
+        contexts, _active = kubernetes.config.list_kube_config_contexts(config_file=path)
+    except Exception as exc:  # the library raises ConfigException and yaml errors alike
+        raise K8sError("kubeconfig %s cannot be read: %s (field: kubeconfig)" % (path, _first_line(exc)),
+                       **with_cluster)
+    names = sorted(c.get("name") for c in contexts or [] if c.get("name"))
+    if context and context not in names:
+        raise K8sError("context %r is not in kubeconfig %s (field: context; it has: %s)"
+                       % (context, path, ", ".join(names) or "none"), cluster=with_cluster["cluster"],
+                       field="context")
+    try:
+        kubernetes.config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
+                                           persist_config=False)
+    except Exception as exc:
+        raise K8sError("kubeconfig %s context %s is unusable: %s (field: kubeconfig)"
+                       % (path, context or "(current)", _first_line(exc)), **with_cluster)
 
 
 def _first_line(exc):
@@ -146,17 +114,20 @@ class Client(object):
             status, reason, data = self._send(method, path, list((query or {}).items()), headers, body)
         except ApiException as exc:
             if not exc.status:  # raised by the client for TLS failures
-                raise K8sError("%s: cannot reach the API server %s: %s" % (
-                    self.cluster, self.server, _connection_reason(exc)), reason="Unreachable")
+                raise self._unreachable(exc)
             status, reason, data = exc.status, exc.reason, exc.body
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise K8sError("%s: cannot reach the API server %s: %s" % (
-                self.cluster, self.server, _connection_reason(exc)), reason="Unreachable")
+            raise self._unreachable(exc)
         if isinstance(data, bytes):
             data = data.decode("utf-8", "replace")
         if not 200 <= status < 300:
-            raise K8sError(self._api_message(status, reason, data, method, path, what), status=status, reason=reason)
+            raise K8sError(self._api_message(status, reason, data, what or "%s %s" % (method, path)),
+                           status=status, reason=reason, cluster=self.cluster)
         return json.loads(data) if data else {}
+
+    def _unreachable(self, exc):
+        return K8sError("cannot reach the API server %s: %s" % (self.server, _connection_reason(exc)),
+                        reason="Unreachable", cluster=self.cluster)
 
     def _send(self, method, path, query, headers, body):
         client = self.api_client
@@ -172,30 +143,22 @@ class Client(object):
         resp = resp[0] if isinstance(resp, tuple) else resp
         return resp.status, resp.reason, resp.data
 
-    def _api_message(self, status, reason, data, method, path, what):
+    def _api_message(self, status, reason, data, target):
         detail = reason or ""
         try:
             detail = json.loads(data).get("message") or detail
         except Exception:
             pass
-        target = what or "%s %s" % (method, path)
         if status == 403:
-            return "%s: forbidden: %s (%s). Grant this verb to the identity in use (see meta/rbac/)." % (
-                self.cluster, detail, target)
+            return "forbidden: %s (%s). Grant this verb to the identity in use (see meta/rbac/)." % (detail, target)
         if status == 401:
-            return "%s: unauthorized: the credentials in use were rejected by %s (%s)" % (
-                self.cluster, self.server, target)
-        return "%s: %s failed with HTTP %s: %s" % (self.cluster, target, status, detail)
+            return "unauthorized: the credentials in use were rejected by %s (%s)" % (self.server, target)
+        return "%s failed with HTTP %s: %s" % (target, status, detail)
 
     # -- verbs ---------------------------------------------------------------------------------
     def get(self, path, what=None):
         """GET an object; returns None on 404."""
-        try:
-            return self._request("get", "GET", path, what=what)
-        except K8sError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._unless_gone(None, self._request, "get", "GET", path, what=what)
 
     def list(self, path, label_selector=None, what=None):
         """LIST a collection (all pages); returns the items. 404 (kind not served) raises."""
@@ -213,17 +176,12 @@ class Client(object):
 
     def apply(self, path, body, dry_run=False, what=None):
         """Server-side apply ``body`` at ``path`` (the object's own path) with our field manager."""
-        query = {"fieldManager": FIELD_MANAGER, "force": "true"}
-        if dry_run:
-            query["dryRun"] = "All"
+        query = _write_query(dry_run, force="true")
         return self._request("apply", "PATCH", path, query=query, body=body,
                              content_type="application/apply-patch+yaml", what=what)
 
     def merge_patch(self, path, body, dry_run=False, what=None):
-        query = {"fieldManager": FIELD_MANAGER}
-        if dry_run:
-            query["dryRun"] = "All"
-        return self._request("patch", "PATCH", path, query=query, body=body,
+        return self._request("patch", "PATCH", path, query=_write_query(dry_run), body=body,
                              content_type="application/merge-patch+json", what=what)
 
     def delete(self, path, resource_version=None, what=None):
@@ -231,18 +189,31 @@ class Client(object):
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
-        try:
+
+        def call():
             self._request("delete", "DELETE", path, body=body, what=what)
+            return True
+        return self._unless_gone(False, call)
+
+    @staticmethod
+    def _unless_gone(gone, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
         except K8sError as exc:
             if exc.status == 404:
-                return False
+                return gone
             raise
-        return True
+
+
+def _write_query(dry_run, **extra):
+    query = dict(fieldManager=FIELD_MANAGER, **extra)
+    if dry_run:
+        query["dryRun"] = "All"
+    return query
 
 
 def _connection_reason(exc):
-    reason = getattr(exc, "reason", None)
-    text = str(reason or exc)
+    text = str(getattr(exc, "reason", None) or exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return ("TLS verification failed (the server certificate is not signed by the configured CA; "
                 "fix ca_cert/kubeconfig rather than disabling validate_certs)")
@@ -253,24 +224,12 @@ def _connection_reason(exc):
     return text.splitlines()[0] if text else exc.__class__.__name__
 
 
-# -- paths ---------------------------------------------------------------------------------------
 def core_path(resource, namespace=None, name=None):
-    path = "/api/v1"
-    if namespace:
-        path += "/namespaces/%s" % namespace
-    path += "/" + resource
-    if name:
-        path += "/" + name
-    return path
+    """REST path of a core (``v1``) resource."""
+    return api_path("/api/v1", resource, namespace, name)
 
 
-def group_path(group, version, resource, namespace=None, name=None, subresource=None):
-    path = "/apis/%s/%s" % (group, version)
-    if namespace:
-        path += "/namespaces/%s" % namespace
-    path += "/" + resource
-    if name:
-        path += "/" + name
-    if subresource:
-        path += "/" + subresource
-    return path
+def api_path(prefix, resource, namespace=None, name=None, subresource=None):
+    """REST path under ``prefix`` (``/api/v1`` or ``/apis/<group>/<version>``)."""
+    parts = [prefix] + (["namespaces", namespace] if namespace else []) + [resource]
+    return "/".join(parts + [part for part in (name, subresource) if part])

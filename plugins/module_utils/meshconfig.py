@@ -14,28 +14,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-import traceback
-
-try:
-    import yaml
-
-    HAS_YAML = True
-    YAML_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.meshfed.istio.plugins.module_utils.certs import normalize_pem, pem_sha256
+from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshConfigError, about, prefixed
 
 FIELD = "ConfigMap istio key mesh"
 _KEY_LINE = re.compile(r"^caCertificates\s*:")
 
 
-class MeshConfigError(Exception):
-    pass
-
-
-def load_mesh(text, cluster):
+def load_mesh(text, cluster=None):
     """Parse mesh config text; invalid YAML or a non-mapping is an error, never an empty config."""
     if not (text or "").strip():
         return {}
@@ -45,14 +33,12 @@ def load_mesh(text, cluster):
         mark = getattr(exc, "problem_mark", None)
         where = " at line %d column %d" % (mark.line + 1, mark.column + 1) if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise MeshConfigError("%s: %s is not valid YAML%s (%s); fix it, nothing was changed"
-                              % (cluster, FIELD, where, problem))
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise MeshConfigError("%s: %s must be a mapping of mesh settings, not a %s; nothing was changed"
-                              % (cluster, FIELD, type(doc).__name__))
-    return doc
+        raise MeshConfigError("%s is not valid YAML%s (%s); fix it, nothing was changed" % (FIELD, where, problem),
+                              cluster=cluster, field=FIELD)
+    if doc is not None and not isinstance(doc, dict):
+        raise MeshConfigError("%s must be a mapping of mesh settings, not a %s; nothing was changed"
+                              % (FIELD, type(doc).__name__), cluster=cluster, field=FIELD)
+    return doc or {}
 
 
 def trust_domain(mesh):
@@ -68,22 +54,18 @@ def _fingerprint(entry):
         return None
 
 
-class _LiteralDumper(yaml.SafeDumper if HAS_YAML else object):
-    pass
-
-
 def _str_representer(dumper, data):
     style = "|" if "\n" in data else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-if HAS_YAML:
-    _LiteralDumper.add_representer(str, _str_representer)
+def _dump(doc):
+    """YAML with PEM blocks as literal scalars."""
+    class LiteralDumper(yaml.SafeDumper):
+        pass
 
-
-def _render_block(entries):
-    return yaml.dump({"caCertificates": entries}, Dumper=_LiteralDumper, sort_keys=False,
-                     default_flow_style=False, width=4096)
+    LiteralDumper.add_representer(str, _str_representer)
+    return yaml.dump(doc, Dumper=LiteralDumper, sort_keys=False, default_flow_style=False, width=4096)
 
 
 def _splice(text, entries):
@@ -92,7 +74,7 @@ def _splice(text, entries):
     starts = [i for i, line in enumerate(lines) if _KEY_LINE.match(line)]
     if len(starts) > 1:
         return None
-    block = _render_block(entries) if entries else ""
+    block = _dump({"caCertificates": entries}) if entries else ""
     if not starts:
         if not entries:
             return text
@@ -121,34 +103,53 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=()):
     Returns ``(new_text, new_managed, changed, warnings)``; ``new_text is text`` when unchanged.
     """
     text = text or ""
-    doc = load_mesh(text, cluster)
-    current = doc.get("caCertificates")
-    if current is None:
-        current = []
-    if not isinstance(current, list):
-        raise MeshConfigError("%s: %s: caCertificates is a %s, not a list; nothing was changed"
-                              % (cluster, FIELD, type(current).__name__))
-    preserve = set(preserve_peers or ())
-    warnings = []
-    user_entries = []
-    user_fps = set()
-    ours = {}
+    with about(cluster):
+        doc = load_mesh(text)
+        current = doc.get("caCertificates")
+        current = [] if current is None else current
+        if not isinstance(current, list):
+            raise MeshConfigError("%s: caCertificates is a %s, not a list; nothing was changed"
+                                  % (FIELD, type(current).__name__), field=FIELD)
+        user_entries, user_fps, ours = _classify(current, managed, set(preserve_peers or ()))
+        warnings = _merge(ours, desired, user_fps)
+        new_managed, rendered = _render(ours)
+        new_list = user_entries + rendered
+        if new_list == current:
+            return text, new_managed, False, [prefixed(cluster, w) for w in warnings]
+        new_text = _splice(text, new_list)
+        if new_text is None or not _verified(new_text, doc, new_list):
+            new_text = _rewrite(doc, new_list)
+            warnings.append("%s could not be edited in place (unusual layout); it was rewritten with every "
+                            "setting kept but comments and formatting lost" % FIELD)
+    return new_text, new_managed, True, [prefixed(cluster, w) for w in warnings]
+
+
+def _classify(current, managed, preserve):
+    """Split the current entries: the user's (kept as they are, with their fingerprints) and ours
+    still wanted because their peer is preserved (``{fp: {"peers", "entry"}}``)."""
+    user_entries, user_fps, ours = [], set(), {}
     for entry in current:
         fp = _fingerprint(entry)
         if fp and fp in managed:
-            peers = set(str(managed[fp]).split(","))
-            if peers & preserve:
-                ours[fp] = {"peers": peers & preserve, "entry": entry}
+            peers = set(str(managed[fp]).split(",")) & preserve
+            if peers:
+                ours[fp] = {"peers": peers, "entry": entry}
             continue
         user_entries.append(entry)
         if fp:
             user_fps.add(fp)
+    return user_entries, user_fps, ours
+
+
+def _merge(ours, desired, user_fps):
+    """Add the desired roots to ``ours`` (one slot per fingerprint); returns warnings."""
+    warnings = []
     for item in desired:
         pem = normalize_pem(item["pem"])
         fp = pem_sha256(pem)
         if fp in user_fps:
-            warnings.append("%s: %s: the root of %s (sha256 %s) is already in caCertificates, added by someone "
-                            "else; left as it is and not managed by meshfed.istio" % (cluster, FIELD, item["peer"], fp))
+            warnings.append("%s: the root of %s (sha256 %s) is already in caCertificates, added by someone "
+                            "else; left as it is and not managed by meshfed.istio" % (FIELD, item["peer"], fp))
             continue
         slot = ours.get(fp)
         if slot is None or "trustDomains" not in slot:
@@ -158,31 +159,33 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=()):
         for domain in item.get("trustDomains") or []:
             if domain not in slot["trustDomains"]:
                 slot["trustDomains"].append(domain)
-    rendered = []
-    new_managed = {}
+    return warnings
+
+
+def _render(ours):
+    """``(new_managed, entries)`` for our slots, in a stable order (by peers, then fingerprint)."""
+    new_managed, rendered = {}, []
     for fp, slot in sorted(ours.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0])):
         new_managed[fp] = ",".join(sorted(slot["peers"]))
         if "trustDomains" in slot:
             rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])})
         else:
             rendered.append(slot["entry"])  # preserved as found
-    new_list = user_entries + rendered
-    if new_list == current:
-        return text, new_managed, False, warnings
-    new_text = _splice(text, new_list)
-    if new_text is None or not _verified(new_text, doc, new_list):
-        fallback = dict(doc)
-        if new_list:
-            fallback["caCertificates"] = new_list
-        else:
-            fallback.pop("caCertificates", None)
-        new_text = yaml.dump(fallback, Dumper=_LiteralDumper, sort_keys=False, default_flow_style=False, width=4096)
-        warnings.append("%s: %s could not be edited in place (unusual layout); it was rewritten with every "
-                        "setting kept but comments and formatting lost" % (cluster, FIELD))
-        if not _verified(new_text, doc, new_list):  # pragma: no cover - yaml round trip failed
-            raise MeshConfigError("%s: %s: could not produce a mesh config equal to the current one plus the "
-                                  "new caCertificates; nothing was changed" % (cluster, FIELD))
-    return new_text, new_managed, True, warnings
+    return new_managed, rendered
+
+
+def _rewrite(doc, new_list):
+    """The whole mesh config re-serialized with ``new_list``: the fallback for layouts not edited in place."""
+    fallback = dict(doc)
+    if new_list:
+        fallback["caCertificates"] = new_list
+    else:
+        fallback.pop("caCertificates", None)
+    new_text = _dump(fallback)
+    if not _verified(new_text, doc, new_list):  # pragma: no cover - yaml round trip failed
+        raise MeshConfigError("%s: could not produce a mesh config equal to the current one plus the "
+                              "new caCertificates; nothing was changed" % FIELD, field=FIELD)
+    return new_text
 
 
 def _verified(new_text, old_doc, new_list):

@@ -21,29 +21,21 @@ import hashlib
 import json
 import re
 
-FEDERATION_GROUP = "meshfed.io"
-FEDERATION_VERSION = "v1alpha1"
-ISTIO_GROUP = "networking.istio.io"
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "meshfed.istio"
-PEER_LABEL = "federation.meshfed.io/peer"
-CLUSTER_LABEL = "federation.meshfed.io/cluster"
-ROLE_LABEL = "federation.meshfed.io/role"
-HASH_ANNOTATION = "federation.meshfed.io/config-hash"
-EXPORT_GATEWAY_NAME = "meshfed-export"
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
+    CLUSTER_LABEL,
+    EXPORT_GATEWAY_NAME,
+    HASH_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PEER_LABEL,
+    ROLE_LABEL,
+    api_version as kind_api_version,
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS")
-
-
-class PlanError(Exception):
-    """Raised with every problem found, one per line, each naming the cluster and field."""
-
-    def __init__(self, problems):
-        self.problems = list(problems)
-        super(PlanError, self).__init__("\n".join(self.problems))
 
 
 def object_name(*parts):
@@ -77,53 +69,55 @@ def _finish(obj):
 # -- validation -----------------------------------------------------------------------------------
 def validate_card(card, role="peer"):
     """Return a list of problems with a card (as gathered by cluster_facts, possibly edited)."""
-    problems = []
     if not isinstance(card, dict):
         return ["%s card is not a mapping" % role]
     name = card.get("name")
-    who = name or "(unnamed %s)" % role
+    problems = []
     if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 63:
-        problems.append("%s: field name: %r is not a valid cluster name (lowercase DNS label, at most 63 "
-                        "characters)" % (who, name))
+        problems.append("field name: %r is not a valid cluster name (lowercase DNS label, at most 63 "
+                        "characters)" % (name,))
     td = card.get("trust_domain")
     if not isinstance(td, str) or not td or not _HOSTNAME.match(td.lower()):
-        problems.append("%s: field trust_domain: %r is not a valid trust domain" % (who, td))
+        problems.append("field trust_domain: %r is not a valid trust domain" % (td,))
     roots = card.get("root_cas")
     if not roots or not all(isinstance(r, dict) and r.get("pem") and r.get("sha256") for r in roots):
-        problems.append("%s: field root_cas: no root CA certificate" % who)
-    gw = card.get("gateway") or {}
-    addresses = gw.get("addresses") or []
-    if not addresses:
-        problems.append("%s: field gateway.addresses: the gateway has no address; peers cannot reach it" % who)
-    for addr in addresses:
-        if not isinstance(addr, str) or not addr or " " in addr:
-            problems.append("%s: field gateway.addresses: %r is not an address" % (who, addr))
-    if gw.get("resolution") not in ("STATIC", "DNS"):
-        problems.append("%s: field gateway.resolution: %r must be STATIC or DNS" % (who, gw.get("resolution")))
-    if not _valid_port(gw.get("port")):
-        problems.append("%s: field gateway.port: %r is not a port number (1-65535)" % (who, gw.get("port")))
+        problems.append("field root_cas: no root CA certificate")
+    problems.extend(_gateway_problems(card.get("gateway") or {}))
     for svc in card.get("public_services") or []:
-        host = svc.get("hostname")
-        if not isinstance(host, str) or not _HOSTNAME.match(host):
-            problems.append("%s: field public_services.hostname: %r is not a valid hostname" % (who, host))
-            continue
-        if not svc.get("ports"):
-            problems.append("%s: field public_services[%s].ports: no ports" % (who, host))
-        names = set()
-        for port in svc.get("ports") or []:
-            if not _valid_port(port.get("number")):
-                problems.append("%s: field public_services[%s].ports: %r is not a port number (1-65535)"
-                                % (who, host, port.get("number")))
-            if not port.get("name") or not _DNS_LABEL.match(str(port.get("name"))):
-                problems.append("%s: field public_services[%s].ports: port %r needs a valid name"
-                                % (who, host, port.get("number")))
-            if port.get("protocol") not in _PROTOCOLS:
-                problems.append("%s: field public_services[%s].ports: protocol %r is not one of %s"
-                                % (who, host, port.get("protocol"), ", ".join(_PROTOCOLS)))
-            if port.get("name") in names:
-                problems.append("%s: field public_services[%s].ports: port name %r is used twice"
-                                % (who, host, port.get("name")))
-            names.add(port.get("name"))
+        problems.extend(_service_problems(svc))
+    return [prefixed(name or "(unnamed %s)" % role, p) for p in problems]
+
+
+def _gateway_problems(gw):
+    addresses = gw.get("addresses") or []
+    problems = [] if addresses else ["field gateway.addresses: the gateway has no address; peers cannot reach it"]
+    problems.extend("field gateway.addresses: %r is not an address" % (addr,)
+                    for addr in addresses if not isinstance(addr, str) or not addr or " " in addr)
+    if gw.get("resolution") not in ("STATIC", "DNS"):
+        problems.append("field gateway.resolution: %r must be STATIC or DNS" % (gw.get("resolution"),))
+    if not _valid_port(gw.get("port")):
+        problems.append("field gateway.port: %r is not a port number (1-65535)" % (gw.get("port"),))
+    return problems
+
+
+def _service_problems(svc):
+    host = svc.get("hostname")
+    if not isinstance(host, str) or not _HOSTNAME.match(host):
+        return ["field public_services.hostname: %r is not a valid hostname" % (host,)]
+    field = "field public_services[%s].ports: " % host
+    problems = [] if svc.get("ports") else [field + "no ports"]
+    names = set()
+    for port in svc.get("ports") or []:
+        number, name = port.get("number"), port.get("name")
+        if not _valid_port(number):
+            problems.append(field + "%r is not a port number (1-65535)" % (number,))
+        if not name or not _DNS_LABEL.match(str(name)):
+            problems.append(field + "port %r needs a valid name" % (number,))
+        if port.get("protocol") not in _PROTOCOLS:
+            problems.append(field + "protocol %r is not one of %s" % (port.get("protocol"), ", ".join(_PROTOCOLS)))
+        if name in names:
+            problems.append(field + "port name %r is used twice" % (name,))
+        names.add(name)
     return problems
 
 
@@ -132,7 +126,7 @@ def _valid_port(value):
 
 
 # -- objects ----------------------------------------------------------------------------------------
-def federation_object(local, peer):
+def federation_object(local_name, peer):
     gw = peer["gateway"]
     spec = {
         "trustDomain": peer["trust_domain"],
@@ -141,9 +135,9 @@ def federation_object(local, peer):
         "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"]),
     }
     return _finish({
-        "apiVersion": "%s/%s" % (FEDERATION_GROUP, FEDERATION_VERSION),
+        "apiVersion": kind_api_version("IstioFederation", None),
         "kind": "IstioFederation",
-        "metadata": {"name": peer["name"], "labels": _labels(local, peer["name"])},
+        "metadata": {"name": peer["name"], "labels": _labels(local_name, peer["name"])},
         "spec": spec,
     })
 
@@ -168,14 +162,13 @@ def federation_status(peer):
     }
 
 
-def service_entry(local, peer, svc, namespace, api_version):
+def service_entry(local_name, peer, svc, namespace, api_version):
     gw = peer["gateway"]
-    ports = [{"number": p["number"], "name": p["name"], "protocol": p["protocol"]} for p in svc["ports"]]
     spec = {
         "hosts": [svc["hostname"]],
         "location": "MESH_INTERNAL",
         "resolution": gw["resolution"],
-        "ports": ports,
+        "ports": [{"number": p["number"], "name": p["name"], "protocol": p["protocol"]} for p in svc["ports"]],
         "endpoints": [
             {
                 "address": addr,
@@ -189,23 +182,23 @@ def service_entry(local, peer, svc, namespace, api_version):
     if accounts:
         spec["subjectAltNames"] = ["spiffe://%s/ns/%s/sa/%s" % (peer["trust_domain"], svc["namespace"], sa)
                                    for sa in accounts]
-    return _imported("ServiceEntry", local, peer, svc, namespace, api_version, spec)
+    return _imported("ServiceEntry", local_name, peer, svc, namespace, api_version, spec)
 
 
-def destination_rule(local, peer, svc, namespace, api_version):
+def destination_rule(local_name, peer, svc, namespace, api_version):
     spec = {"host": svc["hostname"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
-    return _imported("DestinationRule", local, peer, svc, namespace, api_version, spec)
+    return _imported("DestinationRule", local_name, peer, svc, namespace, api_version, spec)
 
 
-def _imported(kind, local, peer, svc, namespace, api_version, spec):
+def _imported(kind, local_name, peer, svc, namespace, api_version, spec):
     """An Istio object for one imported service, named and labelled after the peer and service."""
     return _finish({
-        "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
+        "apiVersion": kind_api_version(kind, api_version),
         "kind": kind,
         "metadata": {
             "name": object_name("meshfed", peer["name"], svc["namespace"], svc["name"]),
             "namespace": namespace,
-            "labels": _labels(local, peer["name"]),
+            "labels": _labels(local_name, peer["name"]),
         },
         "spec": spec,
     })
@@ -215,7 +208,7 @@ def export_gateway(local_card, namespace, api_version):
     gw = local_card["gateway"]
     hosts = sorted(s["hostname"] for s in local_card.get("public_services") or [])
     return _finish({
-        "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
+        "apiVersion": kind_api_version("Gateway", api_version),
         "kind": "Gateway",
         "metadata": {"name": EXPORT_GATEWAY_NAME, "namespace": namespace,
                      "labels": _labels(local_card["name"], role="export")},
@@ -232,44 +225,69 @@ def export_gateway(local_card, namespace, api_version):
 
 # -- plan -------------------------------------------------------------------------------------------
 def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True):
-    """Desired state of cluster ``local`` given its ``peers``' cards.
+    """Desired state of the cluster whose card is ``local``, given its ``peers``' cards.
 
     ``unreachable`` names peers whose facts could not be gathered this run: nothing is planned for
     them and the caller must keep (not prune) what it already holds for them.
     ``local_hostnames`` are hostnames served by the local cluster itself (all its Services).
-    Returns a dict with ``objects``, ``statuses`` (peer -> metadata cache), ``ca_entries``,
-    ``preserve_peers`` and ``warnings``. Raises :class:`PlanError` listing every problem.
+    Returns a dict with ``objects``, ``statuses`` (peer -> metadata cache), ``ca_entries`` and
+    ``preserve_peers``. Raises :class:`PlanError` listing every problem.
     """
+    unreachable = sorted(set(unreachable or ()))
+    _raise_if(_card_problems(local, peers, unreachable))
+    local_name = local["name"]
+    _raise_if([prefixed(local_name, p) for p in _trust_domain_clashes(local, peers)
+               + _hostname_clashes(local, peers, local_hostnames)])
+    namespace = namespace or local.get("istio_namespace") or "istio-system"
+    desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable}
+    for peer in sorted(peers, key=lambda p: p["name"]):
+        _import_peer(desired, local_name, peer, namespace, api_version)
+    if export and (peers or unreachable) and local.get("public_services"):
+        desired["objects"].append(export_gateway(local, namespace, api_version))
+    _check_unique_names(desired["objects"], local_name)
+    return desired
+
+
+def _raise_if(problems):
+    if problems:
+        raise PlanError(problems)
+
+
+def _card_problems(local, peers, unreachable):
+    """Problems with each card, and with the peer list as a whole."""
     problems = validate_card(local, role="local")
     local_name = local.get("name") if isinstance(local, dict) else None
-    namespace = namespace or (local or {}).get("istio_namespace") or "istio-system"
-    unreachable = sorted(set(unreachable or ()))
-    warnings = []
-
-    seen_names = {}
+    seen = set()
     for peer in peers:
         problems.extend(validate_card(peer))
         name = peer.get("name") if isinstance(peer, dict) else None
         if name and name == local_name:
-            problems.append("%s: field peers: the local cluster is listed as its own peer" % local_name)
-        elif name in seen_names:
-            problems.append("%s: field peers: peer %s is listed twice" % (local_name, name))
+            problems.append(prefixed(local_name, "field peers: the local cluster is listed as its own peer"))
+        elif name in seen:
+            problems.append(prefixed(local_name, "field peers: peer %s is listed twice" % name))
         if name in unreachable:
-            problems.append("%s: field unreachable_peers: %s is both gathered and unreachable" % (local_name, name))
-        seen_names[name] = peer
-    if problems:
-        raise PlanError(problems)
+            problems.append(prefixed(local_name, "field unreachable_peers: %s is both gathered and unreachable"
+                                     % name))
+        seen.add(name)
+    return problems
 
-    # trust domains must tell clusters apart, or the trust scoping means nothing
-    domains = {local["trust_domain"]: "%s (local)" % local_name}
+
+def _trust_domain_clashes(local, peers):
+    """Trust domains must tell clusters apart, or the trust scoping means nothing."""
+    problems = []
+    domains = {local["trust_domain"]: "%s (local)" % local["name"]}
     for peer in peers:
         other = domains.get(peer["trust_domain"])
         if other:
-            problems.append("%s: peer %s has trust domain %s, the same as %s; SPIFFE identities would be "
-                            "indistinguishable (field: trust_domain)" % (local_name, peer["name"], peer["trust_domain"], other))
+            problems.append("peer %s has trust domain %s, the same as %s; SPIFFE identities would be "
+                            "indistinguishable (field: trust_domain)" % (peer["name"], peer["trust_domain"], other))
         domains[peer["trust_domain"]] = peer["name"]
+    return problems
 
-    # hostname ownership: each hostname comes from exactly one cluster
+
+def _hostname_clashes(local, peers, local_hostnames):
+    """Each hostname comes from exactly one cluster."""
+    problems = []
     local_hosts = set(local_hostnames or ()) | set(s["hostname"] for s in local.get("public_services") or [])
     owners = {}
     for peer in sorted(peers, key=lambda p: p["name"]):
@@ -277,45 +295,36 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
             host = svc["hostname"]
             ports = ",".join("%s/%s" % (p["name"], p["number"]) for p in svc["ports"])
             if host in local_hosts:
-                problems.append("%s: peer %s exports %s (ports %s), but the local cluster serves that hostname "
+                problems.append("peer %s exports %s (ports %s), but the local cluster serves that hostname "
                                 "itself; a local Service would shadow the import. Give the clusters distinct "
-                                "cluster domains or stop exporting it" % (local_name, peer["name"], host, ports))
+                                "cluster domains or stop exporting it" % (peer["name"], host, ports))
             elif host in owners:
                 first, first_ports = owners[host]
-                problems.append("%s: hostname %s is exported by both %s (ports %s) and %s (ports %s)%s; "
+                problems.append("hostname %s is exported by both %s (ports %s) and %s (ports %s)%s; "
                                 "make it public in only one cluster" % (
-                                    local_name, host, first, first_ports, peer["name"], ports,
+                                    host, first, first_ports, peer["name"], ports,
                                     "" if first_ports == ports else ", with conflicting ports"))
             else:
                 owners[host] = (peer["name"], ports)
-    if problems:
-        raise PlanError(problems)
+    return problems
 
-    objects = []
-    statuses = {}
-    ca_entries = []
-    for peer in sorted(peers, key=lambda p: p["name"]):
-        objects.append(federation_object(local_name, peer))
-        statuses[peer["name"]] = federation_status(peer)
-        for svc in peer.get("public_services") or []:
-            objects.append(service_entry(local_name, peer, svc, namespace, api_version))
-            objects.append(destination_rule(local_name, peer, svc, namespace, api_version))
-        for root in peer["root_cas"]:
-            ca_entries.append({"pem": root["pem"], "trustDomains": [peer["trust_domain"]], "peer": peer["name"]})
-    if export and (peers or unreachable) and local.get("public_services"):
-        objects.append(export_gateway(local, namespace, api_version))
 
+def _import_peer(desired, local_name, peer, namespace, api_version):
+    """What importing ``peer`` adds: its IstioFederation and status, per service two objects, its roots."""
+    desired["objects"].append(federation_object(local_name, peer))
+    desired["statuses"][peer["name"]] = federation_status(peer)
+    for svc in peer.get("public_services") or []:
+        desired["objects"].append(service_entry(local_name, peer, svc, namespace, api_version))
+        desired["objects"].append(destination_rule(local_name, peer, svc, namespace, api_version))
+    desired["ca_entries"].extend({"pem": root["pem"], "trustDomains": [peer["trust_domain"]], "peer": peer["name"]}
+                                 for root in peer["root_cas"])
+
+
+def _check_unique_names(objects, local_name):
     names = {}
     for obj in objects:
         key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
         if key in names:
-            raise PlanError(["%s: two objects would be named %s %s (from %s); rename one of the services"
-                             % (local_name, key[0], key[2], names[key])])
+            raise PlanError([prefixed(local_name, "two objects would be named %s %s (from %s); rename one of the "
+                                                  "services" % (key[0], key[2], names[key]))])
         names[key] = obj["metadata"]["labels"].get(PEER_LABEL, local_name)
-    return {
-        "objects": objects,
-        "statuses": statuses,
-        "ca_entries": ca_entries,
-        "preserve_peers": unreachable,
-        "warnings": warnings,
-    }

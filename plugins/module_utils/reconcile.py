@@ -4,9 +4,9 @@
 """Converge one cluster onto a plan (see planner.py).
 
 API calls per run, independent of how many peers and services there are: one LIST per kind
-(IstioFederation, ServiceEntry, DestinationRule, Gateway), one LIST of Services (hostname clash
-check), GET ConfigMap istio, GET Deployment istiod; then one write per object that actually
-changes. Nothing is written when nothing changed, so a rerun reports ``changed=False``.
+(kinds.KINDS), one LIST of Services (hostname clash check), GET ConfigMap istio, GET Deployment
+istiod; then one write per object that actually changes. Nothing is written when nothing changed,
+so a rerun reports ``changed=False``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,47 +17,33 @@ import copy
 import datetime
 import json
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML is a requirement of the collection
-    yaml = None
-
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import K8sError, core_path, group_path
+from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
+from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
+    BY_NAME,
+    CLUSTER_LABEL,
+    HASH_ANNOTATION,
+    KINDS,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    MANAGED_CA_ANNOTATION,
+    PEER_LABEL,
+    api_version as kind_api_version,
+    kind_path,
+)
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
     check_multiroot,
     load_mesh,
     update_ca_certificates,
 )
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import (
-    CLUSTER_LABEL,
-    FEDERATION_GROUP,
-    FEDERATION_VERSION,
-    HASH_ANNOTATION,
-    ISTIO_GROUP,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    PEER_LABEL,
-)
 
-MANAGED_CA_ANNOTATION = "federation.meshfed.io/managed-ca-certificates"
-KINDS = ("IstioFederation", "DestinationRule", "ServiceEntry", "Gateway")
-_PLURAL = {
-    "IstioFederation": "istiofederations",
-    "ServiceEntry": "serviceentries",
-    "DestinationRule": "destinationrules",
-    "Gateway": "gateways",
-}
+__all__ = ["MANAGED_CA_ANNOTATION", "Reconciler", "contains", "is_owned", "kind_path", "trimmed"]
 _CONFLICT_RETRIES = 5
 
 
 def now_rfc3339():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def kind_path(kind, namespace, api_version, name=None, subresource=None):
-    if kind == "IstioFederation":
-        return group_path(FEDERATION_GROUP, FEDERATION_VERSION, _PLURAL[kind], None, name, subresource)
-    return group_path(ISTIO_GROUP, api_version, _PLURAL[kind], namespace, name, subresource)
 
 
 def contains(actual, desired):
@@ -73,9 +59,9 @@ def contains(actual, desired):
     return actual == desired
 
 
-def is_owned(obj, local):
+def is_owned(obj, cluster):
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE and labels.get(CLUSTER_LABEL) == local
+    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE and labels.get(CLUSTER_LABEL) == cluster
 
 
 def trimmed(obj):
@@ -97,10 +83,30 @@ def _as_text(value):
     return value
 
 
+def _key(obj):
+    meta = obj["metadata"]
+    return (obj["kind"], meta.get("namespace"), meta["name"])
+
+
+def _ref(obj):
+    meta = obj["metadata"]
+    return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
+
+
+def _up_to_date(current, obj):
+    meta = (current or {}).get("metadata") or {}
+    return (current is not None
+            and (meta.get("annotations") or {}).get(HASH_ANNOTATION) == obj["metadata"]["annotations"][HASH_ANNOTATION]
+            and contains(current.get("spec"), obj.get("spec"))
+            and contains(meta.get("labels"), obj["metadata"].get("labels")))
+
+
 class Reconciler(object):
-    def __init__(self, client, local, namespace, api_version="v1", check_mode=False, want_diff=False):
+    """Writes a plan onto one cluster, recording what it did in ``summary``, ``diffs`` and ``warnings``."""
+
+    def __init__(self, client, cluster, namespace, api_version="v1", check_mode=False, want_diff=False):
         self.client = client
-        self.local = local
+        self.cluster = cluster
         self.namespace = namespace
         self.api_version = api_version
         self.check_mode = check_mode
@@ -110,27 +116,38 @@ class Reconciler(object):
         self.diffs = []
         self.warnings = []
         self.changed = False
-        self.mesh = {}
+
+    def converge(self, desired):
+        """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`)."""
+        existing = self.list_existing()
+        mesh = self.converge_trust(desired)
+        keys = self.converge_objects(desired, existing)
+        self.prune(existing, keys, set(desired["preserve_peers"]))
+        return mesh
+
+    def _warn(self, text):
+        self.warnings.append(prefixed(self.cluster, text))
+
+    def _record_diff(self, before, after, header):
+        if self.want_diff:
+            before, after = _as_text(before), _as_text(after)
+            self.diffs.append({"before": before, "after": after, "before_header": header, "after_header": header})
 
     # -- reads ------------------------------------------------------------------------------------
     def list_existing(self):
         existing = {}
         for kind in KINDS:
-            ns = None if kind == "IstioFederation" else self.namespace
+            ns = self.namespace if kind.namespaced else None
             try:
-                items = self.client.list(kind_path(kind, ns, self.api_version),
-                                         what="list %s%s" % (kind, "" if ns is None else " in " + ns))
+                items = self.client.list(kind_path(kind.name, ns, self.api_version),
+                                         what="list %s%s" % (kind.name, "" if ns is None else " in " + ns))
             except K8sError as exc:
                 if exc.status == 404:
-                    raise K8sError("%s: the %s API (%s) is not served; install %s" % (
-                        self.local, kind,
-                        "%s/%s" % (FEDERATION_GROUP, FEDERATION_VERSION) if kind == "IstioFederation"
-                        else "%s/%s" % (ISTIO_GROUP, self.api_version),
-                        "the meshfed.io CRD (meta/crds/istiofederation.yaml)" if kind == "IstioFederation"
-                        else "Istio's CRDs, or set istio_api_version"), status=404)
+                    raise K8sError("the %s API (%s) is not served; install %s" % (
+                        kind.name, kind_api_version(kind.name, self.api_version), kind.install),
+                        status=404, cluster=self.cluster)
                 raise
-            for item in items:
-                existing[(kind, item["metadata"].get("namespace"), item["metadata"]["name"])] = item
+            existing.update((_key(dict(item, kind=kind.name)), item) for item in items)
         return existing
 
     def local_hostnames(self, cluster_domain):
@@ -141,54 +158,46 @@ class Reconciler(object):
         return hosts
 
     # -- objects -----------------------------------------------------------------------------------
-    def _ref(self, obj):
-        meta = obj["metadata"]
-        return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
-
-    def _record_diff(self, before, after, header):
-        if self.want_diff:
-            before, after = _as_text(before), _as_text(after)
-            self.diffs.append({"before": before, "after": after, "before_header": header, "after_header": header})
-
-    def converge_objects(self, plan, existing):
-        # an import whose ServiceEntry name is taken by a foreign object is not federated: its
-        # DestinationRule (same name) is then not wanted either, so an owned one is pruned
-        blocked = set()
-        for obj in plan["objects"]:
-            key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
-            if obj["kind"] == "ServiceEntry" and key in existing and not is_owned(existing[key], self.local):
-                blocked.add(key[1:])
+    def converge_objects(self, desired, existing):
+        """Apply each desired object that differs; returns the keys wanted (the rest may be pruned)."""
+        blocked = self._blocked_imports(desired, existing)
         desired_keys = set()
-        for obj in plan["objects"]:
-            meta = obj["metadata"]
-            key = (obj["kind"], meta.get("namespace"), meta["name"])
+        for obj in desired["objects"]:
+            key = _key(obj)
             if obj["kind"] == "DestinationRule" and key[1:] in blocked:
                 continue
             desired_keys.add(key)
             current = existing.get(key)
-            ref = self._ref(obj)
-            if current is not None and not is_owned(current, self.local):
-                owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
-                self.summary["conflicts"].append(ref)
-                self.warnings.append("%s: %s exists and is not managed by meshfed.istio for this cluster "
-                                     "(managed-by: %s); left untouched, so it is not federated. Rename or remove it."
-                                     % (self.local, ref, owner))
+            if current is not None and not is_owned(current, self.cluster):
+                self._conflict(obj, current)
                 continue
-            path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])
-            current_hash = ((current or {}).get("metadata") or {}).get("annotations", {}).get(HASH_ANNOTATION)
-            up_to_date = (current is not None and current_hash == meta["annotations"][HASH_ANNOTATION]
-                          and contains(current.get("spec"), obj.get("spec"))
-                          and contains((current.get("metadata") or {}).get("labels"), meta.get("labels")))
-            if not up_to_date:
-                self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + ref)
-                self.changed = True
-                self.summary["created" if current is None else "updated"].append(ref)
-                self._record_diff(trimmed(current), trimmed(obj), ref)
-            else:
-                self.summary["unchanged"] += 1
+            self._apply(obj, current)
             if obj["kind"] == "IstioFederation":
-                self.converge_status(obj, current, plan["statuses"][meta["name"]])
+                self.converge_status(obj, current, desired["statuses"][obj["metadata"]["name"]])
         return desired_keys
+
+    def _blocked_imports(self, desired, existing):
+        """(namespace, name) of imports whose ServiceEntry name a foreign object holds: not federated,
+        so their DestinationRule (same name) is not wanted either and an owned one is pruned."""
+        return set(_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
+                   and _key(obj) in existing and not is_owned(existing[_key(obj)], self.cluster))
+
+    def _conflict(self, obj, current):
+        owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
+        self.summary["conflicts"].append(_ref(obj))
+        self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
+                   "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
+
+    def _apply(self, obj, current):
+        if _up_to_date(current, obj):
+            self.summary["unchanged"] += 1
+            return
+        meta = obj["metadata"]
+        path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])
+        self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + _ref(obj))
+        self.changed = True
+        self.summary["created" if current is None else "updated"].append(_ref(obj))
+        self._record_diff(trimmed(current), trimmed(obj), _ref(obj))
 
     def converge_status(self, obj, current, cache):
         before = ((current or {}).get("status") or {}).get("metadataCache") or {}
@@ -205,102 +214,112 @@ class Reconciler(object):
             "status": {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())},
         }
         path = kind_path(obj["kind"], None, self.api_version, obj["metadata"]["name"], "status")
-        self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + self._ref(obj))
+        self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj))
         self.changed = True
-        ref = self._ref(obj) + " status"
-        if self._ref(obj) not in self.summary["created"] + self.summary["updated"]:
-            self.summary["updated"].append(ref)
-        self._record_diff({"metadataCache": comparable}, {"metadataCache": cache}, ref)
+        if _ref(obj) not in self.summary["created"] + self.summary["updated"]:
+            self.summary["updated"].append(_ref(obj) + " status")
+        self._record_diff({"metadataCache": comparable}, {"metadataCache": cache}, _ref(obj) + " status")
 
     def prune(self, existing, desired_keys, preserve_peers):
-        # reverse dependency order: ServiceEntries before the IstioFederation that explains them
-        order = {"Gateway": 0, "ServiceEntry": 1, "DestinationRule": 2, "IstioFederation": 3}
-        for key in sorted(existing, key=lambda k: (order[k[0]], k[1] or "", k[2])):
+        """Delete owned objects no longer desired, in ``prune_order`` (imports before their federation)."""
+        for key in sorted(existing, key=lambda k: (BY_NAME[k[0]].prune_order, k[1] or "", k[2])):
             obj = existing[key]
-            if key in desired_keys or not is_owned(obj, self.local):
+            if key in desired_keys or not is_owned(obj, self.cluster):
                 continue
-            peer = (obj["metadata"].get("labels") or {}).get(PEER_LABEL)
-            ref = self._ref(obj)
-            if peer and peer in preserve_peers:
-                self.summary["kept_unreachable"].append(ref)
-                continue
-            if not self.check_mode:
-                try:
-                    self.client.delete(kind_path(key[0], key[1], self.api_version, key[2]),
-                                       resource_version=obj["metadata"].get("resourceVersion"), what="delete " + ref)
-                except K8sError as exc:
-                    if exc.status == 409:
-                        self.warnings.append("%s: %s changed while pruning it; left for the next run" % (self.local, ref))
-                        continue
-                    raise
-            self.changed = True
-            self.summary["pruned"].append(ref)
-            self._record_diff(trimmed(obj), {}, ref)
+            if (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve_peers:
+                self.summary["kept_unreachable"].append(_ref(obj))
+            elif self._delete(key, obj):
+                self.changed = True
+                self.summary["pruned"].append(_ref(obj))
+                self._record_diff(trimmed(obj), {}, _ref(obj))
+
+    def _delete(self, key, obj):
+        """Delete unless in check mode; False when the object changed meanwhile (409: next run)."""
+        if self.check_mode:
+            return True
+        try:
+            self.client.delete(kind_path(key[0], key[1], self.api_version, key[2]),
+                               resource_version=obj["metadata"].get("resourceVersion"), what="delete " + _ref(obj))
+        except K8sError as exc:
+            if exc.status != 409:
+                raise
+            self._warn("%s changed while pruning it; left for the next run" % _ref(obj))
+            return False
+        return True
 
     # -- trust ----------------------------------------------------------------------------------------
-    def converge_trust(self, plan):
+    def converge_trust(self, desired):
+        """Merge the peers' roots into the mesh config, re-reading on conflict; returns the mesh config."""
         path = core_path("configmaps", self.namespace, "istio")
         for attempt in range(_CONFLICT_RETRIES):
             cm = self.client.get(path, what="get ConfigMap %s/istio" % self.namespace)
             if cm is None:
-                raise K8sError("%s: ConfigMap %s/istio not found; cannot add the peers' roots" % (self.local, self.namespace))
+                raise K8sError("ConfigMap %s/istio not found; cannot add the peers' roots" % self.namespace,
+                               cluster=self.cluster, field="istio_namespace")
             text = (cm.get("data") or {}).get("mesh") or ""
-            annotations = (cm.get("metadata") or {}).get("annotations") or {}
-            try:
-                managed = json.loads(annotations.get(MANAGED_CA_ANNOTATION) or "{}")
-                if not isinstance(managed, dict):
-                    raise ValueError("not a mapping")
-            except ValueError as exc:
-                raise K8sError("%s: annotation %s on ConfigMap %s/istio is not valid JSON (%s); fix or remove it"
-                               % (self.local, MANAGED_CA_ANNOTATION, self.namespace, exc))
+            managed = self._managed_roots(cm)
             new_text, new_managed, changed, warnings = update_ca_certificates(
-                text, self.local, plan["ca_entries"], managed, preserve_peers=plan["preserve_peers"])
+                text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"])
             self.warnings.extend(warnings)
-            self.mesh = load_mesh(new_text, self.local)
-            preserved = set(plan["preserve_peers"])
+            preserved = set(desired["preserve_peers"])
             self.summary["trust"]["kept"] = sorted(
                 "%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)
-            if not changed and new_managed == managed:
-                return
-            added = sorted(set(new_managed) - set(managed))
-            removed = sorted(set(managed) - set(new_managed))
-            body = {
-                "metadata": {
-                    "resourceVersion": cm["metadata"]["resourceVersion"],
-                    "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)},
-                },
-                "data": {"mesh": new_text},
-            }
-            try:
-                self.client.merge_patch(path, body, dry_run=self.check_mode,
-                                        what="patch ConfigMap %s/istio" % self.namespace)
-            except K8sError as exc:
-                if exc.status == 409 and attempt + 1 < _CONFLICT_RETRIES:
-                    continue  # someone else changed it meanwhile: re-read, re-merge
-                raise
-            self.changed = True
-            self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in added]
-            self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in removed]
-            self._record_diff(text, new_text, "ConfigMap %s/istio key mesh" % self.namespace)
-            return
-        raise K8sError("%s: ConfigMap %s/istio kept changing; gave up after %d attempts"
-                       % (self.local, self.namespace, _CONFLICT_RETRIES))
+            if (not changed and new_managed == managed) or self._write_trust(cm, text, new_text, managed, new_managed,
+                                                                             last=attempt + 1 == _CONFLICT_RETRIES):
+                return load_mesh(new_text, self.cluster)
+        # not reached: the last attempt's conflict is raised by _write_trust
 
-    def check_istiod(self, deployment="istiod"):
+    def _managed_roots(self, cm):
+        """``{sha256: peers}`` recorded on the ConfigMap: the roots this collection added."""
+        annotations = (cm.get("metadata") or {}).get("annotations") or {}
         try:
-            dep = self.client.get(group_path("apps", "v1", "deployments", self.namespace, deployment),
-                                  what="get Deployment %s/%s" % (self.namespace, deployment))
+            managed = json.loads(annotations.get(MANAGED_CA_ANNOTATION) or "{}")
+            if not isinstance(managed, dict):
+                raise ValueError("not a mapping")
+        except ValueError as exc:
+            raise K8sError("annotation %s on ConfigMap %s/istio is not valid JSON (%s); fix or remove it"
+                           % (MANAGED_CA_ANNOTATION, self.namespace, exc), cluster=self.cluster)
+        return managed
+
+    def _write_trust(self, cm, text, new_text, managed, new_managed, last):
+        """Patch the mesh config (resourceVersion-guarded); False on a conflict worth a retry."""
+        body = {
+            "metadata": {
+                "resourceVersion": cm["metadata"]["resourceVersion"],
+                "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)},
+            },
+            "data": {"mesh": new_text},
+        }
+        try:
+            self.client.merge_patch(core_path("configmaps", self.namespace, "istio"), body, dry_run=self.check_mode,
+                                    what="patch ConfigMap %s/istio" % self.namespace)
         except K8sError as exc:
-            self.warnings.append("%s: could not read Deployment %s/%s to check ISTIO_MULTIROOT_MESH (%s)"
-                                 % (self.local, self.namespace, deployment, exc))
+            if exc.status == 409 and not last:
+                return False  # someone else changed it meanwhile: re-read, re-merge
+            raise
+        self.changed = True
+        self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
+        self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
+        self._record_diff(text, new_text, "ConfigMap %s/istio key mesh" % self.namespace)
+        return True
+
+    def check_istiod(self, mesh, deployment="istiod"):
+        """Warn when the peers' roots in ``mesh`` (as converge_trust left it) would not take effect."""
+        ref = "%s/%s" % (self.namespace, deployment)
+        try:
+            dep = self.client.get(api_path("/apis/apps/v1", "deployments", self.namespace, deployment),
+                                  what="get Deployment %s" % ref)
+        except K8sError as exc:
+            self._warn("could not read Deployment %s to check ISTIO_MULTIROOT_MESH (%s)" % (ref, exc))
             return
-        env = None
-        if dep is not None:
-            env = {}
-            for container in ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
-                if container.get("name") in ("discovery", "istiod") or len(env) == 0:
-                    for item in container.get("env") or []:
-                        if "value" in item:
-                            env[item["name"]] = item["value"]
-        for warning in check_multiroot(self.mesh, env):
-            self.warnings.append("%s: %s" % (self.local, warning))
+        for warning in check_multiroot(mesh, None if dep is None else _istiod_env(dep)):
+            self._warn(warning)
+
+
+def _istiod_env(deployment):
+    """Literal env values of the discovery container (or the first container)."""
+    env = {}
+    for container in ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
+        if container.get("name") in ("discovery", "istiod") or len(env) == 0:
+            env.update((item["name"], item["value"]) for item in container.get("env") or [] if "value" in item)
+    return env

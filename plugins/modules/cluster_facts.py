@@ -150,17 +150,18 @@ api_calls:
   sample: {"get": 3, "list": 2}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshfed.istio.plugins.module_utils import k8s
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import CertError
-from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS, FactsError, gather
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import MeshConfigError
+from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError
+from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS
+from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun
 
 
 def main():
-    argument_spec = dict(k8s.AUTH_ARG_SPEC)
-    argument_spec.update(
+    argument_spec = dict(
+        AUTH_ARG_SPEC,
         cluster=dict(type="str", required=True),
         istio_namespace=dict(type="str", default="istio-system"),
         trust_domain=dict(type="str"),
@@ -173,22 +174,13 @@ def main():
         public_labels=dict(type="list", elements="str", default=list(DEFAULT_PUBLIC_LABELS)),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=k8s.KUBERNETES_IMPORT_ERROR)
-    params = dict(module.params)
-    params["gateway_namespace"] = params.get("gateway_namespace") or params["istio_namespace"]
-    port = params.get("gateway_port")
-    if port is not None and not 1 <= port <= 65535:
-        module.fail_json(msg="%s: gateway_port %s is not a port number (1-65535)" % (params["cluster"], port))
-    client = None
+    require(module)
+    run = FactsRun(module)
     try:
-        client = k8s.connect(params, params["cluster"])
-        card = gather(client, params)
-    except (k8s.K8sError, FactsError, CertError, MeshConfigError) as exc:
-        module.fail_json(msg=str(exc), api_calls=client.calls if client else {})
-    for warning in card["warnings"]:
-        module.warn(warning)
-    module.exit_json(changed=False, card=card, api_calls=client.calls)
+        result = run()
+    except MeshfedError as exc:
+        module.fail_json(msg=str(exc), **run.failure(exc))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -147,17 +147,17 @@ api_calls:
   sample: {"get": 2, "list": 5, "apply": 3}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshfed.istio.plugins.module_utils import k8s
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import MeshConfigError
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import PlanError, plan
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
+from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError
+from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun
 
 
 def main():
-    argument_spec = dict(k8s.AUTH_ARG_SPEC)
-    argument_spec.update(
+    argument_spec = dict(
+        AUTH_ARG_SPEC,
         local=dict(type="dict", required=True),
         peers=dict(type="list", elements="dict", default=[]),
         unreachable_peers=dict(type="list", elements="str", default=[]),
@@ -168,38 +168,12 @@ def main():
         istiod_deployment=dict(type="str", default="istiod"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=k8s.KUBERNETES_IMPORT_ERROR)
-    params = module.params
-    local = params["local"]
-    name = local.get("name") or "(unnamed cluster)"
-    namespace = params.get("istio_namespace") or local.get("istio_namespace") or "istio-system"
-    client = None
-    reconciler = None
+    require(module)
+    run = FederationRun(module)
     try:
-        client = k8s.connect(params, name)
-        reconciler = Reconciler(client, name, namespace, api_version=params["istio_api_version"],
-                                check_mode=module.check_mode, want_diff=module._diff)
-        local_hosts = ()
-        if params["check_local_services"]:
-            local_hosts = reconciler.local_hostnames(local.get("cluster_domain") or local.get("trust_domain"))
-        desired = plan(local, params["peers"], unreachable=params["unreachable_peers"], namespace=namespace,
-                       api_version=params["istio_api_version"], local_hostnames=local_hosts,
-                       export=params["export_gateway"])
-        existing = reconciler.list_existing()
-        reconciler.converge_trust(desired)
-        keys = reconciler.converge_objects(desired, existing)
-        reconciler.prune(existing, keys, set(desired["preserve_peers"]))
-        reconciler.check_istiod(params["istiod_deployment"])
-    except (k8s.K8sError, PlanError, MeshConfigError) as exc:
-        module.fail_json(msg=str(exc), changed=bool(reconciler and reconciler.changed),
-                         summary=reconciler.summary if reconciler else {},
-                         api_calls=client.calls if client else {})
-    for warning in reconciler.warnings + desired["warnings"]:
-        module.warn(warning)
-    result = dict(changed=reconciler.changed, summary=reconciler.summary, api_calls=client.calls)
-    if module._diff:
-        result["diff"] = reconciler.diffs
+        result = run()
+    except MeshfedError as exc:
+        module.fail_json(msg=str(exc), **run.failure(exc))
     module.exit_json(**result)
 
 

@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The third-party libraries, imported once; modules report a missing one with its traceback."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+MISSING = {}  # pip name -> import traceback
+
+try:
+    import kubernetes
+    import urllib3
+    from kubernetes.client.rest import ApiException
+except ImportError:
+    kubernetes = urllib3 = None
+    MISSING["kubernetes"] = traceback.format_exc()
+
+    class ApiException(Exception):
+        pass
+
+try:
+    import yaml
+except ImportError:
+    yaml = None
+    MISSING["PyYAML"] = traceback.format_exc()
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+except ImportError:
+    x509 = serialization = None
+    MISSING["cryptography"] = traceback.format_exc()
+
+
+def require(module):
+    """Fail ``module`` the Ansible way when a required library is missing."""
+    for name in sorted(MISSING):
+        module.fail_json(msg=missing_required_lib(name), exception=MISSING[name])

@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection's one error type, and the one place that writes the ``<cluster>: `` prefix."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+
+
+def prefixed(cluster, text):
+    """``text`` as a user reads it: naming the cluster it is about (errors and warnings alike)."""
+    return "%s: %s" % (cluster, text) if cluster else text
+
+
+class MeshfedError(Exception):
+    """A failure naming the cluster and field, with the HTTP ``status``/``reason`` when there was one.
+
+    Never carries a secret: messages quote names, paths and fingerprints, not file or key contents.
+    """
+
+    def __init__(self, message, status=None, reason=None, cluster=None, field=None):
+        super(MeshfedError, self).__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.cluster = cluster
+        self.field = field
+
+    def __str__(self):
+        return prefixed(self.cluster, self.message)
+
+    @property
+    def details(self):
+        """What ``fail_json`` returns next to ``msg``."""
+        keys = ("cluster", "field", "status", "reason")
+        return dict((k, getattr(self, k)) for k in keys if getattr(self, k) is not None)
+
+
+class K8sError(MeshfedError):
+    """Talking to the API server failed."""
+
+
+class CertError(MeshfedError):
+    """A root CA bundle is unusable."""
+
+
+class MeshConfigError(MeshfedError):
+    """The mesh config (ConfigMap istio) cannot be read or edited safely."""
+
+
+class FactsError(MeshfedError):
+    """A cluster's facts cannot be gathered."""
+
+
+class PlanError(MeshfedError):
+    """Every problem with the cards, one per line, each already naming its cluster and field."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super(PlanError, self).__init__("\n".join(self.problems), field="cards")
+
+
+@contextlib.contextmanager
+def about(cluster):
+    """Errors raised inside name ``cluster`` unless they already name one."""
+    try:
+        yield
+    except MeshfedError as exc:
+        if exc.cluster is None:
+            exc.cluster = cluster
+        raise

@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Names the collection writes onto objects, and the one table of object kinds it manages.
+
+Adding a kind: one row in ``KINDS`` plus a builder in planner.py; reconcile.py lists, applies and
+prunes every row, and tests/unit/test_kinds.py checks meta/rbac/ grants the row's verbs.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from collections import namedtuple
+
+from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "meshfed.istio"
+PEER_LABEL = "federation.meshfed.io/peer"
+CLUSTER_LABEL = "federation.meshfed.io/cluster"
+ROLE_LABEL = "federation.meshfed.io/role"
+HASH_ANNOTATION = "federation.meshfed.io/config-hash"
+MANAGED_CA_ANNOTATION = "federation.meshfed.io/managed-ca-certificates"
+EXPORT_GATEWAY_NAME = "meshfed-export"
+
+FEDERATION_GROUP = "meshfed.io"
+FEDERATION_VERSION = "v1alpha1"
+ISTIO_GROUP = "networking.istio.io"
+WRITE_VERBS = ("list", "create", "patch", "delete")
+
+# version None: the module's istio_api_version; prune_order: lower is deleted first.
+Kind = namedtuple("Kind", "name group version plural namespaced prune_order verbs status_verbs install")
+
+KINDS = (
+    Kind("IstioFederation", FEDERATION_GROUP, FEDERATION_VERSION, "istiofederations", False, 3, WRITE_VERBS,
+         ("patch",), "the meshfed.io CRD (meta/crds/istiofederation.yaml)"),
+    Kind("DestinationRule", ISTIO_GROUP, None, "destinationrules", True, 2, WRITE_VERBS, (),
+         "Istio's CRDs, or set istio_api_version"),
+    Kind("ServiceEntry", ISTIO_GROUP, None, "serviceentries", True, 1, WRITE_VERBS, (),
+         "Istio's CRDs, or set istio_api_version"),
+    Kind("Gateway", ISTIO_GROUP, None, "gateways", True, 0, WRITE_VERBS, (),
+         "Istio's CRDs, or set istio_api_version"),
+)
+BY_NAME = dict((k.name, k) for k in KINDS)
+
+
+def api_version(kind, istio_version):
+    """``group/version`` of ``kind`` (a name) when Istio objects are written as ``istio_version``."""
+    row = BY_NAME[kind]
+    return "%s/%s" % (row.group, row.version or istio_version)
+
+
+def kind_path(kind, namespace, istio_version, name=None, subresource=None):
+    """REST path of ``kind`` objects (a cluster-scoped kind ignores ``namespace``)."""
+    row = BY_NAME[kind]
+    return api_path("/apis/" + api_version(kind, istio_version), row.plural, namespace if row.namespaced else None,
+                    name, subresource)
