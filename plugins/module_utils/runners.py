@@ -12,14 +12,25 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshfed.istio.plugins.module_utils import k8s
+from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
 
 
+def run_module(module, run_class):
+    """Run ``module`` with ``run_class``: the modules' one failure path, MeshfedError to fail_json."""
+    run = run_class(module)
+    try:
+        module.exit_json(**run())
+    except MeshfedError as exc:
+        module.fail_json(msg=str(exc), **run.failure(exc))
+
+
 class _Run(object):
     def __init__(self, module):
+        require(module)
         self.module = module
         self.params = module.params
         self.client = None

@@ -20,10 +20,6 @@ description:
     refused.
   - API requests are constant per cluster (two ConfigMap reads, one Service read, one Service list per
     public-service label, one Node list for NodePort gateways), whatever the number of Services.
-author:
-  - meshfed.istio contributors (@meshfed)
-extends_documentation_fragment:
-  - meshfed.istio.auth
 attributes:
   check_mode:
     support: full
@@ -31,6 +27,10 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff.
+author:
+  - meshfed.istio contributors (@meshfed)
+extends_documentation_fragment:
+  - meshfed.istio.auth
 options:
   cluster:
     description:
@@ -152,15 +152,13 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun, run_module
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    return dict(
         AUTH_ARG_SPEC,
         cluster=dict(type="str", required=True),
         istio_namespace=dict(type="str", default="istio-system"),
@@ -173,14 +171,10 @@ def main():
         gateway_selector=dict(type="dict"),
         public_labels=dict(type="list", elements="str", default=list(DEFAULT_PUBLIC_LABELS)),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require(module)
-    run = FactsRun(module)
-    try:
-        result = run()
-    except MeshfedError as exc:
-        module.fail_json(msg=str(exc), **run.failure(exc))
-    module.exit_json(**result)
+
+
+def main():
+    run_module(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), FactsRun)
 
 
 if __name__ == "__main__":

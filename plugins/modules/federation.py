@@ -25,10 +25,6 @@ description:
   - Nothing is pruned for peers listed in O(unreachable_peers); what this cluster knows of them stays.
   - Only the C(caCertificates) list of the C(mesh) key of ConfigMap C(istio) is edited; other settings and
     comments are kept as they are. Entries the collection did not add are never touched.
-author:
-  - meshfed.istio contributors (@meshfed)
-extends_documentation_fragment:
-  - meshfed.istio.auth
 attributes:
   check_mode:
     support: full
@@ -36,6 +32,10 @@ attributes:
   diff_mode:
     support: full
     description: Each changed object, and the mesh config text, is shown before and after.
+author:
+  - meshfed.istio contributors (@meshfed)
+extends_documentation_fragment:
+  - meshfed.istio.auth
 options:
   local:
     description: The card of the cluster being changed.
@@ -149,14 +149,12 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun, run_module
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    return dict(
         AUTH_ARG_SPEC,
         local=dict(type="dict", required=True),
         peers=dict(type="list", elements="dict", default=[]),
@@ -167,14 +165,10 @@ def main():
         check_local_services=dict(type="bool", default=True),
         istiod_deployment=dict(type="str", default="istiod"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require(module)
-    run = FederationRun(module)
-    try:
-        result = run()
-    except MeshfedError as exc:
-        module.fail_json(msg=str(exc), **run.failure(exc))
-    module.exit_json(**result)
+
+
+def main():
+    run_module(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), FederationRun)
 
 
 if __name__ == "__main__":
