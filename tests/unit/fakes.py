@@ -1,8 +1,12 @@
-"""An in-memory stand-in for plugins/module_utils/k8s.Client: objects by path, every request logged."""
+"""An in-memory stand-in for plugins/module_utils/k8s.Client (objects by path, every request logged),
+and the clusters the unit tests read from (a facts world, a federation target)."""
 
 import copy
+import json
 
+from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import MANAGED_CA_ANNOTATION, kind_path
 
 
 class FakeClient:
@@ -43,3 +47,49 @@ class FakeClient:
     def delete(self, path, resource_version=None, what=None):
         self._log("delete", path, {"resource_version": resource_version})
         return True
+
+
+# -- a cluster as cluster_facts reads it ------------------------------------------------------------
+CM = "/api/v1/namespaces/istio-system/configmaps/"
+GW = "/api/v1/namespaces/istio-system/services/istio-eastwestgateway"
+SVCS = "/api/v1/services"
+MESH = "# helm\ntrustDomain: cluster-b.local\n"
+
+
+def service(ns, name, ports, label=DEFAULT_PUBLIC_LABELS[0], type_="ClusterIP", annotations=None):
+    return {"metadata": {"namespace": ns, "name": name, "labels": {label: ""}, "annotations": annotations or {}},
+            "spec": {"type": type_, "ports": ports}}
+
+
+def gateway(type_="LoadBalancer", ingress=({"ip": "192.0.2.11"},), ports=None):
+    return {"metadata": {"namespace": "istio-system", "name": "istio-eastwestgateway"},
+            "spec": {"type": type_, "selector": {"istio": "eastwestgateway"},
+                     "ports": ports or [{"name": "status-port", "port": 15021},
+                                        {"name": "tls", "port": 15443, "targetPort": 15443, "nodePort": 31443}]},
+            "status": {"loadBalancer": {"ingress": list(ingress)}}}
+
+
+def world(root_pem, services=(), deckhouse=(), gw=None, nodes=None):
+    objects = {CM + "istio": {"data": {"mesh": MESH}},
+               CM + "istio-ca-root-cert": {"data": {"root-cert.pem": root_pem}}}
+    if gw is not False:
+        objects[GW] = gw or gateway()
+    lists = {(SVCS, DEFAULT_PUBLIC_LABELS[0]): list(services), (SVCS, DEFAULT_PUBLIC_LABELS[1]): list(deckhouse),
+             "/api/v1/nodes": nodes or []}
+    return FakeClient(objects, lists, cluster="cluster-b")
+
+
+
+# -- a cluster as federation writes to it ------------------------------------------------------------
+MESH_PATH = "/api/v1/namespaces/istio-system/configmaps/istio"
+
+
+def cluster_state(existing_objects=(), mesh="trustDomain: cluster-a.local\n", managed=None):
+    lists = {kind_path(k, None if k == "IstioFederation" else "istio-system", "v1"): [] for k in
+             ("IstioFederation", "ServiceEntry", "DestinationRule", "Gateway")}
+    for obj in existing_objects:
+        ns = obj["metadata"].get("namespace")
+        lists[kind_path(obj["kind"], ns, "v1")].append(obj)
+    annotations = {MANAGED_CA_ANNOTATION: json.dumps(managed)} if managed else {}
+    objects = {MESH_PATH: {"metadata": {"resourceVersion": "7", "annotations": annotations}, "data": {"mesh": mesh}}}
+    return FakeClient(objects, lists, cluster="cluster-a")

@@ -9,40 +9,11 @@ from ansible_collections.meshfed.istio.plugins.module_utils.facts import (
 )
 
 from .conftest import make_cert
-from .fakes import FakeClient
-
-CM = "/api/v1/namespaces/istio-system/configmaps/"
-GW = "/api/v1/namespaces/istio-system/services/istio-eastwestgateway"
-SVCS = "/api/v1/services"
-MESH = "# helm\ntrustDomain: cluster-b.local\n"
-
-
-def service(ns, name, ports, label=DEFAULT_PUBLIC_LABELS[0], type_="ClusterIP", annotations=None):
-    return {"metadata": {"namespace": ns, "name": name, "labels": {label: ""}, "annotations": annotations or {}},
-            "spec": {"type": type_, "ports": ports}}
-
-
-def gateway(type_="LoadBalancer", ingress=({"ip": "192.0.2.11"},), ports=None):
-    return {"metadata": {"namespace": "istio-system", "name": "istio-eastwestgateway"},
-            "spec": {"type": type_, "selector": {"istio": "eastwestgateway"},
-                     "ports": ports or [{"name": "status-port", "port": 15021},
-                                        {"name": "tls", "port": 15443, "targetPort": 15443, "nodePort": 31443}]},
-            "status": {"loadBalancer": {"ingress": list(ingress)}}}
-
+from .fakes import CM, gateway, service, world
 
 @pytest.fixture(scope="module")
 def root_pem():
     return make_cert("Root cluster-b")[2]
-
-
-def world(root_pem, services=(), deckhouse=(), gw=None, nodes=None):
-    objects = {CM + "istio": {"data": {"mesh": MESH}},
-               CM + "istio-ca-root-cert": {"data": {"root-cert.pem": root_pem}}}
-    if gw is not False:
-        objects[GW] = gw or gateway()
-    lists = {(SVCS, DEFAULT_PUBLIC_LABELS[0]): list(services), (SVCS, DEFAULT_PUBLIC_LABELS[1]): list(deckhouse),
-             "/api/v1/nodes": nodes or []}
-    return FakeClient(objects, lists, cluster="cluster-b")
 
 
 def params(**kw):

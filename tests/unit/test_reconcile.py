@@ -13,10 +13,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
 )
 
 from .cards import card
-from .fakes import FakeClient
-
-MESH_PATH = "/api/v1/namespaces/istio-system/configmaps/istio"
-
+from .fakes import MESH_PATH, cluster_state
 
 def test_contains_is_subset_for_dicts_and_exact_for_lists():
     assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
@@ -37,23 +34,9 @@ def test_trimmed_drops_server_bookkeeping():
     assert trimmed(obj) == {"metadata": {"name": "x"}, "spec": {}}
 
 
-def cluster_state(existing_objects=(), mesh="trustDomain: cluster-a.local\n", managed=None):
-    lists = {kind_path(k, None if k == "IstioFederation" else "istio-system", "v1"): [] for k in
-             ("IstioFederation", "ServiceEntry", "DestinationRule", "Gateway")}
-    for obj in existing_objects:
-        ns = obj["metadata"].get("namespace")
-        lists[kind_path(obj["kind"], ns, "v1")].append(obj)
-    annotations = {MANAGED_CA_ANNOTATION: json.dumps(managed)} if managed else {}
-    objects = {MESH_PATH: {"metadata": {"resourceVersion": "7", "annotations": annotations}, "data": {"mesh": mesh}}}
-    return FakeClient(objects, lists, cluster="cluster-a")
-
-
 def converge(client, desired, check_mode=False):
     rec = Reconciler(client, "cluster-a", "istio-system", check_mode=check_mode, want_diff=True)
-    existing = rec.list_existing()
-    rec.converge_trust(desired)
-    keys = rec.converge_objects(desired, existing)
-    rec.prune(existing, keys, set(desired["preserve_peers"]))
+    rec.converge(desired)
     return rec
 
 
