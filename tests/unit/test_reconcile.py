@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
 from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
     MANAGED_CA_ANNOTATION,
@@ -13,7 +14,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
 )
 
 from .cards import card
-from .fakes import MESH_PATH, cluster_state
+from .fakes import MESH_PATH, FakeClient, cluster_state
 
 def test_contains_is_subset_for_dicts_and_exact_for_lists():
     assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
@@ -148,3 +149,41 @@ def test_blocked_import_prunes_its_own_destination_rule(desired):
     assert rec.summary["pruned"] == ["DestinationRule istio-system/%s" % dr["metadata"]["name"]]
     assert [r[1] for r in client.requests if r[0] == "delete"] == [
         "/apis/networking.istio.io/v1/namespaces/istio-system/destinationrules/" + dr["metadata"]["name"]]
+
+
+class Conflicting(FakeClient):
+    """A cluster where the first ``conflicts`` writes of ``verb`` meet a concurrent change (HTTP 409)."""
+
+    def __init__(self, base, verb, conflicts):
+        super().__init__(base.objects, base.lists, cluster="cluster-a")
+        self.verb, self.conflicts = verb, conflicts
+
+    def _log(self, verb, path, extra=None):
+        super()._log(verb, path, extra)
+        if verb == self.verb and self.conflicts:
+            self.conflicts -= 1
+            raise K8sError("conflict", status=409, reason="Conflict", cluster="cluster-a")
+
+
+def test_mesh_config_conflict_is_re_read_and_merged_again(desired):
+    client = Conflicting(cluster_state(), "patch", conflicts=2)
+    rec = converge(client, desired)
+    assert [r[0] for r in client.requests if r[0] in ("get", "patch")] == ["get", "patch"] * 3
+    assert rec.changed and rec.summary["trust"]["added"]
+
+
+def test_mesh_config_that_keeps_changing_fails_after_five_attempts(desired):
+    client = Conflicting(cluster_state(), "patch", conflicts=5)
+    with pytest.raises(K8sError) as err:
+        converge(client, desired)
+    assert err.value.status == 409 and [r[0] for r in client.requests].count("patch") == 5
+
+
+def test_prune_conflict_is_left_for_the_next_run(desired):
+    old = [as_existing(o) for o in desired["objects"]]
+    client = Conflicting(cluster_state(old), "delete", conflicts=1)
+    rec = converge(client, plan(card("cluster-a", services=[]), []))
+    assert len(rec.summary["pruned"]) == 2 and [r[0] for r in client.requests].count("delete") == 3
+    assert [w for w in rec.warnings if "changed while pruning it; left for the next run" in w] == [
+        "cluster-a: ServiceEntry istio-system/meshfed-cluster-b-web-svc-cluster-b changed while pruning it; "
+        "left for the next run"]

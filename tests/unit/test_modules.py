@@ -1,0 +1,148 @@
+"""The modules' main(): arguments in, result or failure payload out (the k8s client faked)."""
+
+import json
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.meshfed.istio.plugins.module_utils import deps, runners
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.modules import cluster_facts, federation
+
+from .cards import card
+from .conftest import make_cert
+from .fakes import FakeClient, cluster_state, service, world
+
+
+class Exit(Exception):
+    def __init__(self, failed, result):
+        super().__init__(result.get("msg"))
+        self.failed = failed
+        self.result = result
+
+
+def _exit_json(module, **result):
+    raise Exit(False, result)
+
+
+def _fail_json(module, msg, **result):
+    raise Exit(True, dict(result, msg=msg))
+
+
+@pytest.fixture
+def connected(monkeypatch):
+    """Make ``main()`` talk to a fake client; returns {"client": ..., "params": ...} once connected."""
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+    seen = {"warnings": []}
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda module, text: seen["warnings"].append(text))
+
+    def connect(params, cluster):
+        seen.update(params=dict(params), cluster=cluster)
+        return seen["client"]
+    monkeypatch.setattr(runners.k8s, "connect", connect)
+    return seen
+
+
+def run(main, args, check_mode=False, diff=False):
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args), pytest.raises(Exit) as err:
+        main()
+    return err.value
+
+
+def test_cluster_facts_returns_the_card_and_warnings(connected):
+    root = make_cert("Root cluster-b")[2]
+    connected["client"] = world(root, services=[service("a", "unnamed", [{"port": 80}])])
+    out = run(cluster_facts.main, {"cluster": "cluster-b"})
+    assert not out.failed and out.result["changed"] is False
+    assert out.result["card"]["name"] == "cluster-b" and out.result["card"]["gateway"]["port"] == 15443
+    assert out.result["api_calls"] == {"get": 3, "list": 2}
+    assert any(w.startswith("cluster-b: Service a/unnamed port 80 has no name") for w in connected["warnings"])
+    assert connected["params"]["gateway_namespace"] is None  # the runner, not the spec, defaults it
+
+
+def test_cluster_facts_bad_port_fails_before_connecting(connected):
+    out = run(cluster_facts.main, {"cluster": "cluster-b", "gateway_port": 70000})
+    assert out.failed and out.result["msg"] == "cluster-b: gateway_port 70000 is not a port number (1-65535)"
+    assert out.result["cluster"] == "cluster-b" and out.result["field"] == "gateway_port"
+    assert out.result["api_calls"] == {} and "params" not in connected
+
+
+def test_cluster_facts_failure_names_cluster_and_field(connected):
+    connected["client"] = world(make_cert("Root cluster-b")[2], gw=False)
+    out = run(cluster_facts.main, {"cluster": "cluster-b"})
+    assert out.failed and out.result["msg"].startswith("cluster-b: gateway Service istio-system/istio-eastwestgateway")
+    assert out.result["field"] == "gateway_service" and out.result["api_calls"] == {"get": 3}
+
+
+def test_kubeconfig_and_context_fall_back_to_the_environment(connected, monkeypatch):
+    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", "/tmp/kc")
+    monkeypatch.setenv("K8S_AUTH_CONTEXT", "ctx-b")
+    connected["client"] = world(make_cert("Root cluster-b")[2])
+    run(cluster_facts.main, {"cluster": "cluster-b"})
+    assert connected["params"]["kubeconfig"] == "/tmp/kc" and connected["params"]["context"] == "ctx-b"
+
+
+def federation_args(**kw):
+    args = {"local": card("cluster-a", services=[]), "peers": [card("cluster-b")], "api_key": "s3cr3t-token"}
+    args.update(kw)
+    return args
+
+
+def target():
+    client = cluster_state()
+    client.lists["/api/v1/services"] = []
+    return client
+
+
+def test_federation_converges_and_shows_the_diff(connected):
+    connected["client"] = target()
+    out = run(federation.main, federation_args(), diff=True)
+    assert not out.failed and out.result["changed"]
+    assert len(out.result["summary"]["created"]) == 3 and out.result["summary"]["trust"]["added"]
+    assert out.result["diff"] and out.result["api_calls"]["apply"] == 4
+    assert any("cluster-a: istiod Deployment not found" in w for w in connected["warnings"])
+
+
+def test_federation_check_mode_sends_dry_runs_only(connected):
+    connected["client"] = client = target()
+    out = run(federation.main, federation_args(), check_mode=True)
+    assert out.result["changed"] and "diff" not in out.result
+    assert all(r[2]["dry_run"] for r in client.requests if r[0] in ("apply", "patch"))
+
+
+class Forbidden(FakeClient):
+    def apply(self, path, body, dry_run=False, what=None):
+        self._log("apply", path)
+        raise K8sError("forbidden: nope (%s)" % what, status=403, reason="Forbidden", cluster=self.cluster)
+
+
+def test_federation_failure_payload_has_details_and_progress_but_no_secret(connected):
+    client = target()
+    connected["client"] = Forbidden(client.objects, client.lists, cluster="cluster-a")
+    out = run(federation.main, federation_args())
+    assert out.failed and out.result["msg"].startswith("cluster-a: forbidden: nope (apply IstioFederation cluster-b)")
+    assert (out.result["status"], out.result["reason"], out.result["cluster"]) == (403, "Forbidden", "cluster-a")
+    assert out.result["changed"] and out.result["summary"]["trust"]["added"]  # the mesh patch went through
+    assert out.result["api_calls"] == {"list": 5, "get": 1, "patch": 1, "apply": 1}
+    assert "s3cr3t-token" not in json.dumps(out.result)
+
+
+def test_federation_plan_error_fails_with_every_problem(connected):
+    connected["client"] = target()
+    bad = card("cluster-b")
+    bad["gateway"]["port"] = 0
+    out = run(federation.main, federation_args(peers=[bad, card("cluster-b")]))
+    assert out.failed and out.result["field"] == "cards" and out.result["summary"]["created"] == []
+    assert out.result["msg"].splitlines() == [
+        "cluster-b: field gateway.port: 0 is not a port number (1-65535)",
+        "cluster-a: field peers: peer cluster-b is listed twice"]
+
+
+@pytest.mark.parametrize("main, args", [(cluster_facts.main, {"cluster": "x"}), (federation.main, {"local": {}})])
+def test_missing_library_fails_with_its_traceback(connected, monkeypatch, main, args):
+    monkeypatch.setattr(deps, "MISSING", {"PyYAML": "Traceback: no yaml"})
+    out = run(main, args)
+    assert out.failed and "PyYAML" in out.result["msg"] and out.result["exception"] == "Traceback: no yaml"
