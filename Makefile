@@ -26,8 +26,11 @@ collection:
 lab-bins:
 	bash tests/lab/build.sh
 
+# Coverage of plugins/module_utils, as a terminal summary (unit tests import the collection from this checkout).
+COV := --cov=plugins/module_utils --cov-report=term
+
 unit: venv collection
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q $(COV) tests/unit
 
 lab-test: venv collection lab-bins
 	$(PY) -m pytest -q -m lab tests/integration
@@ -37,7 +40,7 @@ sanity: venv collection
 
 test: venv collection lab-bins
 	bash tests/sanity/run.sh
-	$(PY) -m pytest -q -ra tests/unit tests/integration
+	$(PY) -m pytest -q -ra $(COV) tests/unit tests/integration
 
 demo: venv collection lab-bins
 	$(PY) -m tests.demo

@@ -122,6 +122,23 @@ class _Spawner:
 _SPAWNER = _Spawner()
 
 
+# When set (by .ci/run), each running child's process group id is recorded as a file in this
+# directory, removed once the group is stopped: what a crashed run leaves is exactly what to kill.
+PGID_DIR_ENV = "MESHFED_LAB_PGID_DIR"
+
+
+def _record_pgid(pgid, running):
+    directory = os.environ.get(PGID_DIR_ENV)
+    if not directory or pgid is None:
+        return
+    path = Path(directory) / str(pgid)
+    if running:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    else:
+        path.unlink(missing_ok=True)
+
+
 class Proc:
     """A child process in its own process group, output appended to a log file."""
 
@@ -139,6 +156,7 @@ class Proc:
             log.flush()
             self.popen = _SPAWNER.popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True, close_fds=True, env=self.env)
+        _record_pgid(self.popen.pid, running=True)  # leads its own session, so pid == pgid
         return self
 
     @property
@@ -174,6 +192,7 @@ class Proc:
             p.wait(5)
         except subprocess.TimeoutExpired:
             pass
+        _record_pgid(p.pid, running=False)
         self.popen = None
 
     def log_tail(self, lines=40):
