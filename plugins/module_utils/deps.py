@@ -12,24 +12,19 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 MISSING = {}  # pip name -> import traceback
-
 try:
     import kubernetes
     import urllib3
     from kubernetes.client.rest import ApiException
 except ImportError:
     kubernetes = urllib3 = None
+    ApiException = ImportError  # never raised without the library
     MISSING["kubernetes"] = traceback.format_exc()
-
-    class ApiException(Exception):
-        pass
-
 try:
     import yaml
 except ImportError:
     yaml = None
     MISSING["PyYAML"] = traceback.format_exc()
-
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization

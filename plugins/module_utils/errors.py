@@ -11,23 +11,16 @@ import contextlib
 
 
 def prefixed(cluster, text):
-    """``text`` as a user reads it: naming the cluster it is about (errors and warnings alike)."""
+    """``text`` naming the cluster it is about (errors and warnings alike)."""
     return "%s: %s" % (cluster, text) if cluster else text
 
 
 class MeshfedError(Exception):
-    """A failure naming the cluster and field, with the HTTP ``status``/``reason`` when there was one.
-
-    Never carries a secret: messages quote names, paths and fingerprints, not file or key contents.
-    """
+    """A failure naming cluster and field, with the HTTP status/reason when there was one; never a secret."""
 
     def __init__(self, message, status=None, reason=None, cluster=None, field=None):
         super(MeshfedError, self).__init__(message)
-        self.message = message
-        self.status = status
-        self.reason = reason
-        self.cluster = cluster
-        self.field = field
+        self.message, self.status, self.reason, self.cluster, self.field = message, status, reason, cluster, field
 
     def __str__(self):
         return prefixed(self.cluster, self.message)
@@ -43,20 +36,12 @@ class K8sError(MeshfedError):
     """Talking to the API server failed."""
 
 
-class CertError(MeshfedError):
-    """A root CA bundle is unusable."""
-
-
-class MeshConfigError(MeshfedError):
-    """The mesh config (ConfigMap istio) cannot be read or edited safely."""
-
-
-class FactsError(MeshfedError):
-    """A cluster's facts cannot be gathered."""
+# Names by origin (root bundle, mesh config, gathering): the same type, raised with their field.
+CertError = MeshConfigError = FactsError = MeshfedError
 
 
 class PlanError(MeshfedError):
-    """Every problem with the cards, one per line, each already naming its cluster and field."""
+    """Every problem with the cards, one per line, each naming its cluster and field."""
 
     def __init__(self, problems):
         self.problems = list(problems)
@@ -69,6 +54,5 @@ def about(cluster):
     try:
         yield
     except MeshfedError as exc:
-        if exc.cluster is None:
-            exc.cluster = cluster
+        exc.cluster = exc.cluster or cluster
         raise

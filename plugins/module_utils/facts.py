@@ -27,14 +27,7 @@ SERVICE_ACCOUNTS_ANNOTATION = "federation.meshfed.io/service-accounts"
 DEFAULT_GATEWAY_PORT = 15443
 
 # Port-name prefix (or appProtocol) -> Istio protocol, as Deckhouse and Istio's own naming rules.
-_PROTOCOLS = [
-    ("http2", "HTTP2"),
-    ("http", "HTTP"),
-    ("grpc", "GRPC"),
-    ("https", "HTTPS"),
-    ("tls", "TLS"),
-    ("tcp", "TCP"),
-]
+_PROTOCOLS = [("http2", "HTTP2"), ("http", "HTTP"), ("grpc", "GRPC"), ("https", "HTTPS"), ("tls", "TLS"), ("tcp", "TCP")]
 
 
 def port_protocol(name, app_protocol=None):
@@ -77,13 +70,9 @@ def public_services(services, cluster_domain, warnings):
             continue
         accounts = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
         hostname = service_hostname(meta["name"], meta["namespace"], cluster_domain)
-        seen[hostname] = {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "hostname": hostname,
-            "ports": sorted(ports, key=lambda p: p["number"]),
-            "service_accounts": sorted(set(a.strip() for a in accounts if a.strip())),
-        }
+        seen[hostname] = {"name": meta["name"], "namespace": meta["namespace"], "hostname": hostname,
+                          "ports": sorted(ports, key=lambda p: p["number"]),
+                          "service_accounts": sorted(set(a.strip() for a in accounts if a.strip()))}
     return [seen[h] for h in sorted(seen)]
 
 
@@ -125,16 +114,10 @@ def gateway_info(client, params):
     if not 1 <= int(port) <= 65535:
         raise FactsError("gateway port %s is not a valid port (field: gateway_port)" % port, field="gateway_port")
     addresses = sorted(set(addresses), key=addresses.index)
-    return {
-        "addresses": addresses,
-        "resolution": _resolution(addresses),
-        "port": int(port),
-        "target_port": int(target_port),
-        "source": source,
-        "service": {"namespace": namespace, "name": name},
-        "selector": ((svc or {}).get("spec") or {}).get("selector")
-        or dict(params.get("gateway_selector") or {"istio": "eastwestgateway"}),
-    }
+    selector = ((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector")
+    return {"addresses": addresses, "resolution": _resolution(addresses), "port": int(port),
+            "target_port": int(target_port), "source": source, "service": {"namespace": namespace, "name": name},
+            "selector": dict(selector or {"istio": "eastwestgateway"})}
 
 
 def _gateway_port(svc, wanted, ref):
@@ -220,16 +203,9 @@ def gather(client, params):
         cluster_domain = params.get("cluster_domain") or td
         public = public_services(_labelled_services(client, params["public_labels"]), cluster_domain,
                                  service_warnings)
-    return {
-        "name": cluster,
-        "trust_domain": td,
-        "cluster_domain": cluster_domain,
-        "istio_namespace": ns,
-        "root_cas": roots,
-        "gateway": gateway,
-        "public_services": public,
-        "warnings": warnings + [prefixed(cluster, w) for w in service_warnings],
-    }
+    return {"name": cluster, "trust_domain": td, "cluster_domain": cluster_domain, "istio_namespace": ns,
+            "root_cas": roots, "gateway": gateway, "public_services": public,
+            "warnings": warnings + [prefixed(cluster, w) for w in service_warnings]}
 
 
 def _trust(client, params):

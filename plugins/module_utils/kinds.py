@@ -32,15 +32,13 @@ WRITE_VERBS = ("list", "create", "patch", "delete")
 # version None: the module's istio_api_version; prune_order: lower is deleted first.
 Kind = namedtuple("Kind", "name group version plural namespaced prune_order verbs status_verbs install")
 
+_ISTIO_CRDS = "Istio's CRDs, or set istio_api_version"
 KINDS = (
     Kind("IstioFederation", FEDERATION_GROUP, FEDERATION_VERSION, "istiofederations", False, 3, WRITE_VERBS,
          ("patch",), "the meshfed.io CRD (meta/crds/istiofederation.yaml)"),
-    Kind("DestinationRule", ISTIO_GROUP, None, "destinationrules", True, 2, WRITE_VERBS, (),
-         "Istio's CRDs, or set istio_api_version"),
-    Kind("ServiceEntry", ISTIO_GROUP, None, "serviceentries", True, 1, WRITE_VERBS, (),
-         "Istio's CRDs, or set istio_api_version"),
-    Kind("Gateway", ISTIO_GROUP, None, "gateways", True, 0, WRITE_VERBS, (),
-         "Istio's CRDs, or set istio_api_version"),
+    Kind("DestinationRule", ISTIO_GROUP, None, "destinationrules", True, 2, WRITE_VERBS, (), _ISTIO_CRDS),
+    Kind("ServiceEntry", ISTIO_GROUP, None, "serviceentries", True, 1, WRITE_VERBS, (), _ISTIO_CRDS),
+    Kind("Gateway", ISTIO_GROUP, None, "gateways", True, 0, WRITE_VERBS, (), _ISTIO_CRDS),
 )
 BY_NAME = dict((k.name, k) for k in KINDS)
 

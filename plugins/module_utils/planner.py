@@ -23,15 +23,8 @@ import re
 
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
-    CLUSTER_LABEL,
-    EXPORT_GATEWAY_NAME,
-    HASH_ANNOTATION,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    PEER_LABEL,
-    ROLE_LABEL,
-    api_version as kind_api_version,
-)
+    CLUSTER_LABEL, EXPORT_GATEWAY_NAME, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PEER_LABEL, ROLE_LABEL,
+    api_version as kind_api_version)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -61,8 +54,10 @@ def _labels(local, peer=None, role="import"):
     return labels
 
 
-def _finish(obj):
-    obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = config_hash(obj)
+def _object(kind, api_version, metadata, spec):
+    """An object of ``kind`` with the hash of what it declares in an annotation."""
+    obj = {"apiVersion": kind_api_version(kind, api_version), "kind": kind, "metadata": metadata, "spec": spec}
+    metadata.setdefault("annotations", {})[HASH_ANNOTATION] = config_hash(obj)
     return obj
 
 
@@ -128,55 +123,32 @@ def _valid_port(value):
 # -- objects ----------------------------------------------------------------------------------------
 def federation_object(local_name, peer):
     gw = peer["gateway"]
-    spec = {
-        "trustDomain": peer["trust_domain"],
-        "clusterDomain": peer.get("cluster_domain") or peer["trust_domain"],
-        "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
-        "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"]),
-    }
-    return _finish({
-        "apiVersion": kind_api_version("IstioFederation", None),
-        "kind": "IstioFederation",
-        "metadata": {"name": peer["name"], "labels": _labels(local_name, peer["name"])},
-        "spec": spec,
-    })
+    spec = {"trustDomain": peer["trust_domain"], "clusterDomain": peer.get("cluster_domain") or peer["trust_domain"],
+            "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
+            "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"])}
+    return _object("IstioFederation", None, {"name": peer["name"], "labels": _labels(local_name, peer["name"])}, spec)
 
 
 def federation_status(peer):
     """The metadata cache recorded in the IstioFederation status (timestamp added on write)."""
     gw = peer["gateway"]
-    return {
-        "public": {
-            "trustDomain": peer["trust_domain"],
-            "rootCA": [{"sha256": r["sha256"], "subject": r.get("subject", ""), "notAfter": r.get("not_after", ""),
-                        "pem": r["pem"]} for r in peer["root_cas"]],
-        },
-        "private": {
-            "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
-            "publicServices": [
-                {"hostname": s["hostname"],
+    roots = [{"sha256": r["sha256"], "subject": r.get("subject", ""), "notAfter": r.get("not_after", ""),
+              "pem": r["pem"]} for r in peer["root_cas"]]
+    services = [{"hostname": s["hostname"],
                  "ports": [{"name": p["name"], "port": p["number"], "protocol": p["protocol"]} for p in s["ports"]]}
-                for s in peer.get("public_services") or []
-            ],
-        },
-    }
+                for s in peer.get("public_services") or []]
+    return {"public": {"trustDomain": peer["trust_domain"], "rootCA": roots},
+            "private": {"ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
+                        "publicServices": services}}
 
 
 def service_entry(local_name, peer, svc, namespace, api_version):
     gw = peer["gateway"]
     spec = {
-        "hosts": [svc["hostname"]],
-        "location": "MESH_INTERNAL",
-        "resolution": gw["resolution"],
+        "hosts": [svc["hostname"]], "location": "MESH_INTERNAL", "resolution": gw["resolution"],
         "ports": [{"number": p["number"], "name": p["name"], "protocol": p["protocol"]} for p in svc["ports"]],
-        "endpoints": [
-            {
-                "address": addr,
-                "ports": dict((p["name"], gw["port"]) for p in svc["ports"]),
-                "labels": {"security.istio.io/tlsMode": "istio"},
-            }
-            for addr in gw["addresses"]
-        ],
+        "endpoints": [{"address": addr, "ports": dict((p["name"], gw["port"]) for p in svc["ports"]),
+                       "labels": {"security.istio.io/tlsMode": "istio"}} for addr in gw["addresses"]],
     }
     accounts = svc.get("service_accounts") or []
     if accounts:
@@ -192,34 +164,19 @@ def destination_rule(local_name, peer, svc, namespace, api_version):
 
 def _imported(kind, local_name, peer, svc, namespace, api_version, spec):
     """An Istio object for one imported service, named and labelled after the peer and service."""
-    return _finish({
-        "apiVersion": kind_api_version(kind, api_version),
-        "kind": kind,
-        "metadata": {
-            "name": object_name("meshfed", peer["name"], svc["namespace"], svc["name"]),
-            "namespace": namespace,
-            "labels": _labels(local_name, peer["name"]),
-        },
-        "spec": spec,
-    })
+    name = object_name("meshfed", peer["name"], svc["namespace"], svc["name"])
+    return _object(kind, api_version, {"name": name, "namespace": namespace,
+                                       "labels": _labels(local_name, peer["name"])}, spec)
 
 
 def export_gateway(local_card, namespace, api_version):
     gw = local_card["gateway"]
     hosts = sorted(s["hostname"] for s in local_card.get("public_services") or [])
-    return _finish({
-        "apiVersion": kind_api_version("Gateway", api_version),
-        "kind": "Gateway",
-        "metadata": {"name": EXPORT_GATEWAY_NAME, "namespace": namespace,
-                     "labels": _labels(local_card["name"], role="export")},
-        "spec": {
-            "selector": dict(gw.get("selector") or {"istio": "eastwestgateway"}),
-            "servers": [{
-                "port": {"number": gw.get("target_port") or gw["port"], "name": "tls", "protocol": "TLS"},
-                "tls": {"mode": "AUTO_PASSTHROUGH"},
-                "hosts": hosts,
-            }],
-        },
+    metadata = {"name": EXPORT_GATEWAY_NAME, "namespace": namespace, "labels": _labels(local_card["name"], role="export")}
+    return _object("Gateway", api_version, metadata, {
+        "selector": dict(gw.get("selector") or {"istio": "eastwestgateway"}),
+        "servers": [{"port": {"number": gw.get("target_port") or gw["port"], "name": "tls", "protocol": "TLS"},
+                     "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": hosts}],
     })
 
 

@@ -21,22 +21,9 @@ from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
-    BY_NAME,
-    CLUSTER_LABEL,
-    HASH_ANNOTATION,
-    KINDS,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    MANAGED_CA_ANNOTATION,
-    PEER_LABEL,
-    api_version as kind_api_version,
-    kind_path,
-)
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
-    check_multiroot,
-    load_mesh,
-    update_ca_certificates,
-)
+    BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
+    api_version as kind_api_version, kind_path)
+from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import check_multiroot, load_mesh, update_ca_certificates
 
 __all__ = ["MANAGED_CA_ANNOTATION", "Reconciler", "contains", "is_owned", "kind_path", "trimmed"]
 _CONFLICT_RETRIES = 5
@@ -105,17 +92,11 @@ class Reconciler(object):
     """Writes a plan onto one cluster, recording what it did in ``summary``, ``diffs`` and ``warnings``."""
 
     def __init__(self, client, cluster, namespace, api_version="v1", check_mode=False, want_diff=False):
-        self.client = client
-        self.cluster = cluster
-        self.namespace = namespace
-        self.api_version = api_version
-        self.check_mode = check_mode
-        self.want_diff = want_diff
+        self.client, self.cluster, self.namespace, self.api_version = client, cluster, namespace, api_version
+        self.check_mode, self.want_diff = check_mode, want_diff
         self.summary = {"created": [], "updated": [], "pruned": [], "unchanged": 0, "kept_unreachable": [],
                         "conflicts": [], "trust": {"added": [], "removed": [], "kept": []}}
-        self.diffs = []
-        self.warnings = []
-        self.changed = False
+        self.diffs, self.warnings, self.changed = [], [], False
 
     def converge(self, desired):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`)."""
@@ -207,12 +188,8 @@ class Reconciler(object):
         if self.check_mode and current is None:
             # nothing to dry-run against yet; the object's creation is already reported
             return
-        body = {
-            "apiVersion": obj["apiVersion"],
-            "kind": obj["kind"],
-            "metadata": {"name": obj["metadata"]["name"]},
-            "status": {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())},
-        }
+        body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]},
+                "status": {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}}
         path = kind_path(obj["kind"], None, self.api_version, obj["metadata"]["name"], "status")
         self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj))
         self.changed = True
@@ -283,13 +260,9 @@ class Reconciler(object):
 
     def _write_trust(self, cm, text, new_text, managed, new_managed, last):
         """Patch the mesh config (resourceVersion-guarded); False on a conflict worth a retry."""
-        body = {
-            "metadata": {
-                "resourceVersion": cm["metadata"]["resourceVersion"],
-                "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)},
-            },
-            "data": {"mesh": new_text},
-        }
+        body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
+                             "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
+                "data": {"mesh": new_text}}
         try:
             self.client.merge_patch(core_path("configmaps", self.namespace, "istio"), body, dry_run=self.check_mode,
                                     what="patch ConfigMap %s/istio" % self.namespace)
