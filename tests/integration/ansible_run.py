@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / ".build" / "collections"
+from tests.collection import COLLECTIONS, REPO, ensure_collection_link
+
 PLAYBOOK = REPO / "playbooks" / "federate.yml"
 
 _RECAP = re.compile(
@@ -43,13 +43,6 @@ class Run:
 
     def __repr__(self):
         return "Run(rc=%s)\n%s\n%s" % (self.rc, self.stdout[-6000:], self.stderr[-3000:])
-
-
-def ensure_collection_link():
-    target = COLLECTIONS / "ansible_collections" / "meshfed" / "istio"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.symlink_to(REPO)
 
 
 def run_playbook(inventory, *args, playbook=PLAYBOOK, env=None, timeout=600):

@@ -7,6 +7,7 @@ import yaml
 from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
 from tests.lab import seed as lab_seed
+from tests.lab.inventory import write_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -25,12 +26,6 @@ def pair(lab_clusters, tmp_path_factory):
     first = run_playbook(inv)
     assert first.rc == 0, first
     return {"a": a, "b": b, "inventory": inv, "first": first, "seeded_mesh": seeded_mesh}
-
-
-def write_inventory(clusters, path):
-    from tests.lab.inventory import write_inventory as _write
-    _write(clusters, path)
-    return path
 
 
 def _without_ca(text):

@@ -1,8 +1,6 @@
 """Unit tests import the collection as ansible_collections.meshfed.istio (make collection links it)."""
 
 import datetime
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -10,14 +8,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / ".build" / "collections"
-_link = COLLECTIONS / "ansible_collections" / "meshfed" / "istio"
-if not _link.exists():
-    _link.parent.mkdir(parents=True, exist_ok=True)
-    _link.symlink_to(REPO)
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
+from tests.collection import ensure_collection_link
+
+ensure_collection_link(importable=True)
 
 NOW = datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc)
 
