@@ -11,6 +11,7 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+__all__ = ["ApiException", "MISSING", "kubernetes", "require", "serialization", "urllib3", "x509", "yaml"]
 MISSING = {}  # pip name -> import traceback
 try:
     import kubernetes
