@@ -79,7 +79,6 @@ def world(root_pem, services=(), deckhouse=(), gw=None, nodes=None):
     return FakeClient(objects, lists, cluster="cluster-b")
 
 
-
 # -- a cluster as federation writes to it ------------------------------------------------------------
 MESH_PATH = "/api/v1/namespaces/istio-system/configmaps/istio"
 

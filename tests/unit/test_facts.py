@@ -11,6 +11,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.facts import (
 from .conftest import make_cert
 from .fakes import CM, gateway, service, world
 
+
 @pytest.fixture(scope="module")
 def root_pem():
     return make_cert("Root cluster-b")[2]

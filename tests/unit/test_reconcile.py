@@ -16,6 +16,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
 from .cards import card
 from .fakes import MESH_PATH, FakeClient, cluster_state
 
+
 def test_contains_is_subset_for_dicts_and_exact_for_lists():
     assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
     assert not contains({"a": [1, 2]}, {"a": [1]})
