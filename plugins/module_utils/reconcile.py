@@ -25,7 +25,6 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     api_version as kind_api_version, kind_path)
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import check_multiroot, load_mesh, update_ca_certificates
 
-__all__ = ["MANAGED_CA_ANNOTATION", "Reconciler", "contains", "is_owned", "kind_path", "trimmed"]
 _CONFLICT_RETRIES = 5
 
 

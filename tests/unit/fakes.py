@@ -6,7 +6,7 @@ import json
 
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import K8sError
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import MANAGED_CA_ANNOTATION, kind_path
+from ansible_collections.meshfed.istio.plugins.module_utils.kinds import MANAGED_CA_ANNOTATION, kind_path
 
 
 class FakeClient:

@@ -9,12 +9,11 @@ from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
     Reconciler,
     contains,
     is_owned,
-    kind_path,
     trimmed,
 )
 
 from .cards import card
-from .fakes import MESH_PATH, FakeClient, cluster_state
+from .fakes import FakeClient, cluster_state
 
 
 def test_contains_is_subset_for_dicts_and_exact_for_lists():
