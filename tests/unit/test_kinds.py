@@ -51,3 +51,11 @@ def test_paths_and_versions_come_from_the_table():
         "/apis/networking.istio.io/v1beta1/namespaces/istio-system/gateways"
     assert api_version("ServiceEntry", "v1") == "networking.istio.io/v1"
     assert sorted(k.prune_order for k in KINDS) == list(range(len(KINDS)))
+
+
+def test_design_doc_names_every_label_annotation_and_kind():
+    from ansible_collections.meshfed.istio.plugins.module_utils import kinds
+    design = (RBAC.parents[1] / "docs" / "design.md").read_text()
+    names = [v for k, v in vars(kinds).items() if k.endswith(("_LABEL", "_ANNOTATION", "_VALUE"))]
+    assert len(names) == 7
+    assert [n for n in names + [k.name for k in KINDS] if n not in design] == []
