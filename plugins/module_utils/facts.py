@@ -26,19 +26,16 @@ DEFAULT_PUBLIC_LABELS = [
 SERVICE_ACCOUNTS_ANNOTATION = "federation.meshfed.io/service-accounts"
 DEFAULT_GATEWAY_PORT = 15443
 
-# Port-name prefix (or appProtocol) -> Istio protocol, as Deckhouse and Istio's own naming rules.
-_PROTOCOLS = [("http2", "HTTP2"), ("http", "HTTP"), ("grpc", "GRPC"), ("https", "HTTPS"), ("tls", "TLS"), ("tcp", "TCP")]
+# Port-name prefixes (or appProtocols) naming an Istio protocol, as Deckhouse and Istio's own naming rules.
+_PROTOCOLS = ("http2", "http", "grpc", "https", "tls", "tcp")
 
 
 def port_protocol(name, app_protocol=None):
     """Istio protocol for a Service port, from its appProtocol or its name prefix."""
     for candidate in (app_protocol, name):
-        if not candidate:
-            continue
-        prefix = candidate.lower().split("-", 1)[0]
-        for key, proto in _PROTOCOLS:
-            if prefix == key:
-                return proto
+        prefix = (candidate or "").lower().split("-", 1)[0]
+        if prefix in _PROTOCOLS:
+            return prefix.upper()
     return "TCP"
 
 
