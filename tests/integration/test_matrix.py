@@ -4,18 +4,15 @@ Each case asserts the message (cluster and field named) and the state of every c
 a failing cluster never costs the others what they already knew of it."""
 
 import base64
-import datetime
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client as k8s
 
+from tests.certs import make_cert
 from tests.integration import kube
 from tests.integration.ansible_run import REPO, run_playbook
 from tests.lab import kubeapi
@@ -26,17 +23,9 @@ pytestmark = pytest.mark.lab
 ROOT_FIELD = "ConfigMap istio-system/istio-ca-root-cert key root-cert.pem"
 
 
-def _cert(cn, ca=True, days_before=1, days_after=3650, key=None):
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=days_before))
-            .not_valid_after(now + datetime.timedelta(days=days_after))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key
+def _cert(cn, **kwargs):
+    _c, key, pem = make_cert(cn, **kwargs)
+    return pem, key
 
 
 def set_root_bundle(cluster, text):
