@@ -9,7 +9,7 @@ COLLECTIONS := $(CURDIR)/$(BUILD)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test unit lab-test sanity venv lab-bins collection bench clean
+.PHONY: demo test unit lab-test sanity sanity-matrix venv lab-bins collection bench clean lint changelog dist ee release-check
 
 $(VENV)/.stamp: requirements-dev.txt requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,35 @@ test: venv collection lab-bins
 
 demo: venv collection lab-bins
 	$(PY) -m tests.demo
+
+# ansible-lint --profile production (see .ansible-lint for the one justified skip).
+lint: venv collection
+	$(VENV)/bin/ansible-lint --profile production
+
+# Fold changelogs/fragments/ into changelogs/changelog.yaml and regenerate CHANGELOG.rst for the version
+# in galaxy.yml (a release not yet published is updated in place).
+changelog: venv collection
+	$(VENV)/bin/antsibull-changelog release --update-existing --reload-plugins
+
+# The Galaxy tarball in .build/dist (contents checked by tests/release/check_dist.py).
+dist: venv
+	rm -rf $(BUILD)/dist
+	$(VENV)/bin/ansible-galaxy collection build --output-path $(BUILD)/dist .
+	$(PY) tests/release/check_dist.py $(BUILD)/dist/meshfed-istio-*.tar.gz
+
+# Execution environment build context in .build/ee (build it with ansible-builder build or podman).
+ee: dist
+	cp $(BUILD)/dist/meshfed-istio-*.tar.gz ee/meshfed-istio.tar.gz
+	$(VENV)/bin/ansible-builder create -f ee/execution-environment.yml -c $(BUILD)/ee --output-filename Containerfile
+
+# Changelog, lint, build, install into a fresh path, EE context, demo from the installed collection.
+release-check: venv collection lab-bins
+	bash tests/release/run.sh
+
+# ansible-test sanity on the oldest and newest ansible-core that meta/runtime.yml claims, on every
+# controller Python they support that this machine has (tests/sanity/matrix.sh).
+sanity-matrix: venv collection
+	bash tests/sanity/matrix.sh
 
 bench: venv collection lab-bins
 	$(PY) -m benchmarks.fleet

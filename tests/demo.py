@@ -1,6 +1,14 @@
 """`make demo`: two real lab clusters (kube-apiserver + etcd on loopback) seeded with the seed scenario,
-federated by playbooks/federate.yml, then the objects it wrote, read back from the API servers."""
+federated by playbooks/federate.yml, then the objects it wrote, read back from the API servers.
 
+    python -m tests.demo                                 # this checkout (make demo)
+    python -m tests.demo --collections-path DIR          # the collection installed in DIR by
+                                                         # ansible-galaxy (make release-check)
+With --collections-path the playbook is run by its FQCN (meshfed.istio.federate) with
+ANSIBLE_COLLECTIONS_PATH=DIR only, so nothing of this checkout but the lab and the tests is used.
+Exit status 0 only when both runs succeed and the second changes nothing."""
+
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +27,14 @@ def show(title, obj):
     print(yaml.safe_dump(obj, sort_keys=False, width=120).rstrip())
 
 
-def main():
+def main(argv=None):
+    opts = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    opts.add_argument("--collections-path", help="run the collection installed here (ansible-galaxy -p DIR)")
+    args = opts.parse_args(argv)
+    kwargs = {}
+    if args.collections_path:
+        kwargs = {"playbook": "meshfed.istio.federate",
+                  "env": {"ANSIBLE_COLLECTIONS_PATH": str(Path(args.collections_path).resolve())}}
     workdir = Path(tempfile.mkdtemp(prefix="meshfed-demo-"))
     lab = Lab(workdir)
     try:
@@ -30,8 +45,11 @@ def main():
             print("  %s: %s  kubeconfig %s" % (c.name, c.server, c.kubeconfig))
         a, b = clusters
         inventory = write_inventory(clusters, workdir / "inventory.yml") or workdir / "inventory.yml"
-        print("\n$ ansible-playbook playbooks/federate.yml -i %s" % inventory, flush=True)
-        run = run_playbook(inventory)
+        shown = kwargs.get("playbook", "playbooks/federate.yml")
+        if kwargs:
+            print("\n$ export ANSIBLE_COLLECTIONS_PATH=%s" % kwargs["env"]["ANSIBLE_COLLECTIONS_PATH"])
+        print("\n$ ansible-playbook %s -i %s" % (shown, inventory), flush=True)
+        run = run_playbook(inventory, **kwargs)
         print(run.stdout)
         if run.rc != 0:
             print(run.stderr, file=sys.stderr)
@@ -46,10 +64,13 @@ def main():
             {"trustDomains": e.get("trustDomains"), "pem": e["pem"].splitlines()[1][:40] + "..."}
             for e in kube.mesh(a).get("caCertificates") or []])
         show("cluster-b: export Gateway", kube.gateways(b)["meshfed-export"]["spec"])
-        print("\n$ ansible-playbook playbooks/federate.yml -i %s   # again: nothing to change" % inventory)
-        again = run_playbook(inventory)
+        print("\n$ ansible-playbook %s -i %s   # again: nothing to change" % (shown, inventory))
+        again = run_playbook(inventory, **kwargs)
         print("\n".join(line for line in again.stdout.splitlines() if "changed=" in line))
-        return again.rc
+        if again.rc != 0 or any(again.changed(c.name) for c in clusters):
+            print("demo: the second run failed or changed something", file=sys.stderr)
+            return again.rc or 1
+        return 0
     finally:
         lab.stop()
 
