@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # ansible-test sanity for meshfed.istio, without Docker.
+#   bash tests/sanity/run.sh [ansible-test sanity options]      # ansible-core of .venv, Python 3.11
+# MESHFED_SANITY_VENV (a venv holding another ansible-core) and MESHFED_SANITY_PYTHON (its Python
+# version) select another point of the version matrix (tests/sanity/matrix.sh).
 # ansible-test wants the collection at .../ansible_collections/meshfed/istio in a git tree, so the
 # tracked (and untracked, not ignored) files are copied into a temporary one.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-VENV_BIN="${REPO}/.venv/bin"
+VENV_BIN="${MESHFED_SANITY_VENV:-${REPO}/.venv}/bin"
+SANITY_PYTHON="${MESHFED_SANITY_PYTHON:-3.11}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "${WORK}"' EXIT
 DEST="${WORK}/ansible_collections/meshfed/istio"
 mkdir -p "${DEST}"
-(cd "${REPO}" && git ls-files -co --exclude-standard | grep -v -E '^(\.ci/|benchmarks/)' | tar cf - -T -) | (cd "${DEST}" && tar xf -)
+(cd "${REPO}" && git ls-files -co --exclude-standard | grep -v -E '^(\.ci/|benchmarks/|ee/)' | tar cf - -T -) | (cd "${DEST}" && tar xf -)
 (cd "${DEST}" && git init -q && git add -A && git -c user.email=ci@localhost -c user.name=ci commit -qm sanity)
 
 # ansible-test runs pip with an environment reduced to HOME and PATH, so pip settings this machine
@@ -26,7 +30,7 @@ mkdir -p "${SANITY_HOME}/.config/pip" "${SANITY_HOME}/.ansible/test/cache"
   echo "timeout = ${PIP_DEFAULT_TIMEOUT:-60}"
 } > "${SANITY_HOME}/.config/pip/pip.conf"
 # ansible-test bootstraps pip in its test venvs with a script from a host outside our reach.
-for v in 24.2 24.3 25.0 25.1 25.2; do
+for v in 23.1.2 24.0 24.2 24.3 25.0 25.1 25.2 25.3; do
   cp "${REPO}/tests/sanity/get_pip_shim.py" "${SANITY_HOME}/.ansible/test/cache/get_pip_${v//./_}.py"
 done
 export HOME="${SANITY_HOME}"
@@ -35,4 +39,4 @@ export HOME="${SANITY_HOME}"
 #   pslint: no PowerShell in the collection. shellcheck: not installed on the CI machine.
 SKIP=(--skip-test pslint --skip-test shellcheck)
 cd "${DEST}"
-"${VENV_BIN}/ansible-test" sanity --color no --python 3.11 --local --requirements "${SKIP[@]}" "$@"
+"${VENV_BIN}/ansible-test" sanity --color no --python "${SANITY_PYTHON}" --local --requirements "${SKIP[@]}" "$@"
