@@ -49,7 +49,8 @@ def main(argv=None):
         if kwargs:
             print("\n$ export ANSIBLE_COLLECTIONS_PATH=%s" % kwargs["env"]["ANSIBLE_COLLECTIONS_PATH"])
         print("\n$ ansible-playbook %s -i %s" % (shown, inventory), flush=True)
-        run = run_playbook(inventory, **kwargs)
+        report = workdir / "federation.md"
+        run = run_playbook(inventory, "-e", "meshfed_report_path=%s" % report, **kwargs)
         print(run.stdout)
         if run.rc != 0:
             print(run.stderr, file=sys.stderr)
@@ -64,6 +65,8 @@ def main(argv=None):
             {"trustDomains": e.get("trustDomains"), "pem": e["pem"].splitlines()[1][:40] + "..."}
             for e in kube.mesh(a).get("caCertificates") or []])
         show("cluster-b: export Gateway", kube.gateways(b)["meshfed-export"]["spec"])
+        print("\n--- the report (-e meshfed_report_path=%s)\n" % report)
+        print(report.read_text())
         print("\n$ ansible-playbook %s -i %s   # again: nothing to change" % (shown, inventory))
         again = run_playbook(inventory, **kwargs)
         print("\n".join(line for line in again.stdout.splitlines() if "changed=" in line))

@@ -123,3 +123,21 @@ def test_module_defaults_through_the_action_group(pair):
     inv = bare_inventory(pair["dir"] / "localhost.yml", {})
     run = run_playbook(inv, playbook=playbook, env=no_kubeconfig_env(pair["dir"]))
     assert run.rc == 0, run
+
+
+def test_impersonation_is_sent_to_the_api_server(pair):
+    """The admin identity impersonating the shipped least-privilege ServiceAccount runs the playbook;
+    impersonating an identity without any grant is refused by the API server, naming that identity."""
+    a, b = pair["a"], pair["b"]
+    sa_token(a)  # applies meta/rbac (ServiceAccount, roles, bindings)
+    sa = "system:serviceaccount:meshfed:meshfed-istio"
+    inv = write_inventory([a], pair["dir"] / "impersonate.yml",
+                          extra_hostvars={"meshfed_impersonate_user": sa})
+    run = run_playbook(inv)
+    assert run.rc == 0, run
+    inv = write_inventory([a], pair["dir"] / "impersonate-nobody.yml",
+                          extra_hostvars={"meshfed_impersonate_user": "nobody",
+                                          "meshfed_impersonate_groups": ["no-such-group", "other-group"]})
+    run = run_playbook(inv)
+    assert run.rc != 0
+    assert 'User "nobody" cannot' in run.stdout, run
