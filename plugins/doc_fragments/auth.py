@@ -8,16 +8,18 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Connection options, named and behaving like kubernetes.core's.
+    # Connection options, named, aliased and environment-backed like kubernetes.core's. A module option
+    # wins over its environment variable, which wins over the kubeconfig's value.
     DOCUMENTATION = r"""
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file.
+      - Path to a kubeconfig file, several paths joined with C(:) (merged as kubectl does), or the kubeconfig
+        document itself as a dict.
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
-      - When neither O(kubeconfig) nor O(host) is set, the first file of E(KUBECONFIG) or C(~/.kube/config) is used.
-      - The file's content is never returned or logged.
-    type: path
+      - When neither O(kubeconfig) nor O(host) is set, every path of E(KUBECONFIG), else C(~/.kube/config), is used.
+      - The kubeconfig's content is never returned or logged.
+    type: raw
   context:
     description:
       - The kubeconfig context to use. Can also be set with E(K8S_AUTH_CONTEXT).
@@ -30,27 +32,71 @@ options:
     description:
       - Bearer token to authenticate with. Can also be set with E(K8S_AUTH_API_KEY).
     type: str
+  username:
+    description:
+      - User name for basic authentication. Can also be set with E(K8S_AUTH_USERNAME).
+    type: str
+  password:
+    description:
+      - Password for basic authentication. Can also be set with E(K8S_AUTH_PASSWORD).
+    type: str
   validate_certs:
     description:
       - Whether to verify the API server's TLS certificate. Keep it on; fix O(ca_cert) instead.
+      - Can also be set with E(K8S_AUTH_VERIFY_SSL). When unset, certificates are verified.
     type: bool
-    default: true
     aliases: [verify_ssl]
   ca_cert:
     description:
       - Path to the CA bundle that signed the API server's certificate.
+      - Can also be set with E(K8S_AUTH_SSL_CA_CERT).
     type: path
     aliases: [ssl_ca_cert]
   client_cert:
     description:
-      - Path to a client certificate for TLS client authentication.
+      - Path to a client certificate for TLS client authentication. Can also be set with E(K8S_AUTH_CERT_FILE).
     type: path
     aliases: [cert_file]
   client_key:
     description:
-      - Path to the key of O(client_cert).
+      - Path to the key of O(client_cert). Can also be set with E(K8S_AUTH_KEY_FILE).
     type: path
     aliases: [key_file]
+  proxy:
+    description:
+      - URL of an HTTP(S) proxy to reach the API server through. Can also be set with E(K8S_AUTH_PROXY).
+    type: str
+  no_proxy:
+    description:
+      - Comma-separated hosts or domains not to reach through O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
+    type: str
+  proxy_headers:
+    description:
+      - Headers sent to the proxy.
+    type: dict
+    suboptions:
+      proxy_basic_auth:
+        description:
+          - C(user:password) for the proxy's basic authentication.
+        type: str
+      basic_auth:
+        description:
+          - C(user:password) for basic authentication.
+        type: str
+      user_agent:
+        description:
+          - User agent sent to the proxy.
+        type: str
+  impersonate_user:
+    description:
+      - User to impersonate (C(Impersonate-User)). Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
+    type: str
+  impersonate_groups:
+    description:
+      - Groups to impersonate (one C(Impersonate-Group) header each).
+      - Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS) (comma-separated).
+    type: list
+    elements: str
   request_timeout:
     description:
       - Seconds to wait for one API response.

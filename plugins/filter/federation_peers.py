@@ -8,14 +8,16 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: federation_peers
-short_description: Split federation members into gathered peers and unreachable ones
+short_description: Split federation members into gathered, unreachable and leaving peers
 version_added: 0.1.0
 author:
   - meshfed.istio contributors (@meshfed)
 description:
   - From O(_input) (C(hostvars)), the federation members and the current host, returns the cards of
-    the other members that gathered their facts this run (C(peers)) and the names of those that did
-    not (C(unreachable)). The federation module keeps what it holds for the latter instead of pruning it.
+    the other members that gathered their facts this run (C(peers)), the names of members in this run
+    that did not (C(unreachable)), of members marked C(meshfed_state=absent) (C(leaving)), and of all
+    members (C(members)). The federation module keeps what it holds for unreachable peers and for known
+    peers not in this run; it removes only leaving peers.
   - A member's cluster name is its C(meshfed_cluster_name) host var, else its inventory name.
 options:
   _input:
@@ -35,6 +37,12 @@ options:
     description: Host var holding a member's card.
     type: str
     default: meshfed_card
+  in_run:
+    description:
+      - Inventory names of the hosts of this run (usually C(ansible_play_hosts_all)). A member outside it
+        (left out by C(--limit)) is not unreachable, merely not in this run. Defaults to O(members).
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -45,30 +53,44 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(peers) (list of cards) and C(unreachable) (list of cluster names), both sorted by name.
+  description: C(peers) (list of cards), C(unreachable), C(leaving) and C(members) (lists of cluster names), sorted by name.
   type: dict
 """
 
 from ansible.errors import AnsibleFilterError
 
 
-def federation_peers(hostvars, members, current, card_var="meshfed_card"):
+def _cluster_name(hvars, host, card_var):
+    card = hvars.get(card_var)
+    if isinstance(card, dict) and card.get("name"):
+        return card["name"]
+    return hvars.get("meshfed_cluster_name") or host
+
+
+def federation_peers(hostvars, members, current, card_var="meshfed_card", in_run=None):
     if not isinstance(members, (list, tuple)):
         raise AnsibleFilterError("federation_peers: members must be a list of inventory names")
-    peers = []
-    unreachable = []
+    in_run = set(members if in_run is None else in_run)
+    out = {"peers": [], "unreachable": [], "leaving": [], "members": []}
     for host in sorted(set(members)):
-        if host == current:
-            continue
         if host not in hostvars:
             raise AnsibleFilterError("federation_peers: %s is not an inventory host" % host)
         hvars = hostvars[host]
+        name = _cluster_name(hvars, host, card_var)
+        out["members"].append(name)
+        if host == current:
+            continue
         card = hvars.get(card_var)
-        if isinstance(card, dict) and card.get("name"):
-            peers.append(card)
-        else:
-            unreachable.append(hvars.get("meshfed_cluster_name") or host)
-    return {"peers": sorted(peers, key=lambda c: c["name"]), "unreachable": sorted(unreachable)}
+        if hvars.get("meshfed_state") == "absent":
+            out["leaving"].append(name)
+        elif isinstance(card, dict) and card.get("name"):
+            out["peers"].append(card)
+        elif host in in_run:
+            out["unreachable"].append(name)
+    out["peers"].sort(key=lambda c: c["name"])
+    for key in ("unreachable", "leaving", "members"):
+        out[key].sort()
+    return out
 
 
 class FilterModule(object):

@@ -33,7 +33,7 @@ def normalize_pem(pem):
     return pem.strip() + "\n"
 
 
-def parse_root_bundle(pem_text, cluster, field, now=None):
+def parse_root_bundle(pem_text, cluster, field, now=None, warning_days=EXPIRY_WARNING_DAYS):
     """Parse and check a root CA bundle. Returns ``(roots, warnings)``; raises :class:`CertError`.
 
     Refuses empty input, undecodable blocks, any private key (without echoing it), certificates
@@ -49,7 +49,7 @@ def parse_root_bundle(pem_text, cluster, field, now=None):
             seen.add(digest)
             subject = cert.subject.rfc4514_string()
             label = "certificate #%d (%s)" % (number, subject or "no subject")
-            warnings.extend(prefixed(cluster, "%s: %s" % (field, w)) for w in _check_root(cert, label, field, now))
+            warnings.extend(prefixed(cluster, "%s: %s" % (field, w)) for w in _check_root(cert, label, field, now, warning_days))
             roots.append({"pem": pem, "sha256": digest, "subject": subject,
                           "not_after": _iso(cert.not_valid_after_utc)})
     return roots, warnings
@@ -89,7 +89,7 @@ def _load(pem, number, field):
     return cert, hashlib.sha256(der).hexdigest()
 
 
-def _check_root(cert, label, field, now):
+def _check_root(cert, label, field, now, warning_days=EXPIRY_WARNING_DAYS):
     """Refuse a certificate that cannot be a usable root; return warnings for a doubtful one."""
     not_after, not_before = cert.not_valid_after_utc, cert.not_valid_before_utc
     if not_after <= now:
@@ -104,8 +104,8 @@ def _check_root(cert, label, field, now):
         raise _error(field, "%s is not a CA certificate (BasicConstraints CA:TRUE missing); a root bundle "
                             "must hold CA certificates only" % label)
     warnings = []
-    if (not_after - now).days < EXPIRY_WARNING_DAYS:
-        warnings.append("%s expires on %s (in less than %d days)" % (label, _iso(not_after), EXPIRY_WARNING_DAYS))
+    if (not_after - now).days < warning_days:
+        warnings.append("%s expires on %s (in less than %d days)" % (label, _iso(not_after), warning_days))
     if cert.issuer != cert.subject:
         warnings.append("%s is not self-signed (issuer %s); peers will trust it as a root"
                         % (label, cert.issuer.rfc4514_string()))

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import parse_root_bundle
+from ansible_collections.meshfed.istio.plugins.module_utils.certs import EXPIRY_WARNING_DAYS, parse_root_bundle
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import FactsError, about, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import load_mesh, trust_domain
@@ -219,7 +219,8 @@ def _trust(client, params):
     if root_cm is None:
         raise FactsError("%s not found; istiod publishes it once it runs" % field, field=field)
     roots, warnings = parse_root_bundle((root_cm.get("data") or {}).get("root-cert.pem") or "",
-                                        params["cluster"], field)
+                                        params["cluster"], field,
+                                        warning_days=params.get("ca_expiry_warning_days") or EXPIRY_WARNING_DAYS)
     return td, roots, warnings
 
 

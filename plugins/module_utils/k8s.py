@@ -22,30 +22,43 @@ from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sErr
 
 FIELD_MANAGER = "meshfed.istio"
 
-# Argument spec shared by every module, named like kubernetes.core's.
+# Argument spec shared by every module: kubernetes.core's connection options, names, aliases and
+# K8S_AUTH_* environment fallbacks (AWX/AAP's Kubernetes credential injects K8S_AUTH_HOST, _API_KEY,
+# _VERIFY_SSL and _SSL_CA_CERT). A module option wins over the environment, which wins over the kubeconfig.
 AUTH_ARG_SPEC = dict(
-    kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
+    kubeconfig=dict(type="raw", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
     context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
     host=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_HOST"])),
     api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_API_KEY"])),
-    validate_certs=dict(type="bool", default=True, aliases=["verify_ssl"]),
-    ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
-    client_cert=dict(type="path", aliases=["cert_file"]),
-    client_key=dict(type="path", aliases=["key_file"], no_log=False),
+    username=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_USERNAME"])),
+    password=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_PASSWORD"])),
+    validate_certs=dict(type="bool", aliases=["verify_ssl"], fallback=(env_fallback, ["K8S_AUTH_VERIFY_SSL"])),
+    ca_cert=dict(type="path", aliases=["ssl_ca_cert"], fallback=(env_fallback, ["K8S_AUTH_SSL_CA_CERT"])),
+    client_cert=dict(type="path", aliases=["cert_file"], fallback=(env_fallback, ["K8S_AUTH_CERT_FILE"])),
+    client_key=dict(type="path", aliases=["key_file"], no_log=False, fallback=(env_fallback, ["K8S_AUTH_KEY_FILE"])),
+    proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_PROXY"])),
+    no_proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_NO_PROXY"])),
+    proxy_headers=dict(type="dict", options=dict(
+        proxy_basic_auth=dict(type="str", no_log=True),
+        basic_auth=dict(type="str", no_log=True),
+        user_agent=dict(type="str"),
+    )),
+    impersonate_user=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])),
+    impersonate_groups=dict(type="list", elements="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
     request_timeout=dict(type="int", default=30),
 )
 # Options Configuration takes as they are (option -> attribute).
-_TLS_OPTIONS = (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"))
+_TLS_OPTIONS = (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"),
+                ("username", "username"), ("password", "password"), ("proxy", "proxy"), ("no_proxy", "no_proxy"))
 
 
 def connect(params, cluster):
     """Return a :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``."""
     configuration = kubernetes.client.Configuration()
-    host = params.get("host")
+    host, kubeconfig = params.get("host"), params.get("kubeconfig")
     with_cluster = dict(cluster=cluster, field="kubeconfig")
-    if params.get("kubeconfig") or not host:
-        _load_kubeconfig(params.get("kubeconfig") or _default_kubeconfig(), params.get("context"),
-                         configuration, with_cluster)
+    if kubeconfig or not host:
+        _load_kubeconfig(kubeconfig or _default_kubeconfig(), params.get("context"), configuration, with_cluster)
     if host:
         configuration.host = host
     if params.get("api_key"):
@@ -53,36 +66,65 @@ def connect(params, cluster):
     for option, attribute in _TLS_OPTIONS:
         if params.get(option):
             setattr(configuration, attribute, params[option])
+    if params.get("proxy_headers"):
+        configuration.proxy_headers = urllib3.util.make_headers(
+            **dict((k, v) for k, v in params["proxy_headers"].items() if v))
     if params.get("validate_certs") is False:
         configuration.verify_ssl = False
     # urllib3 retries on connection errors; one retry keeps an unreachable cluster fast to report.
     configuration.retries = 1
-    return Client(kubernetes.client.ApiClient(configuration), cluster, timeout=params.get("request_timeout") or 30)
+    return Client(kubernetes.client.ApiClient(configuration), cluster, timeout=params.get("request_timeout") or 30,
+                  impersonate=(params.get("impersonate_user"), params.get("impersonate_groups") or []))
 
 
 def _default_kubeconfig():
-    return os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
+    """KUBECONFIG as kubectl reads it: every path of a multi-path value, merged; else ~/.kube/config."""
+    paths = [os.path.expanduser(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return os.pathsep.join(paths) if paths else os.path.expanduser("~/.kube/config")
 
 
-def _load_kubeconfig(path, context, configuration, with_cluster):
-    if not os.path.isfile(path):
-        raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % path, **with_cluster)
-    try:
-        contexts, _active = kubernetes.config.list_kube_config_contexts(config_file=path)
-    except Exception as exc:  # the library raises ConfigException and yaml errors alike
-        raise K8sError("kubeconfig %s cannot be read: %s (field: kubeconfig)" % (path, _first_line(exc)),
-                       **with_cluster)
-    names = sorted(c.get("name") for c in contexts or [] if c.get("name"))
+def _load_kubeconfig(source, context, configuration, with_cluster):
+    """Load a kubeconfig given as a dict, a path, or several paths joined like KUBECONFIG."""
+    if isinstance(source, dict):
+        what, loader = "(kubeconfig given as a dict)", dict(config_dict=source)
+        contexts = source.get("contexts") or []
+    else:
+        what, loader = _kubeconfig_files(str(source), with_cluster)
+        contexts = _read_contexts(what, loader, with_cluster)
+    names = sorted(c.get("name") for c in contexts if isinstance(c, dict) and c.get("name"))
     if context and context not in names:
         raise K8sError("context %r is not in kubeconfig %s (field: context; it has: %s)"
-                       % (context, path, ", ".join(names) or "none"), cluster=with_cluster["cluster"],
+                       % (context, what, ", ".join(names) or "none"), cluster=with_cluster["cluster"],
                        field="context")
     try:
-        kubernetes.config.load_kube_config(config_file=path, context=context, client_configuration=configuration,
-                                           persist_config=False)
+        if "config_dict" in loader:
+            kubernetes.config.load_kube_config_from_dict(context=context, client_configuration=configuration,
+                                                         persist_config=False, **loader)
+        else:
+            kubernetes.config.load_kube_config(context=context, client_configuration=configuration,
+                                               persist_config=False, **loader)
     except Exception as exc:
         raise K8sError("kubeconfig %s context %s is unusable: %s (field: kubeconfig)"
-                       % (path, context or "(current)", _first_line(exc)), **with_cluster)
+                       % (what, context or "(current)", _first_line(exc)), **with_cluster)
+
+
+def _kubeconfig_files(source, with_cluster):
+    paths = [os.path.expanduser(p) for p in source.split(os.pathsep) if p]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if not paths or len(missing) == len(paths):
+        raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(missing) or "''"),
+                       **with_cluster)
+    existing = os.pathsep.join(p for p in paths if p not in missing)
+    return existing, dict(config_file=existing)
+
+
+def _read_contexts(what, loader, with_cluster):
+    try:
+        contexts, _active = kubernetes.config.list_kube_config_contexts(**loader)
+    except Exception as exc:  # the library raises ConfigException and yaml errors alike
+        raise K8sError("kubeconfig %s cannot be read: %s (field: kubeconfig)" % (what, _first_line(exc)),
+                       **with_cluster)
+    return contexts or []
 
 
 def _first_line(exc):
@@ -93,11 +135,12 @@ def _first_line(exc):
 class Client(object):
     """Minimal REST client. ``calls`` counts requests per verb (benchmarks assert on it)."""
 
-    def __init__(self, api_client, cluster, timeout=30):
+    def __init__(self, api_client, cluster, timeout=30, impersonate=(None, ())):
         self.api_client = api_client
         self.cluster = cluster
         self.timeout = timeout
         self.calls = {}
+        self.impersonate_user, self.impersonate_groups = impersonate[0], list(impersonate[1] or [])
 
     @property
     def server(self):
@@ -106,6 +149,8 @@ class Client(object):
     def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None):
         self.calls[verb] = self.calls.get(verb, 0) + 1
         headers = {"Accept": "application/json"}
+        if self.impersonate_user:
+            headers["Impersonate-User"] = self.impersonate_user
         if content_type:
             headers["Content-Type"] = content_type
         if body is not None and content_type and content_type.endswith("yaml"):
@@ -136,12 +181,22 @@ class Client(object):
             method, url, headers, _body, _post = client.param_serialize(
                 method=method, resource_path=path, query_params=query, header_params=headers,
                 auth_settings=["BearerToken"])
-            resp = client.rest_client.request(method, url, headers=headers, body=body, _request_timeout=timeout)
+            resp = client.rest_client.request(method, url, headers=self._with_groups(headers), body=body,
+                                              _request_timeout=timeout)
             return resp.status, resp.reason, resp.read()
         resp = client.call_api(path, method, query_params=query, header_params=headers, body=body,
                                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
         resp = resp[0] if isinstance(resp, tuple) else resp
         return resp.status, resp.reason, resp.data
+
+    def _with_groups(self, headers):
+        """Headers plus one Impersonate-Group header per group (the API server reads them all)."""
+        if not self.impersonate_groups:
+            return headers
+        merged = urllib3.HTTPHeaderDict(headers)
+        for group in self.impersonate_groups:
+            merged.add("Impersonate-Group", group)
+        return merged
 
     def _api_message(self, status, reason, data, target):
         detail = reason or ""

@@ -63,7 +63,7 @@ def _object(kind, api_version, metadata, spec):
 
 # -- validation -----------------------------------------------------------------------------------
 def validate_card(card, role="peer"):
-    """Return a list of problems with a card (as gathered by cluster_facts, possibly edited)."""
+    """Return a list of problems with a card (as gathered by cluster_info, possibly edited)."""
     if not isinstance(card, dict):
         return ["%s card is not a mapping" % role]
     name = card.get("name")

@@ -97,9 +97,10 @@ class Reconciler(object):
                         "conflicts": [], "trust": {"added": [], "removed": [], "kept": []}}
         self.diffs, self.warnings, self.changed = [], [], False
 
-    def converge(self, desired):
-        """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`)."""
-        existing = self.list_existing()
+    def converge(self, desired, existing=None):
+        """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
+        ``existing`` is :meth:`list_existing`'s result when the caller already listed."""
+        existing = self.list_existing() if existing is None else existing
         mesh = self.converge_trust(desired)
         keys = self.converge_objects(desired, existing)
         self.prune(existing, keys, set(desired["preserve_peers"]))

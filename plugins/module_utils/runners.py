@@ -12,7 +12,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler, is_owned
 
 
 def run_module(module, run_class):
@@ -40,7 +40,7 @@ class _Run(object):
 
 
 class FactsRun(_Run):
-    """cluster_facts: the card of one cluster."""
+    """cluster_info: the card of one cluster."""
 
     def __call__(self):
         params = dict(self.params, gateway_namespace=self.params["gateway_namespace"] or self.params["istio_namespace"])
@@ -54,7 +54,7 @@ class FactsRun(_Run):
 
 
 class FederationRun(_Run):
-    """federation: plan from the cards, then converge the local cluster onto the plan."""
+    """federation: membership from the IstioFederation objects, plan from the cards, converge onto the plan."""
 
     reconciler = None
 
@@ -64,17 +64,72 @@ class FederationRun(_Run):
         namespace = params["istio_namespace"] or card.get("istio_namespace") or "istio-system"
         self.reconciler = rec = Reconciler(self._connect(name), name, namespace, api_version=version,
                                            check_mode=self.module.check_mode, want_diff=self.module._diff)
+        existing = rec.list_existing()
+        members = membership(params, known_peers(existing, name))
+        rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
+        if params["state"] == "absent":
+            peers, preserve, export = [], [], False
+        else:
+            peers, preserve, export = params["peers"], members["unreachable"] + members["not_in_run"], params["export_gateway"]
         local_hosts = ()
-        if params["check_local_services"]:
+        if params["check_local_services"] and params["state"] == "present":
             local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"))
-        desired = plan(card, params["peers"], unreachable=params["unreachable_peers"], namespace=namespace,
-                       api_version=version, local_hostnames=local_hosts, export=params["export_gateway"])
-        rec.check_istiod(rec.converge(desired), params["istiod_deployment"])
+        desired = plan(card, peers, unreachable=preserve, namespace=namespace, api_version=version,
+                       local_hostnames=local_hosts, export=export)
+        rec.check_istiod(rec.converge(desired, existing), params["istiod_deployment"])
         for warning in rec.warnings:
             self.module.warn(warning)
-        return dict(self.progress(), **(dict(diff=rec.diffs) if self.module._diff else {}))
+        view = federation_view(params, members, desired, existing)
+        return dict(self.progress(), federation=view, **(dict(diff=rec.diffs) if self.module._diff else {}))
 
     def progress(self):
         rec = self.reconciler
         return dict(super(FederationRun, self).progress(), changed=bool(rec and rec.changed),
                     summary=rec.summary if rec else {})
+
+
+def known_peers(existing, cluster):
+    """Peers this cluster records as members: its own IstioFederation objects, by name."""
+    return sorted(obj["metadata"]["name"] for key, obj in existing.items()
+                  if key[0] == "IstioFederation" and is_owned(obj, cluster))
+
+
+def membership(params, known):
+    """Sort the peers: gathered, unreachable, not in this run (kept), leaving and pruned (removed).
+
+    A known peer missing from the run is kept; only intent removes one: ``leaving_peers`` (a host marked
+    ``state: absent``), ``state: absent`` here (this cluster leaves: every peer goes), or ``prune_absent``
+    for known peers that are not ``members`` at all (never for members limited out of the run)."""
+    gathered = set(p.get("name") for p in params["peers"])
+    leaving = set(params["leaving_peers"])
+    unreachable = set(params["unreachable_peers"]) - leaving
+    absent = set(known) - gathered - leaving - unreachable
+    pruned = set(p for p in absent if params["prune_absent"] and p not in set(params["members"] or []))
+    if params["state"] == "absent":
+        leaving, unreachable, absent, pruned = leaving | set(known) | gathered | unreachable, set(), set(), set()
+    return {"gathered": sorted(gathered - leaving), "unreachable": sorted(unreachable), "not_in_run": sorted(absent - pruned),
+            "left": sorted(leaving & (set(known) | gathered)), "pruned_absent": sorted(pruned)}
+
+
+_STATES = (("gathered", "in this run"), ("unreachable", "unreachable"), ("not_in_run", "not in this run"),
+           ("left", "leaving"), ("pruned_absent", "removed"))
+
+
+def federation_view(params, members, desired, existing):
+    """Per peer: its state this run and what this cluster holds of it (trust domain, roots, imports, cache time)."""
+    peers = []
+    for key, state in _STATES:
+        for name in members[key]:
+            current = existing.get(("IstioFederation", None, name)) or {}
+            cached = (current.get("status") or {}).get("metadataCache") or {}
+            cache = desired["statuses"].get(name) or cached
+            public, private = cache.get("public") or {}, cache.get("private") or {}
+            peers.append({
+                "name": name, "state": state, "trust_domain": public.get("trustDomain", ""),
+                "cached_at": cached.get("lastChangeTimestamp", ""),
+                "roots": [{"sha256": r.get("sha256", ""), "subject": r.get("subject", ""),
+                           "not_after": r.get("notAfter", "")} for r in public.get("rootCA") or []],
+                "services": sorted(s.get("hostname", "") for s in private.get("publicServices") or []),
+            })
+    return {"cluster": params["local"].get("name"), "state": params["state"],
+            "peers": sorted(peers, key=lambda p: p["name"])}

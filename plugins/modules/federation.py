@@ -13,7 +13,7 @@ short_description: Federate a cluster's Istio mesh with its peers
 version_added: 0.1.0
 description:
   - Converges one cluster onto the federation described by its own card and its peers' cards
-    (as returned by M(meshfed.istio.cluster_facts)).
+    (as returned by M(meshfed.istio.cluster_info)).
   - Writes, per peer, a cluster-scoped C(IstioFederation) (peer coordinates in C(spec), last gathered
     metadata in C(status.metadataCache)); per peer public hostname a C(ServiceEntry) routed to the peer's
     gateway and a C(DestinationRule) with C(ISTIO_MUTUAL); the export C(Gateway) (C(AUTO_PASSTHROUGH),
@@ -53,6 +53,35 @@ options:
     type: list
     elements: str
     default: []
+  state:
+    description:
+      - V(present) federates this cluster with O(peers).
+      - V(absent) makes this cluster leave the federation; it removes every object it owns (imports, export
+        C(Gateway), C(IstioFederation) records) and every peer root it added to C(caCertificates).
+    type: str
+    choices: [present, absent]
+    default: present
+  leaving_peers:
+    description:
+      - Names of peers that leave the federation (their host is marked C(state=absent)). Everything this
+        cluster holds of them is removed, whether or not they were reachable.
+    type: list
+    elements: str
+    default: []
+  members:
+    description:
+      - Names of every federation member in the inventory, in this run or not. Used by O(prune_absent) only.
+    type: list
+    elements: str
+    default: []
+  prune_absent:
+    description:
+      - Membership is explicit. The C(IstioFederation) objects on this cluster are its record of its peers;
+        a known peer that is neither in O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and
+        reported in RV(summary.not_in_run) (C(--limit), job slices, narrower inventories remove nothing).
+      - With V(true), known peers that are not in O(members) at all are removed (RV(summary.pruned_absent)).
+    type: bool
+    default: false
   istio_namespace:
     description: Namespace for the Istio objects and of ConfigMap C(istio). Defaults to the local card's.
     type: str
@@ -83,7 +112,7 @@ notes:
     proxies with C(PROXY_CONFIG_XDS_AGENT=true); the module checks both and warns. Ambient (ztunnel) does
     not support extra roots.
 seealso:
-  - module: meshfed.istio.cluster_facts
+  - module: meshfed.istio.cluster_info
 """
 
 EXAMPLES = r"""
@@ -133,6 +162,18 @@ summary:
       description: Objects with a desired name that the collection does not own (left untouched).
       type: list
       elements: str
+    not_in_run:
+      description: Known peers kept because they were not in this run (neither gathered, unreachable nor leaving).
+      type: list
+      elements: str
+    left:
+      description: Known peers removed because they leave the federation (or every peer, with O(state=absent)).
+      type: list
+      elements: str
+    pruned_absent:
+      description: Known peers removed by O(prune_absent) because they are not O(members).
+      type: list
+      elements: str
     trust:
       description:
         - Root fingerprints added to and removed from C(caCertificates), with their peer; C(kept) lists the
@@ -140,6 +181,17 @@ summary:
       type: dict
   sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "updated": [], "pruned": [],
            "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": [], "kept": []}}
+federation:
+  description:
+    - This cluster's view of its peers, for reports (see the P(meshfed.istio.federation_report#filter) filter).
+    - C(peers) lists each peer with its C(state) (C(in this run), C(unreachable), C(not in this run), C(leaving),
+      C(removed)), C(trust_domain), C(roots) (C(sha256), C(subject), C(not_after)), imported C(services) and
+      C(cached_at) (when the metadata cached in its C(IstioFederation) was last written).
+  returned: success
+  type: dict
+  sample: {"cluster": "cluster-a", "state": "present", "peers": [{"name": "cluster-b", "state": "in this run",
+           "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": ["bar.xyz.svc.cluster-b.local"],
+           "roots": [{"sha256": "9f2c...", "subject": "CN=Root", "not_after": "2036-11-24T00:00:00Z"}]}]}
 api_calls:
   description: Number of API requests made, per verb.
   returned: always
@@ -164,6 +216,10 @@ def argument_spec():
         export_gateway=dict(type="bool", default=True),
         check_local_services=dict(type="bool", default=True),
         istiod_deployment=dict(type="str", default="istiod"),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        leaving_peers=dict(type="list", elements="str", default=[]),
+        members=dict(type="list", elements="str", default=[]),
+        prune_absent=dict(type="bool", default=False),
     )
 
 

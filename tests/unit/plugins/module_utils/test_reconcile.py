@@ -12,8 +12,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
     trimmed,
 )
 
-from .cards import card
-from .fakes import FakeClient, cluster_state
+from ...cards import card
+from ...fakes import FakeClient, cluster_state
 
 
 def test_contains_is_subset_for_dicts_and_exact_for_lists():

@@ -8,11 +8,11 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.meshfed.istio.plugins.module_utils import deps, runners
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
-from ansible_collections.meshfed.istio.plugins.modules import cluster_facts, federation
+from ansible_collections.meshfed.istio.plugins.modules import cluster_info, federation
 
-from .cards import card
-from .conftest import make_cert
-from .fakes import FakeClient, cluster_state, service, world
+from ...cards import card
+from ...conftest import make_cert
+from ...fakes import FakeClient, cluster_state, service, world
 
 
 class Exit(Exception):
@@ -52,10 +52,10 @@ def run(main, args, check_mode=False, diff=False):
     return err.value
 
 
-def test_cluster_facts_returns_the_card_and_warnings(connected):
+def test_cluster_info_returns_the_card_and_warnings(connected):
     root = make_cert("Root cluster-b")[2]
     connected["client"] = world(root, services=[service("a", "unnamed", [{"port": 80}])])
-    out = run(cluster_facts.main, {"cluster": "cluster-b"})
+    out = run(cluster_info.main, {"cluster": "cluster-b"})
     assert not out.failed and out.result["changed"] is False
     assert out.result["card"]["name"] == "cluster-b" and out.result["card"]["gateway"]["port"] == 15443
     assert out.result["api_calls"] == {"get": 3, "list": 2}
@@ -63,16 +63,16 @@ def test_cluster_facts_returns_the_card_and_warnings(connected):
     assert connected["params"]["gateway_namespace"] is None  # the runner, not the spec, defaults it
 
 
-def test_cluster_facts_bad_port_fails_before_connecting(connected):
-    out = run(cluster_facts.main, {"cluster": "cluster-b", "gateway_port": 70000})
+def test_cluster_info_bad_port_fails_before_connecting(connected):
+    out = run(cluster_info.main, {"cluster": "cluster-b", "gateway_port": 70000})
     assert out.failed and out.result["msg"] == "cluster-b: gateway_port 70000 is not a port number (1-65535)"
     assert out.result["cluster"] == "cluster-b" and out.result["field"] == "gateway_port"
     assert out.result["api_calls"] == {} and "params" not in connected
 
 
-def test_cluster_facts_failure_names_cluster_and_field(connected):
+def test_cluster_info_failure_names_cluster_and_field(connected):
     connected["client"] = world(make_cert("Root cluster-b")[2], gw=False)
-    out = run(cluster_facts.main, {"cluster": "cluster-b"})
+    out = run(cluster_info.main, {"cluster": "cluster-b"})
     assert out.failed and out.result["msg"].startswith("cluster-b: gateway Service istio-system/istio-eastwestgateway")
     assert out.result["field"] == "gateway_service" and out.result["api_calls"] == {"get": 3}
 
@@ -81,7 +81,7 @@ def test_kubeconfig_and_context_fall_back_to_the_environment(connected, monkeypa
     monkeypatch.setenv("K8S_AUTH_KUBECONFIG", "/tmp/kc")
     monkeypatch.setenv("K8S_AUTH_CONTEXT", "ctx-b")
     connected["client"] = world(make_cert("Root cluster-b")[2])
-    run(cluster_facts.main, {"cluster": "cluster-b"})
+    run(cluster_info.main, {"cluster": "cluster-b"})
     assert connected["params"]["kubeconfig"] == "/tmp/kc" and connected["params"]["context"] == "ctx-b"
 
 
@@ -141,7 +141,7 @@ def test_federation_plan_error_fails_with_every_problem(connected):
         "cluster-a: field peers: peer cluster-b is listed twice"]
 
 
-@pytest.mark.parametrize("main, args", [(cluster_facts.main, {"cluster": "x"}), (federation.main, {"local": {}})])
+@pytest.mark.parametrize("main, args", [(cluster_info.main, {"cluster": "x"}), (federation.main, {"local": {}})])
 def test_missing_library_fails_with_its_traceback(connected, monkeypatch, main, args):
     monkeypatch.setattr(deps, "MISSING", {"PyYAML": "Traceback: no yaml"})
     out = run(main, args)

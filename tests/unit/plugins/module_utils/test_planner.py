@@ -7,7 +7,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.planner import (
     plan,
 )
 
-from .cards import card
+from ...cards import card
 
 BAR = [("xyz", "bar", [("http", 8080, "HTTP"), ("grpc-api", 9090, "GRPC")])]
 

@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ansible_collections.meshfed.istio.plugins.module_utils.certs import CertError, parse_root_bundle, pem_sha256
 
-from .conftest import NOW, make_cert
+from ...conftest import NOW, make_cert
 
 FIELD = "ConfigMap istio-system/istio-ca-root-cert key root-cert.pem"
 

@@ -8,8 +8,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.facts import (
     port_protocol,
 )
 
-from .conftest import make_cert
-from .fakes import CM, gateway, service, world
+from ...conftest import make_cert
+from ...fakes import CM, gateway, service, world
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 DOCUMENTATION = r"""
-module: cluster_facts
+module: cluster_info
 short_description: Gather an Istio cluster's federation facts (its "cluster card")
 version_added: 0.1.0
 description:
+  - Named C(meshfed.istio.cluster_facts) before 0.1.0's release; that name still works (a redirect).
   - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh
     the trust domain, the root CA certificate(s), the east-west gateway's addresses and port, and the
     Services marked public.
@@ -77,6 +78,11 @@ options:
     type: list
     elements: str
     default: [federation.meshfed.io/public-service, federation.istio.deckhouse.io/public-service]
+  ca_expiry_warning_days:
+    description:
+      - A root CA certificate expiring within this many days gives a warning.
+    type: int
+    default: 30
 notes:
   - Service ports must be named (for example C(http), C(grpc-api)); the protocol comes from the
     C(appProtocol) or from the name prefix (C(http), C(http2), C(grpc), C(https), C(tls), else TCP).
@@ -87,14 +93,14 @@ seealso:
 
 EXAMPLES = r"""
 - name: Gather the card of the cluster this inventory host stands for
-  meshfed.istio.cluster_facts:
+  meshfed.istio.cluster_info:
     cluster: "{{ inventory_hostname }}"
     kubeconfig: "{{ meshfed_kubeconfig }}"
     context: "{{ meshfed_context }}"
   register: facts
 
 - name: Gateway behind NAT, exported Services labelled the Deckhouse way only
-  meshfed.istio.cluster_facts:
+  meshfed.istio.cluster_info:
     cluster: cluster-b
     gateway_addresses: [eastwest.cluster-b.example.com]
     public_labels: [federation.istio.deckhouse.io/public-service]
@@ -170,6 +176,7 @@ def argument_spec():
         gateway_port=dict(type="int"),
         gateway_selector=dict(type="dict"),
         public_labels=dict(type="list", elements="str", default=list(DEFAULT_PUBLIC_LABELS)),
+        ca_expiry_warning_days=dict(type="int", default=30),
     )
 
 

@@ -10,7 +10,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
     update_ca_certificates,
 )
 
-from .conftest import make_cert
+from ...conftest import make_cert
 
 MESH = """\
 # managed by helm (chart istiod); edit values.yaml, not this ConfigMap

@@ -6,7 +6,7 @@ import yaml
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import KINDS, api_version, kind_path
 
-RBAC = Path(__file__).resolve().parents[2] / "meta" / "rbac"
+RBAC = Path(__file__).resolve().parents[4] / "meta" / "rbac"
 
 
 def _granted():

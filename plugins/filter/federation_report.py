@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: federation_report
+short_description: Markdown report and one-screen summary of a federation run
+version_added: 0.1.0
+author:
+  - meshfed.istio contributors (@meshfed)
+description:
+  - From O(_input) (C(hostvars)) and the hosts of the run, builds a Markdown report of the federation
+    (clusters, a Mermaid graph of who imports which service from whom, imports, roots with fingerprints and
+    expiry, the trust matrix, unreachable peers and peers not in this run with the age of their cached
+    metadata, warnings) and a short summary for the play output.
+  - Reads each host's C(meshfed_card), C(meshfed_facts) (M(meshfed.istio.cluster_info) result) and
+    C(meshfed_result) (M(meshfed.istio.federation) result, key C(federation)).
+options:
+  _input:
+    description: The C(hostvars) mapping.
+    type: dict
+    required: true
+  hosts:
+    description: Inventory names of the hosts of this run (usually C(ansible_play_hosts_all)).
+    type: list
+    elements: str
+    required: true
+  warning_days:
+    description: A root CA expiring within this many days is a warning.
+    type: int
+    default: 30
+  now:
+    description: Time of the report (RFC 3339, UTC); defaults to now. For tests.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Build the report
+  ansible.builtin.set_fact:
+    report: "{{ hostvars | meshfed.istio.federation_report(ansible_play_hosts_all, warning_days=30) }}"
+  run_once: true
+"""
+
+RETURN = r"""
+_value:
+  description: C(markdown) (the report) and C(summary) (list of lines, one screen), C(warnings) (list).
+  type: dict
+"""
+
+import datetime
+
+TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+IN_RUN, UNREACHABLE, NOT_IN_RUN, LEFT = "in this run", "unreachable", "not in this run", "leaving"
+
+
+def _parse_ts(text):
+    try:
+        return datetime.datetime.strptime(str(text), TS_FORMAT).replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+
+
+def _age(then, now):
+    """Compact age: 42s, 17m, 5h, 3d."""
+    if then is None:
+        return "unknown"
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
+
+
+def _node(name):
+    return name.replace("-", "_").replace(".", "_")
+
+
+def _short(sha256):
+    return "`%s…`" % sha256[:16]
+
+
+class _Federation(object):
+    """What the run's hosts know: clusters (own cards) and each one's view of its peers."""
+
+    def __init__(self, hostvars, hosts, warning_days, now):
+        self.now, self.warning_days = now, warning_days
+        self.clusters, self.views, self.warnings, self.failed = {}, {}, [], {}
+        for host in sorted(hosts):
+            self._read_host(host, hostvars[host])
+        self._peer_only = {}
+        for name, view in sorted(self.views.items()):
+            for peer in view.get("peers") or []:
+                if peer["name"] not in self.clusters:
+                    self._peer_only.setdefault(peer["name"], peer)
+
+    def _read_host(self, host, hv):
+        card = hv.get("meshfed_card")
+        result = hv.get("meshfed_result") or {}
+        facts = hv.get("meshfed_facts") or {}
+        name = (card or {}).get("name") or hv.get("meshfed_cluster_name") or host
+        for res in (facts, result):
+            self.warnings.extend(w for w in res.get("warnings") or [] if w not in self.warnings)
+            if res.get("failed"):
+                self.failed[name] = str(res.get("msg") or "failed").splitlines()[0]
+        if isinstance(card, dict) and card.get("name"):
+            self.clusters[name] = dict(card, state=LEFT if hv.get("meshfed_state") == "absent" else IN_RUN)
+        if isinstance(result.get("federation"), dict):
+            self.views[name] = result["federation"]
+
+    def names(self):
+        return sorted(set(self.clusters) | set(self._peer_only) | set(self.failed))
+
+    def roots_of(self, name):
+        """Root CAs of a cluster: from its card, else from what a peer cached."""
+        if name in self.clusters:
+            return [{"sha256": r["sha256"], "subject": r.get("subject", ""), "not_after": r.get("not_after", "")}
+                    for r in self.clusters[name].get("root_cas") or []]
+        return (self._peer_only.get(name) or {}).get("roots") or []
+
+    def imports(self):
+        """(importer, hostname, exporter, peer state) for every import each cluster holds."""
+        rows = []
+        for name, view in sorted(self.views.items()):
+            for peer in view.get("peers") or []:
+                if peer["state"] in (LEFT, "removed"):
+                    continue
+                rows.extend((name, host, peer["name"], peer["state"]) for host in peer.get("services") or [])
+        return sorted(rows)
+
+    def stale(self):
+        """(seen from, peer, state, cached at, age) for every kept peer that was not gathered."""
+        rows = []
+        for name, view in sorted(self.views.items()):
+            for peer in view.get("peers") or []:
+                if peer["state"] in (UNREACHABLE, NOT_IN_RUN):
+                    at = peer.get("cached_at") or ""
+                    rows.append((name, peer["name"], peer["state"], at or "never", _age(_parse_ts(at), self.now)))
+        return rows
+
+    def expiry_warnings(self):
+        out = []
+        for name in self.names():
+            for root in self.roots_of(name):
+                not_after = _parse_ts(root.get("not_after"))
+                if not_after is not None and (not_after - self.now).days < self.warning_days:
+                    out.append("%s: root CA %s (%s) expires on %s, within %d days" % (
+                        name, root["sha256"][:16], root.get("subject") or "?", root["not_after"][:10],
+                        self.warning_days))
+        return out
+
+    def all_warnings(self):
+        out = self.expiry_warnings()
+        out += ["%s: %s" % (n, m) if not m.startswith(n + ":") else m for n, m in sorted(self.failed.items())]
+        out += ["%s: %s as seen from %s, metadata cached %s ago; its imports and roots are kept" % (p, s, f, age)
+                for f, p, s, _at, age in self.stale() if s == UNREACHABLE]
+        return out + [w for w in self.warnings if w not in out]
+
+
+def _table(header, rows):
+    lines = ["| %s |" % " | ".join(header), "|%s" % ("---|" * len(header))]
+    lines += ["| %s |" % " | ".join(str(c) for c in row) for row in rows]
+    return lines or ["(none)"]
+
+
+def _clusters_section(fed):
+    rows = []
+    for name in fed.names():
+        card = fed.clusters.get(name)
+        if card:
+            gw = card.get("gateway") or {}
+            exports = ", ".join(s["hostname"] for s in card.get("public_services") or []) or "—"
+            rows.append((name, card.get("trust_domain", ""), ", ".join("%s:%s" % (a, gw.get("port")) for a in
+                                                                    gw.get("addresses") or []), exports, card["state"]))
+        else:
+            peer = fed._peer_only.get(name) or {}
+            state = "failed: %s" % fed.failed[name] if name in fed.failed else peer.get("state", NOT_IN_RUN)
+            rows.append((name, peer.get("trust_domain", "?"), "(cached)", ", ".join(peer.get("services") or []) or "—",
+                         state))
+    return ["## Clusters", ""] + _table(("cluster", "trust domain", "gateway", "exports", "state"), rows)
+
+
+def _graph_section(fed):
+    lines = ["## Graph", "", "Arrows go from the exporting cluster to the importing one, labelled with the service.",
+             "", "```mermaid", "graph LR"]
+    for name in fed.names():
+        state = fed.clusters.get(name, {}).get("state") or (fed._peer_only.get(name) or {}).get("state", "")
+        lines.append('  %s["%s<br/>%s"]' % (_node(name), name, state))
+    for importer, host, exporter, state in fed.imports():
+        arrow = "-->" if state == IN_RUN else "-.->"
+        lines.append('  %s %s|"%s"| %s' % (_node(exporter), arrow, host, _node(importer)))
+    return lines + ["```"]
+
+
+def _imports_section(fed):
+    rows = [(imp, host, exp, state) for imp, host, exp, state in fed.imports()]
+    return ["## Imports", ""] + _table(("importer", "service", "from", "peer state"), rows)
+
+
+def _roots_section(fed):
+    rows = []
+    for name in fed.names():
+        for root in fed.roots_of(name):
+            not_after = _parse_ts(root.get("not_after"))
+            days = (not_after - fed.now).days if not_after else "?"
+            rows.append((name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"), days))
+    return ["## Roots", ""] + _table(("cluster", "root SHA-256", "subject", "expires", "days left"), rows)
+
+
+def _matrix_section(fed):
+    names = fed.names()
+    rows = []
+    for name in sorted(fed.views):
+        trusted = dict((p["name"], p) for p in fed.views[name].get("peers") or [] if p["state"] not in (LEFT, "removed"))
+        cells = []
+        for peer in names:
+            if peer == name:
+                cells.append("—")
+            elif peer in trusted:
+                cells.append(" ".join(_short(r["sha256"]) for r in trusted[peer].get("roots") or []) or "(none)")
+            else:
+                cells.append("not trusted")
+        rows.append([name] + cells)
+    return (["## Trust matrix", "", "Row: the cluster; column: the peer whose root(s) it trusts (scoped to the "
+             "peer's trust domain)."] + [""] + _table(["cluster"] + names, rows))
+
+
+def _stale_section(fed):
+    return ["## Unreachable and stale peers", "",
+            "Peers kept from the metadata cached in the IstioFederation object (last written at, age)."
+            ] + [""] + _table(("seen from", "peer", "state", "cached metadata from", "age"), fed.stale())
+
+
+def federation_report(hostvars, hosts, warning_days=30, now=None):
+    now = _parse_ts(now) if now else datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    fed = _Federation(hostvars, hosts, int(warning_days), now)
+    warnings = fed.all_warnings()
+    sections = [_clusters_section(fed), _graph_section(fed), _imports_section(fed), _roots_section(fed),
+                _matrix_section(fed), _stale_section(fed),
+                ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
+    head = ["# Istio federation report", "", "Generated %s by meshfed.istio; %d clusters in this run." % (
+        now.strftime(TS_FORMAT), len(fed.clusters))]
+    markdown = "\n".join(head + [""] + [line for s in sections for line in s + [""]])
+    return {"markdown": markdown, "summary": _summary(fed, warnings), "warnings": warnings}
+
+
+def _summary(fed, warnings):
+    imports = fed.imports()
+    stale = fed.stale()
+    lines = ["Federation: %d clusters in this run (%s), %d imports, %d warnings" % (
+        len(fed.clusters), ", ".join(sorted(fed.clusters)) or "none", len(imports), len(warnings))]
+    for name, view in sorted(fed.views.items()):
+        peers = view.get("peers") or []
+        lines.append("  %s: %s" % (name, ", ".join("%s (%s)" % (p["name"], p["state"]) for p in peers) or "no peers"))
+    not_in_run = sorted(set(p for _f, p, s, _a, _g in stale if s == NOT_IN_RUN))
+    if not_in_run:
+        lines.append("Not in this run (kept, not removed): %s" % ", ".join(not_in_run))
+    lines += ["Warning: %s" % w for w in warnings[:8]]
+    if len(warnings) > 8:
+        lines.append("... %d more warnings in the report" % (len(warnings) - 8))
+    return lines
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"federation_report": federation_report}
