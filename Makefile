@@ -9,7 +9,7 @@ COLLECTIONS := $(CURDIR)/$(BUILD)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test unit lab-test sanity sanity-matrix venv lab-bins collection bench clean lint changelog dist ee release-check
+.PHONY: demo test unit lab-test sanity sanity-matrix venv lab-bins meshsim collection bench clean lint changelog dist ee release-check
 
 $(VENV)/.stamp: requirements-dev.txt requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,19 +26,23 @@ collection:
 lab-bins:
 	bash tests/lab/build.sh
 
+# Istio's config generation as a program (tests/meshsim), for the traffic checks of the lab tests.
+meshsim:
+	bash tests/meshsim/build.sh
+
 # Coverage of plugins/module_utils, as a terminal summary (unit tests import the collection from this checkout).
 COV := --cov=plugins/module_utils --cov-report=term
 
 unit: venv collection
 	$(PY) -m pytest -q $(COV) tests/unit
 
-lab-test: venv collection lab-bins
+lab-test: venv collection lab-bins meshsim
 	$(PY) -m pytest -q -m lab tests/integration
 
 sanity: venv collection
 	bash tests/sanity/run.sh
 
-test: venv collection lab-bins
+test: venv collection lab-bins meshsim
 	bash tests/sanity/run.sh
 	$(PY) -m pytest -q -ra $(COV) tests/unit tests/integration
 

@@ -16,12 +16,17 @@ What a seeded cluster holds:
   - Secret ``cacerts`` (root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem): the cluster's
     OWN self-signed root and an intermediate signed by it ("plug-in CA" layout)
   - ConfigMap ``istio-ca-root-cert`` (root-cert.pem = that root), also in every app namespace
-  - Deployment ``istiod`` with env ``ISTIO_MULTIROOT_MESH=true``
+  - Deployment ``istiod`` with env ``ISTIO_MULTIROOT_MESH=true`` and ``--domain <cluster_domain>``
+    (default: the trust domain, i.e. the domain the collection exports hostnames under)
   - Service ``istio-eastwestgateway`` (LoadBalancer, selector istio=eastwestgateway, ports tls
     15443 + status-port 15021) whose status.loadBalancer.ingress[0].ip (a TEST-NET-1 address)
     is set through the status subresource
 * application namespaces and Services, public ones labelled
   ``federation.meshfed.io/public-service: ""``
+* workloads as data (no kubelet runs them): per Service and for the gateway a ServiceAccount, a
+  Pod (sidecar-injected labels, status Running/Ready with a pod IP, written through the status
+  subresource) and an EndpointSlice (as the EndpointSlice controller would write it), so that
+  Istio's config generation (tests/meshsim) sees endpoints and workload identities
 
 Objects are written like the real installers write them (create/update with the installer's
 field manager: ``helm``, ``pilot-discovery``, ``kubectl-client-side-apply``,
@@ -53,7 +58,7 @@ accessLogFile: /dev/stdout
 defaultConfig:
   discoveryAddress: istiod.istio-system.svc:15012
   proxyMetadata:
-    PROXY_CONFIG_XDS_AGENT: "true"
+    PROXY_CONFIG_XDS_AGENT: "true"{dns_capture}
   # tracing is off in this mesh
   tracing: {{}}
 enableAutoMtls: true
@@ -93,7 +98,7 @@ def gateway_ip_for(name):
 
 
 SPEC_KEYS = {"trust_domain", "mesh", "istio_namespace", "public_services", "private_services", "gateway",
-             "extra_namespaces", "cacerts", "rotate_ca",
+             "extra_namespaces", "cacerts", "rotate_ca", "cluster_domain", "dns_capture", "workloads",
              # filled in by seed_cluster on the returned spec:
              "gateway_ip"}
 
@@ -120,6 +125,14 @@ def default_spec(name):
       cacerts           {root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem} to use instead of
                         generating (see make_cacerts); by default a cluster that already has Secret
                         cacerts keeps it when seeded again, unless rotate_ca: true
+      cluster_domain    istiod's --domain (the DNS domain of the cluster's Services). Default: the
+                        trust domain (the collection exports <svc>.<ns>.svc.<trust domain>); a real
+                        install's default is cluster.local
+      dns_capture       True (default): mesh proxyMetadata ISTIO_META_DNS_CAPTURE: "true" (the
+                        sidecar DNS proxy resolves ServiceEntry hosts); False leaves it out
+      workloads         True (default): ServiceAccount + Pod + EndpointSlice per Service and for the
+                        gateway. Services may set service_account (default: the Service name) and
+                        replicas (default 1; 0 = a Service with no pods)
 
     Unknown keys are an error (a typo must not silently seed a different scenario). Seeding
     again is idempotent except that ConfigMap istio's mesh text is rewritten to the spec's (as a
@@ -144,8 +157,9 @@ def default_spec(name):
     }
 
 
-def mesh_text(trust_domain):
-    text = MESH_TEMPLATE.format(trust_domain=trust_domain or "cluster.local")
+def mesh_text(trust_domain, dns_capture=True):
+    capture = '\n    ISTIO_META_DNS_CAPTURE: "true"' if dns_capture else ""
+    text = MESH_TEMPLATE.format(trust_domain=trust_domain or "cluster.local", dns_capture=capture)
     if trust_domain is None:
         text = "\n".join(ln for ln in text.splitlines() if not ln.startswith("trustDomain:")) + "\n"
     return text
@@ -296,7 +310,8 @@ def seed_cluster(cluster, spec=None, install_crds=True):
 
     helm = {"app.kubernetes.io/managed-by": "Helm", "install.operator.istio.io/owning-resource": "unknown",
             "istio.io/rev": "default", "release": "istiod"}
-    mesh = spec.get("mesh") or mesh_text(trust_domain)
+    mesh = spec.get("mesh") or mesh_text(trust_domain, spec.get("dns_capture", True))
+    cluster_domain = spec.get("cluster_domain") or trust_domain or "cluster.local"
     upsert(cluster, {"apiVersion": "v1", "kind": "ConfigMap",
                      "metadata": _meta("istio", istio_ns, helm,
                                        {"meta.helm.sh/release-name": "istiod",
@@ -332,7 +347,7 @@ def seed_cluster(cluster, spec=None, install_crds=True):
                               "spec": {"serviceAccountName": "istiod", "containers": [{
                                   "name": "discovery", "image": "docker.io/istio/pilot:%s" % ISTIO_IMAGE_TAG,
                                   "args": ["discovery", "--monitoringAddr=:15014", "--log_output_level=default:info",
-                                           "--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m"],
+                                           "--domain", cluster_domain, "--keepaliveMaxServerConnectionAge", "30m"],
                                   "ports": [{"containerPort": 8080, "protocol": "TCP"},
                                             {"containerPort": 15010, "protocol": "TCP"},
                                             {"containerPort": 15017, "protocol": "TCP"}],
@@ -356,7 +371,94 @@ def seed_cluster(cluster, spec=None, install_crds=True):
         upsert(cluster, _service(svc, True), "kubectl-client-side-apply")
     for svc in private:
         upsert(cluster, _service(svc, False), "kubectl-client-side-apply")
+    if spec.get("workloads", True):
+        ips = _PodIPs(cluster.name)
+        if gw is not None:
+            gsvc, _ = _gateway_objects(gw, istio_ns)
+            _seed_workload(cluster, gsvc, gsvc["metadata"]["name"], ips, gateway=True)
+        for svc in public + private:
+            obj = _service(svc, svc in public)
+            _seed_workload(cluster, obj, svc.get("service_account", svc["name"]), ips,
+                           replicas=svc.get("replicas", 1))
     return spec
+
+
+class _PodIPs:
+    """Pod IPs as data: 10.<n>.<k>.<i>, <n> from the cluster's gateway address (distinct per cluster)."""
+
+    def __init__(self, cluster_name):
+        self.net = int(gateway_ip_for(cluster_name).rsplit(".", 1)[1])
+        self.count = 0
+
+    def next(self):
+        self.count += 1
+        return "10.%d.%d.%d" % (self.net, self.count // 250, 10 + self.count % 250)
+
+
+def _target_port(port):
+    """The container port a Service port reaches (a named targetPort: the container port of that
+    name, which the lab's pods declare with the Service port's number)."""
+    target = port.get("targetPort")
+    return int(target) if isinstance(target, int) or (isinstance(target, str) and target.isdigit()) else int(port["port"])
+
+
+def _seed_workload(cluster, svc, service_account, ips, gateway=False, replicas=1):
+    """ServiceAccount, Pod(s) (status Running/Ready) and an EndpointSlice for a Service, the way
+    the injector, the kubelet and the EndpointSlice controller would leave them."""
+    meta = svc["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    selector = svc["spec"]["selector"]
+    upsert(cluster, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(service_account, ns)},
+           "kubectl-client-side-apply")
+    endpoints = []
+    for i in range(replicas):
+        pod_name = "%s-%s" % (name, "%05x" % (zlib.crc32(("%s/%s/%d" % (ns, name, i)).encode()) % 0xfffff))
+        labels = dict(selector)
+        labels.update({"service.istio.io/canonical-name": name, "service.istio.io/canonical-revision": "latest"})
+        containers = []
+        ports = [{"name": p["targetPort"] if isinstance(p.get("targetPort"), str) else p["name"][:15],
+                  "containerPort": _target_port(p), "protocol": p.get("protocol", "TCP")} for p in svc["spec"]["ports"]]
+        annotations = {}
+        if gateway:
+            labels.update({"sidecar.istio.io/inject": "false", "istio.io/rev": "default"})
+            containers.append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:%s" % ISTIO_IMAGE_TAG,
+                               "args": ["proxy", "router"], "ports": ports})
+        else:
+            labels.update({"security.istio.io/tlsMode": "istio", "istio.io/rev": "default"})
+            annotations["sidecar.istio.io/status"] = (
+                '{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],'
+                '"imagePullSecrets":null,"revision":"default"}')
+            containers.append({"name": "app", "image": "registry.example/%s:1" % name, "ports": ports})
+            containers.append({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:%s" % ISTIO_IMAGE_TAG,
+                               "args": ["proxy", "sidecar"]})
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": _meta(pod_name, ns, labels, annotations or None),
+               "spec": {"serviceAccountName": service_account, "nodeName": "lab-node-1", "containers": containers}}
+        created = upsert(cluster, pod, "kube-controller-manager")
+        ip = ips.next()
+        now = "2026-01-01T00:00:00Z"
+        kubeapi.request(cluster, "PATCH", kubeapi.object_path(pod, subresource="status"),
+                        body={"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                                         "hostIP": "192.168.0.1", "startTime": now,
+                                         "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
+                                                        for t in ("Initialized", "Ready", "ContainersReady",
+                                                                  "PodScheduled")]}},
+                        query={"fieldManager": "kubelet"}, content_type="application/merge-patch+json")
+        endpoints.append({"addresses": [ip], "conditions": {"ready": True, "serving": True, "terminating": False},
+                          "nodeName": "lab-node-1",
+                          "targetRef": {"kind": "Pod", "namespace": ns, "name": pod_name,
+                                        "uid": created["metadata"]["uid"]}})
+    slice_ports = []
+    for p in svc["spec"]["ports"]:
+        sp = {"name": p["name"], "port": _target_port(p), "protocol": p.get("protocol", "TCP")}
+        if p.get("appProtocol"):
+            sp["appProtocol"] = p["appProtocol"]
+        slice_ports.append(sp)
+    upsert(cluster, {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                     "metadata": _meta("%s-lab01" % name, ns,
+                                       {"kubernetes.io/service-name": name,
+                                        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}),
+                     "addressType": "IPv4", "endpoints": endpoints, "ports": slice_ports},
+           "endpointslice-controller")
 
 
 def seed_clusters(clusters, specs=None):
