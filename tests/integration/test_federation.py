@@ -6,6 +6,7 @@ import yaml
 
 from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
+from tests.integration.traffic import assert_traffic, check_traffic
 from tests.lab import seed as lab_seed
 from tests.lab.inventory import write_inventory
 
@@ -56,6 +57,13 @@ def test_seed_scenario_imports_bar_into_cluster_a(pair):
     # mTLS to the peer gateway
     dr = kube.destination_rules(a)[se["metadata"]["name"]]
     assert dr["spec"] == {"host": BAR, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+
+
+def test_seed_scenario_traffic_flows_both_ways(pair):
+    """Istio's own config generation (tests/meshsim) routes a->bar and b->foo over mTLS, hop by hop."""
+    assert_traffic([pair["a"], pair["b"]], "cluster-a", "cluster-b", BAR, 8080)
+    assert_traffic([pair["a"], pair["b"]], "cluster-a", "cluster-b", BAR, 9090)
+    assert_traffic([pair["a"], pair["b"]], "cluster-b", "cluster-a", FOO, 80)
 
 
 def test_seed_scenario_records_peer_in_istiofederation(pair):
@@ -139,11 +147,16 @@ def test_unlabelled_service_is_removed_then_restored(pair):
         assert "cluster-b" in kube.federations(a)  # still a peer, just exports nothing
         assert "meshfed-export" not in kube.gateways(b)  # nothing left to export
         assert kube.trusted(a) == {kube.root_pem(b).strip(): ["cluster-b.local"]}
+        # the path is gone: a's sidecar knows no such host, and b's gateway routes no such SNI
+        gone = check_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
+        assert gone.failed == ["dns", "client", "gateway"], gone
+        assert "is not a service this sidecar knows" in gone.problems("client")[0], gone
     finally:
         lab_seed.set_public(b, "xyz", "bar", True)
     run = run_playbook(pair["inventory"])
     assert run.rc == 0, run
     assert BAR in kube.se_by_host(a)
+    assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
 
 
 def test_foreign_object_with_same_name_is_left_untouched(pair):
@@ -193,6 +206,8 @@ def test_three_clusters_import_each_other(trio):
         assert set(kube.se_by_host(c)) == expected
         assert set(kube.federations(c)) == {p.name for p in peers}
         assert kube.trusted(c) == {kube.root_pem(p).strip(): ["%s.local" % p.name] for p in peers}
+        for p in peers:  # every ordered pair: traffic flows
+            assert_traffic(clusters, c.name, p.name, "svc-%s.web.svc.%s.local" % (p.name, p.name), 80)
     again = run_playbook(trio["inventory"])
     assert all(again.recap[c.name]["changed"] == 0 for c in clusters), again
 

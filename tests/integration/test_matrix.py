@@ -15,11 +15,13 @@ from kubernetes import client as k8s
 from tests.certs import make_cert
 from tests.integration import kube
 from tests.integration.ansible_run import REPO, run_playbook
+from tests.integration.traffic import assert_traffic
 from tests.lab import kubeapi
 from tests.lab import seed as lab_seed
 
 pytestmark = pytest.mark.lab
 
+BAR = "bar.xyz.svc.cluster-b.local"
 ROOT_FIELD = "ConfigMap istio-system/istio-ca-root-cert key root-cert.pem"
 
 
@@ -238,14 +240,18 @@ def test_root_rotation_trusts_both_then_drops_the_old(pair):
     try:
         converge(pair)
         assert kube.trusted(a) == {new.strip(): ["cluster-b.local"], old: ["cluster-b.local"]}
+        # during the rotation a's proxies trust both of b's roots: the path holds
+        assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
         set_root_bundle(b, new)
         converge(pair)
         assert kube.trusted(a) == {new.strip(): ["cluster-b.local"]}
         assert kube.federations(a)["cluster-b"]["spec"]["rootCAFingerprints"] != []
+        assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
     finally:
         set_root_bundle(b, old + "\n")
     converge(pair)
     assert kube.trusted(a) == {old: ["cluster-b.local"]}
+    assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
 
 
 # -- 6. least privilege ------------------------------------------------------------------------------

@@ -239,15 +239,23 @@ def _with_extra_gateway(pair, gateway):
         kubeapi.request(b, "DELETE", _path("gateways", "istio-system", gateway["metadata"]["name"]))
 
 
-def test_second_auto_passthrough_server_for_the_same_hosts_breaks_the_gateway_hop(pair):
-    """A copy of the export Gateway under another name: two AUTO_PASSTHROUGH servers on one workload
-    and port with the same hosts give duplicate filter-chain matches, which Envoy rejects."""
-    copy_gw = _get(pair["b"], "gateways", "meshfed-export")
-    copy_gw = {"apiVersion": copy_gw["apiVersion"], "kind": "Gateway",
-               "metadata": {"name": "someone-elses-export", "namespace": "istio-system"}, "spec": copy_gw["spec"]}
-    report = _with_extra_gateway(pair, copy_gw)
+def test_overlapping_auto_passthrough_server_breaks_the_gateway_hop(pair):
+    """A second Gateway on the same workload and port whose AUTO_PASSTHROUGH hosts overlap the export
+    Gateway's (*.xyz.svc.cluster-b.local): duplicate filter-chain matches, which Envoy rejects with
+    the whole listener (istio/istio#13717). (An identical copy of the export Gateway is merged by
+    istiod and does no harm: that case passes.)"""
+    spec = _get(pair["b"], "gateways", "meshfed-export")["spec"]
+    same = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": "someone-elses-export", "namespace": "istio-system"}, "spec": copy.deepcopy(spec)}
+    assert _with_extra_gateway(pair, same).ok
+    overlapping = copy.deepcopy(same)
+    overlapping["spec"]["servers"][0]["hosts"] = ["*.xyz.svc.cluster-b.local"]
+    report = _with_extra_gateway(pair, overlapping)
     assert report.failed == ["gateway"], report
-    assert any("Envoy would reject listener" in p for p in report.problems("gateway")), report
+    problems = report.problems("gateway")
+    assert any("Envoy would reject listener 0.0.0.0_15443" in p and "have the same match" in p and
+               "server_name=outbound_.8080_._.%s" % BAR in p for p in problems), report
+    assert any("several filter chains" in p for p in problems), report
 
 
 STANDARD_EAST_WEST = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
