@@ -199,10 +199,10 @@ def test_gateway_query_reports_unexported_sni_directly(pair):
     res = query(snap, [{"id": "bar", "type": "gateway", "address": ip, "port": 15443, "sni": "outbound_.8080_._.%s" % BAR},
                        {"id": "secret", "type": "gateway", "address": ip, "port": 15443,
                         "sni": "outbound_.8080_._.%s" % SECRET}])
-    bar, secret = res["answers"]
-    assert bar["ok"], bar
-    assert bar["cluster"] == "outbound_.8080_._.%s" % BAR
-    assert not secret["ok"] and secret["simulation_error"] == "no filter chains matched", secret
+    exported, private = res["answers"]
+    assert exported["ok"], exported
+    assert exported["cluster"] == "outbound_.8080_._.%s" % BAR
+    assert not private["ok"] and private["simulation_error"] == "no filter chains matched", private
 
 
 # -- findings: the collection's objects on installs shaped unlike the lab (issue 9) ---------------

@@ -207,8 +207,8 @@ class TrafficReport:
         return list(self.hops[hop].problems)
 
     def __str__(self):
-        head = "traffic %s -> %s %s:%d: %s" % (self.src, self.dst, self.host, self.port,
-                                             "OK" if self.ok else "BROKEN at " + ", ".join(self.failed))
+        state = "OK" if self.ok else "BROKEN at " + ", ".join(self.failed)
+        head = "traffic %s -> %s %s:%d: %s" % (self.src, self.dst, self.host, self.port, state)
         lines = [head] + ["  " + repr(self.hops[n]) for n in HOPS]
         if self.warnings:
             lines.append("  meshsim warnings: " + "; ".join(self.warnings))
@@ -236,8 +236,8 @@ def _cert_keys(pems):
 
 
 def _san_matches(matcher, identity):
-    kind, _, rest = matcher.partition(" ")
-    how, _, value = rest.partition(":")
+    kind, rest = (matcher.split(" ", 1) + [""])[:2]
+    how, value = (rest.split(":", 1) + [""])[:2]
     if kind not in ("URI", "ANY"):
         return False
     if how == "exact":
@@ -316,9 +316,8 @@ def check_traffic(lab_or_clusters, src, dst, host, port, client=None, require_se
         elif tls.get("sni") != want_sni:
             hops["client"].fail("%s: SNI is %r, expected %r" % (where, tls.get("sni"), want_sni))
     if out["ok"]:
-        hops["client"].notes.append("%s -> %s (%s)" % (out.get("listener"), out.get("cluster"),
-                                                      ", ".join("%s:%d %s" % (e["address"], e["port"], (e.get("tls") or {}).get("mode"))
-                                                                for e in endpoints)))
+        reached = ", ".join("%s:%d %s" % (e["address"], e["port"], (e.get("tls") or {}).get("mode")) for e in endpoints)
+        hops["client"].notes.append("%s -> %s (%s)" % (out.get("listener"), out.get("cluster"), reached))
 
     # gateway (+ server) on the destination
     b_queries = []
@@ -344,8 +343,7 @@ def check_traffic(lab_or_clusters, src, dst, host, port, client=None, require_se
                 hops["gateway"].fail("%s gateway (%s:%d): %s" % (dst, ep["address"], ep["port"], p))
             continue
         gw_eps = {(x["address"], x["port"]) for x in g.get("endpoints") or []}
-        hops["gateway"].notes.append("%s %s -> %s -> %s" % (g.get("gateway_pod"), g.get("filter_chain"), g.get("cluster"),
-                                                           sorted(gw_eps)))
+        hops["gateway"].notes.append("%s -> %s -> %s" % (g.get("gateway_pod"), g.get("cluster"), sorted(gw_eps)))
         if inbound and inbound.get("workload"):
             w = (inbound["workload"]["ip"], inbound.get("target_port"))
             if w not in gw_eps:

@@ -374,7 +374,7 @@ def seed_cluster(cluster, spec=None, install_crds=True):
     if spec.get("workloads", True):
         ips = _PodIPs(cluster.name)
         if gw is not None:
-            gsvc, _ = _gateway_objects(gw, istio_ns)
+            gsvc = _gateway_objects(gw, istio_ns)[0]
             _seed_workload(cluster, gsvc, gsvc["metadata"]["name"], ips, gateway=True)
         for svc in public + private:
             obj = _service(svc, svc in public)
