@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/controllers/ipallocate"
@@ -333,4 +335,26 @@ func (e *Env) gatewayConfigsSelecting(lbls map[string]string, ns string) []strin
 	}
 	sort.Strings(out)
 	return sets.SortedList(sets.New(out...))
+}
+
+// gatewayServersOnPort: "<ns>/<name> hosts [...]" for the servers of the given Gateways on a port
+// (Istio binds a Gateway server's port number as the Service port, or the target port).
+func (e *Env) gatewayServersOnPort(names []string, port, target int) []string {
+	var out []string
+	for _, c := range e.cg.Store().List(gvk.Gateway, "") {
+		key := c.Namespace + "/" + c.Name
+		if !slices.Contains(names, key) {
+			continue
+		}
+		gw, ok := c.Spec.(*networking.Gateway)
+		if !ok {
+			continue
+		}
+		for _, srv := range gw.GetServers() {
+			if n := int(srv.GetPort().GetNumber()); n == port || n == target {
+				out = append(out, fmt.Sprintf("%s hosts %v", key, srv.GetHosts()))
+			}
+		}
+	}
+	return out
 }

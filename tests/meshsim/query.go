@@ -472,8 +472,13 @@ func (e *Env) gateway(t *testing.T, q Query) (a Answer) {
 		a.SimError = r.Error.Error()
 		switch r.Error {
 		case simulation.ErrNoListener:
-			a.Problems = append(a.Problems, fmt.Sprintf("gateway %s has no listener on port %d: no Gateway server selects this workload on that port (Gateways whose selector matches the pod labels %v: %v)",
-				a.GatewayPod, tp, pod.Labels, a.GatewaysSelected))
+			if servers := e.gatewayServersOnPort(a.GatewaysSelected, int(sp.Port), tp); len(servers) > 0 {
+				a.Problems = append(a.Problems, fmt.Sprintf("gateway %s has no listener on port %d although Gateway server(s) %v select it there: their hosts match no service of this cluster's registry (istiod domain %s), so istiod generates no filter chain and no listener",
+					a.GatewayPod, tp, servers, e.snap.Domain))
+			} else {
+				a.Problems = append(a.Problems, fmt.Sprintf("gateway %s has no listener on port %d: no Gateway server selects this workload on that port (Gateways whose selector matches the pod labels %v: %v)",
+					a.GatewayPod, tp, pod.Labels, a.GatewaysSelected))
+			}
 		case simulation.ErrNoFilterChain:
 			a.Problems = append(a.Problems, fmt.Sprintf("no filter chain matched: gateway %s listener %s does not route SNI %s (no AUTO_PASSTHROUGH server host matches a service of this cluster's registry for it)",
 				a.GatewayPod, r.ListenerMatched, q.SNI))
