@@ -7,6 +7,7 @@ import cProfile
 import os
 import resource
 import sys
+import time
 
 
 def main():
@@ -22,7 +23,7 @@ def main():
             return orig(self)
         finally:
             prof.disable()
-            prof.dump_stats(os.path.join(out, "worker-%d.prof" % os.getpid()))
+            prof.dump_stats(os.path.join(out, "worker-%d-%d.prof" % (os.getpid(), time.time_ns())))
 
     worker.WorkerProcess._run = _run
     from ansible.cli.playbook import main as playbook_main

@@ -93,7 +93,8 @@ def count_services(cluster):
 
 
 # -- request counting (the API server's own apiserver_request_total) ---------------------------------
-# what kube-apiserver does to itself every few seconds (leases, the kubernetes Endpoints, APF config)
+# what kube-apiserver does to itself every few seconds (leases, the kubernetes Endpoints, APF config);
+# WATCH requests (its informers reconnecting) are left out too
 _BACKGROUND = {"leases", "endpoints", "endpointslices", "flowschemas", "prioritylevelconfigurations", "events"}
 
 
@@ -109,7 +110,7 @@ def request_totals(cluster):
         labels, value = line[len("apiserver_request_total{"):].rsplit("} ", 1)
         fields = dict(part.split("=", 1) for part in _split_labels(labels))
         verb = fields.get("verb", "").strip('"').lower()
-        if fields.get("resource", '""').strip('"') in _BACKGROUND:
+        if fields.get("resource", '""').strip('"') in _BACKGROUND or verb == "watch":
             continue
         if not fields.get("resource", '""').strip('"'):
             verb = "nonresource"

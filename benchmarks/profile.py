@@ -133,12 +133,16 @@ def _cumulative(stats, funcs):
 
 
 def controller_table(profdir):
-    workers = sorted(glob.glob(str(profdir / "worker-*.prof")))
-    result = {"workers": len(workers)}
-    if workers:
-        stats = pstats.Stats(workers[0])
-        for w in workers[1:]:
-            stats.add(w)
+    stats, workers = None, 0
+    for path in sorted(glob.glob(str(profdir / "worker-*.prof"))):
+        try:  # a worker killed while dumping leaves a short file: skip it, say so
+            one = pstats.Stats(path)
+        except (EOFError, ValueError, TypeError):
+            continue
+        workers += 1
+        stats = one if stats is None else stats.add(one)
+    result = {"workers": workers}
+    if stats is not None:
         result.update(_cumulative(stats, CONTROLLER_FUNCS))
     main = profdir / "main.prof"
     if main.exists():
