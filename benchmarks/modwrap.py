@@ -81,6 +81,8 @@ def _patch(module):
             if client is not None and meth in vars(client):
                 setattr(client, meth, _timed("reads", vars(client)[meth], _request_phase))
                 break
+    elif name.endswith("module_utils.parallel") and hasattr(module, "run_jobs"):
+        module.run_jobs = _timed("writes", module.run_jobs)  # concurrent writes: their wall time
     elif name.endswith("module_utils.planner"):
         if hasattr(module, "plan"):
             module.plan = _timed("plan", module.plan)
