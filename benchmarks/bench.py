@@ -149,13 +149,21 @@ def planner_seconds(peers=10, services=100):
     return time_plan(peers, services)
 
 
+GATHER_MODULES = ("cluster_facts", "cluster_info")  # cluster_info since the i11 rename (cluster_facts redirects)
+
+
+def _short(action):
+    short = action.split(".")[-1]
+    return "cluster_facts" if short in GATHER_MODULES else short
+
+
 def fleet_checks(bench, small_calls, ours_runs, counts, services_total):
     """The fleet checks on every `ours` run: module invocations, constant reads, no-op writes."""
     failures = []
     for label, run in ours_runs:
         inv = {}
         for r in run.records:
-            short = r["action"].split(".")[-1]
+            short = _short(r["action"])
             if short in ("cluster_facts", "federation"):
                 inv.setdefault(short, {}).setdefault(r["host"], 0)
                 inv[short][r["host"]] += 1
@@ -163,7 +171,7 @@ def fleet_checks(bench, small_calls, ours_runs, counts, services_total):
         if got != {"cluster_facts": [1], "federation": [1]} or any(len(v) != len(bench.names) for v in inv.values()):
             failures.append("%s: module invocations per cluster %s (want 1 cluster_facts + 1 federation)" % (label, got))
         for r in run.records:
-            short = r["action"].split(".")[-1]
+            short = _short(r["action"])
             if short not in ("cluster_facts", "federation"):
                 continue
             calls = r["api_calls"] or {}
@@ -210,7 +218,7 @@ def bench_size(size, workdir, out, before_tree=None):
         small, _ = bench.ours()
         small_calls = {}
         for r in small.records:
-            short = r["action"].split(".")[-1]
+            short = _short(r["action"])
             if short in ("cluster_facts", "federation"):
                 small_calls.setdefault(short, {})[r["host"]] = r["api_calls"] or {}
         bench.reset()
