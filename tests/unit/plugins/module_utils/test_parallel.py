@@ -83,7 +83,7 @@ def test_federations_then_imports_and_the_same_summary_whatever_the_concurrency(
     rec.converge(desired)
     writes = [r for r in client.requests if r[0] in ("apply", "patch")]
     kinds = ["trust" if verb == "patch" else "federation" if "istiofederations" in path else "import"
-             for verb, path, _ in writes]
+             for verb, path, _extra in writes]
     assert kinds == ["trust"] + ["federation"] * 6 + ["import"] * 30
     assert sorted(rec.summary["created"]) == sorted(
         "%s %s" % (o["kind"], ("istio-system/" if o["metadata"].get("namespace") else "") + o["metadata"]["name"])
@@ -97,6 +97,6 @@ def test_prune_deletes_imports_before_their_federation_with_concurrency():
                         cluster_state([as_existing(o) for o in old["objects"]]).lists, cluster="cluster-a")
     rec = Reconciler(client, "cluster-a", "istio-system", write_concurrency=8)
     rec.converge(plan(card("cluster-a", services=[]), []))
-    deleted = [path.split("/")[-2] for verb, path, _ in client.requests if verb == "delete"]
+    deleted = [path.split("/")[-2] for verb, path, _extra in client.requests if verb == "delete"]
     assert deleted == ["serviceentries"] * 8 + ["destinationrules"] * 8 + ["istiofederations"] * 2
     assert len(rec.summary["pruned"]) == 18
