@@ -9,7 +9,7 @@ COLLECTIONS := $(CURDIR)/$(BUILD)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test unit lab-test sanity sanity-matrix venv lab-bins meshsim collection bench clean lint changelog dist ee release-check
+.PHONY: demo test unit lab-test sanity sanity-matrix venv lab-bins meshsim collection bench profile clean lint changelog dist ee release-check
 
 $(VENV)/.stamp: requirements-dev.txt requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,8 +78,14 @@ release-check: venv collection lab-bins
 sanity-matrix: venv collection
 	bash tests/sanity/matrix.sh
 
+# Side-by-side benchmark (collection vs kubernetes.core vs bare Ansible); CI size by default,
+# MESHFED_BENCH_SIZE=full for 5x100 and 10x100. Exits 1 on a missed target.
 bench: venv collection lab-bins
-	$(PY) -m benchmarks.fleet
+	$(PY) -m benchmarks.bench
+
+# Where the time goes (per task, per module phase, controller); BENCH_ARGS="--clusters 5 --services 100".
+profile: venv collection lab-bins
+	$(PY) -m benchmarks.profile $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BUILD)

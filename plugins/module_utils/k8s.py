@@ -14,6 +14,8 @@ __metaclass__ = type
 
 import json
 import os
+import threading
+import time
 
 from ansible.module_utils.basic import env_fallback
 
@@ -52,9 +54,12 @@ _TLS_OPTIONS = (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("clie
                 ("username", "username"), ("password", "password"), ("proxy", "proxy"), ("no_proxy", "no_proxy"))
 
 
-def connect(params, cluster):
-    """Return a :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``."""
+def connect(params, cluster, pool_size=1):
+    """Return a :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``.
+
+    ``pool_size``: connections kept open to the API server (the most requests in flight at once)."""
     configuration = kubernetes.client.Configuration()
+    configuration.connection_pool_maxsize = max(pool_size, configuration.connection_pool_maxsize or 1)
     host, kubeconfig = params.get("host"), params.get("kubeconfig")
     with_cluster = dict(cluster=cluster, field="kubeconfig")
     if kubeconfig or not host:
@@ -133,13 +138,20 @@ def _first_line(exc):
 
 
 class Client(object):
-    """Minimal REST client. ``calls`` counts requests per verb (benchmarks assert on it)."""
+    """Minimal REST client. ``calls`` counts requests per verb (benchmarks assert on it); safe to use
+    from several threads. Requests the API server throttles (HTTP 429, API priority and fairness)
+    are retried after its Retry-After (at most ``MAX_WAIT`` s), up to ``THROTTLE_RETRIES`` times."""
+
+    THROTTLE_RETRIES = 5
+    MAX_WAIT = 10.0
 
     def __init__(self, api_client, cluster, timeout=30, impersonate=(None, ())):
         self.api_client = api_client
         self.cluster = cluster
         self.timeout = timeout
         self.calls = {}
+        self.sleep = time.sleep
+        self._lock = threading.Lock()
         self.impersonate_user, self.impersonate_groups = impersonate[0], list(impersonate[1] or [])
 
     @property
@@ -147,7 +159,23 @@ class Client(object):
         return self.api_client.configuration.host
 
     def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None):
-        self.calls[verb] = self.calls.get(verb, 0) + 1
+        """One request (retried while throttled); returns the decoded body, raises K8sError."""
+        for attempt in range(self.THROTTLE_RETRIES + 1):
+            with self._lock:
+                self.calls[verb] = self.calls.get(verb, 0) + 1
+            status, reason, data, headers = self._exchange(method, path, query, body, content_type)
+            if status != 429 or attempt == self.THROTTLE_RETRIES:
+                break
+            self.sleep(_retry_after(headers, self.MAX_WAIT))
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        if not 200 <= status < 300:
+            raise K8sError(self._api_message(status, reason, data, what or "%s %s" % (method, path)),
+                           status=status, reason=reason, cluster=self.cluster)
+        return json.loads(data) if data else {}
+
+    def _exchange(self, method, path, query, body, content_type):
+        """Send; returns (status, reason, body, response headers); raises K8sError when unreachable."""
         headers = {"Accept": "application/json"}
         if self.impersonate_user:
             headers["Impersonate-User"] = self.impersonate_user
@@ -156,19 +184,13 @@ class Client(object):
         if body is not None and content_type and content_type.endswith("yaml"):
             body = json.dumps(body)  # JSON is YAML; sent as is
         try:
-            status, reason, data = self._send(method, path, list((query or {}).items()), headers, body)
+            return self._send(method, path, list((query or {}).items()), headers, body)
         except ApiException as exc:
             if not exc.status:  # raised by the client for TLS failures
                 raise self._unreachable(exc)
-            status, reason, data = exc.status, exc.reason, exc.body
+            return exc.status, exc.reason, exc.body, getattr(exc, "headers", None)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unreachable(exc)
-        if isinstance(data, bytes):
-            data = data.decode("utf-8", "replace")
-        if not 200 <= status < 300:
-            raise K8sError(self._api_message(status, reason, data, what or "%s %s" % (method, path)),
-                           status=status, reason=reason, cluster=self.cluster)
-        return json.loads(data) if data else {}
 
     def _unreachable(self, exc):
         return K8sError("cannot reach the API server %s: %s" % (self.server, _connection_reason(exc)),
@@ -183,11 +205,11 @@ class Client(object):
                 auth_settings=["BearerToken"])
             resp = client.rest_client.request(method, url, headers=self._with_groups(headers), body=body,
                                               _request_timeout=timeout)
-            return resp.status, resp.reason, resp.read()
+            return resp.status, resp.reason, resp.read(), getattr(resp, "headers", None)
         resp = client.call_api(path, method, query_params=query, header_params=headers, body=body,
                                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
         resp = resp[0] if isinstance(resp, tuple) else resp
-        return resp.status, resp.reason, resp.data
+        return resp.status, resp.reason, resp.data, getattr(resp, "headers", None)
 
     def _with_groups(self, headers):
         """Headers plus one Impersonate-Group header per group (the API server reads them all)."""
@@ -258,6 +280,15 @@ class Client(object):
             if exc.status == 404:
                 return gone
             raise
+
+
+def _retry_after(headers, limit):
+    """Seconds to wait before retrying a throttled request (Retry-After, 1 s when absent; at most ``limit``)."""
+    try:
+        wait = float((headers or {}).get("Retry-After") or 1)
+    except (TypeError, ValueError):
+        wait = 1.0
+    return min(max(wait, 0.0), limit)
 
 
 def _write_query(dry_run, **extra):

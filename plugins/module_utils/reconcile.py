@@ -24,6 +24,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
     api_version as kind_api_version, kind_path)
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import check_multiroot, load_mesh, update_ca_certificates
+from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
 
 _CONFLICT_RETRIES = 5
 
@@ -90,9 +91,10 @@ def _up_to_date(current, obj):
 class Reconciler(object):
     """Writes a plan onto one cluster, recording what it did in ``summary``, ``diffs`` and ``warnings``."""
 
-    def __init__(self, client, cluster, namespace, api_version="v1", check_mode=False, want_diff=False):
+    def __init__(self, client, cluster, namespace, api_version="v1", check_mode=False, want_diff=False,
+                 write_concurrency=1):
         self.client, self.cluster, self.namespace, self.api_version = client, cluster, namespace, api_version
-        self.check_mode, self.want_diff = check_mode, want_diff
+        self.check_mode, self.want_diff, self.write_concurrency = check_mode, want_diff, write_concurrency
         self.summary = {"created": [], "updated": [], "pruned": [], "unchanged": 0, "kept_unreachable": [],
                         "conflicts": [], "trust": {"added": [], "removed": [], "kept": []}}
         self.diffs, self.warnings, self.changed = [], [], False
@@ -140,9 +142,13 @@ class Reconciler(object):
 
     # -- objects -----------------------------------------------------------------------------------
     def converge_objects(self, desired, existing):
-        """Apply each desired object that differs; returns the keys wanted (the rest may be pruned)."""
+        """Apply each desired object that differs; returns the keys wanted (the rest may be pruned).
+
+        Writes go out ``write_concurrency`` at a time: every IstioFederation (and its status) first,
+        then the imports and the export Gateway."""
         blocked = self._blocked_imports(desired, existing)
         desired_keys = set()
+        waves = ([], [])
         for obj in desired["objects"]:
             key = _key(obj)
             if obj["kind"] == "DestinationRule" and key[1:] in blocked:
@@ -152,9 +158,14 @@ class Reconciler(object):
             if current is not None and not is_owned(current, self.cluster):
                 self._conflict(obj, current)
                 continue
-            self._apply(obj, current)
+            steps = [self._apply_step(obj, current)]
             if obj["kind"] == "IstioFederation":
-                self.converge_status(obj, current, desired["statuses"][obj["metadata"]["name"]])
+                steps.append(self._status_step(obj, current, desired["statuses"][obj["metadata"]["name"]]))
+            steps = [step for step in steps if step]
+            if steps:
+                waves[obj["kind"] != "IstioFederation"].append(steps)
+        for jobs in waves:
+            run_jobs(jobs, self.write_concurrency)
         return desired_keys
 
     def _blocked_imports(self, desired, existing):
@@ -169,60 +180,76 @@ class Reconciler(object):
         self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
                    "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
 
-    def _apply(self, obj, current):
+    def _apply_step(self, obj, current):
+        """``(call, record)`` writing ``obj``, or None when it is up to date."""
         if _up_to_date(current, obj):
             self.summary["unchanged"] += 1
-            return
+            return None
         meta = obj["metadata"]
         path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])
-        self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + _ref(obj))
-        self.changed = True
-        self.summary["created" if current is None else "updated"].append(_ref(obj))
-        self._record_diff(trimmed(current), trimmed(obj), _ref(obj))
 
-    def converge_status(self, obj, current, cache):
+        def record(_result):
+            self.changed = True
+            self.summary["created" if current is None else "updated"].append(_ref(obj))
+            self._record_diff(trimmed(current), trimmed(obj), _ref(obj))
+        return lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + _ref(obj)), record
+
+    def _status_step(self, obj, current, cache):
+        """``(call, record)`` writing the IstioFederation's metadata cache, or None when it is current."""
         before = ((current or {}).get("status") or {}).get("metadataCache") or {}
         comparable = dict((k, v) for k, v in before.items() if k != "lastChangeTimestamp")
-        if current is not None and comparable == cache:
-            return
-        if self.check_mode and current is None:
-            # nothing to dry-run against yet; the object's creation is already reported
-            return
+        if (current is not None and comparable == cache) or (self.check_mode and current is None):
+            # (in check mode a new object has nothing to dry-run against; its creation is reported)
+            return None
         body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]},
                 "status": {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}}
         path = kind_path(obj["kind"], None, self.api_version, obj["metadata"]["name"], "status")
-        self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj))
-        self.changed = True
-        if _ref(obj) not in self.summary["created"] + self.summary["updated"]:
-            self.summary["updated"].append(_ref(obj) + " status")
-        self._record_diff({"metadataCache": comparable}, {"metadataCache": cache}, _ref(obj) + " status")
+
+        def record(_result):
+            self.changed = True
+            if _ref(obj) not in self.summary["created"] + self.summary["updated"]:
+                self.summary["updated"].append(_ref(obj) + " status")
+            self._record_diff({"metadataCache": comparable}, {"metadataCache": cache}, _ref(obj) + " status")
+        return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj)), record
 
     def prune(self, existing, desired_keys, preserve_peers):
-        """Delete owned objects no longer desired, in ``prune_order`` (imports before their federation)."""
+        """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports
+        before their federation), ``write_concurrency`` at a time within a level."""
+        levels = {}
         for key in sorted(existing, key=lambda k: (BY_NAME[k[0]].prune_order, k[1] or "", k[2])):
             obj = existing[key]
             if key in desired_keys or not is_owned(obj, self.cluster):
                 continue
             if (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve_peers:
                 self.summary["kept_unreachable"].append(_ref(obj))
-            elif self._delete(key, obj):
-                self.changed = True
-                self.summary["pruned"].append(_ref(obj))
-                self._record_diff(trimmed(obj), {}, _ref(obj))
+            else:
+                levels.setdefault(BY_NAME[key[0]].prune_order, []).append([self._delete_step(key, obj)])
+        for order in sorted(levels):
+            run_jobs(levels[order], self.write_concurrency)
 
-    def _delete(self, key, obj):
-        """Delete unless in check mode; False when the object changed meanwhile (409: next run)."""
-        if self.check_mode:
+    def _delete_step(self, key, obj):
+        """``(call, record)`` deleting ``obj`` (nothing is sent in check mode); an object that changed
+        meanwhile (409) is left for the next run."""
+        def call():
+            if self.check_mode:
+                return True
+            try:
+                self.client.delete(kind_path(key[0], key[1], self.api_version, key[2]),
+                                   resource_version=obj["metadata"].get("resourceVersion"), what="delete " + _ref(obj))
+            except K8sError as exc:
+                if exc.status != 409:
+                    raise
+                return False
             return True
-        try:
-            self.client.delete(kind_path(key[0], key[1], self.api_version, key[2]),
-                               resource_version=obj["metadata"].get("resourceVersion"), what="delete " + _ref(obj))
-        except K8sError as exc:
-            if exc.status != 409:
-                raise
-            self._warn("%s changed while pruning it; left for the next run" % _ref(obj))
-            return False
-        return True
+
+        def record(deleted):
+            if not deleted:
+                self._warn("%s changed while pruning it; left for the next run" % _ref(obj))
+                return
+            self.changed = True
+            self.summary["pruned"].append(_ref(obj))
+            self._record_diff(trimmed(obj), {}, _ref(obj))
+        return call, record
 
     # -- trust ----------------------------------------------------------------------------------------
     def converge_trust(self, desired):

@@ -31,8 +31,8 @@ class _Run(object):
         require(module)
         self.module, self.params = module, module.params
 
-    def _connect(self, cluster):
-        self.client = k8s.connect(self.params, cluster)
+    def _connect(self, cluster, pool_size=1):
+        self.client = k8s.connect(self.params, cluster, pool_size=pool_size)
         return self.client
 
     def progress(self):
@@ -62,8 +62,12 @@ class FederationRun(_Run):
         params, card = self.params, self.params["local"]
         name, version = card.get("name") or "(unnamed cluster)", params["istio_api_version"]
         namespace = params["istio_namespace"] or card.get("istio_namespace") or "istio-system"
-        self.reconciler = rec = Reconciler(self._connect(name), name, namespace, api_version=version,
-                                           check_mode=self.module.check_mode, want_diff=self.module._diff)
+        writes = params["write_concurrency"]
+        if writes < 1:
+            raise MeshfedError("write_concurrency must be at least 1", cluster=name, field="write_concurrency")
+        self.reconciler = rec = Reconciler(self._connect(name, writes), name, namespace, api_version=version,
+                                           check_mode=self.module.check_mode, want_diff=self.module._diff,
+                                           write_concurrency=writes)
         existing = rec.list_existing()
         members = membership(params, known_peers(existing, name))
         rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))

@@ -104,6 +104,15 @@ options:
     description: Name of the istiod Deployment checked for C(ISTIO_MULTIROOT_MESH=true); a warning is given if it lacks it.
     type: str
     default: istiod
+  write_concurrency:
+    description:
+      - Most write requests in flight at once on this cluster. Every IstioFederation (and its status) is
+        written before the imports and the export Gateway, and pruning deletes imports before their
+        IstioFederation, whatever the value.
+      - Requests the API server throttles (HTTP 429) are retried after its C(Retry-After).
+      - C(1) sends one write at a time.
+    type: int
+    default: 8
 notes:
   - Istio merges every trusted root into one flat bundle, so a peer's root can in principle vouch for
     identities of any trust domain. C(trustDomains) on each entry scopes the inbound trust-domain check;
@@ -216,6 +225,7 @@ def argument_spec():
         export_gateway=dict(type="bool", default=True),
         check_local_services=dict(type="bool", default=True),
         istiod_deployment=dict(type="str", default="istiod"),
+        write_concurrency=dict(type="int", default=8),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         leaving_peers=dict(type="list", elements="str", default=[]),
         members=dict(type="list", elements="str", default=[]),

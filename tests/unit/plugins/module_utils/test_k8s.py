@@ -158,3 +158,26 @@ def test_connect_errors_name_cluster_and_field(tmp_path, setup, expected):
     assert str(err.value).startswith("cluster-a: kubeconfig" if "context" not in params else "cluster-a: context")
     assert expected.replace("%s", params["kubeconfig"]) in str(err.value)
     assert "t0ken" not in str(err.value)
+
+
+def _throttled(retry_after=None):
+    response = Response(429, {"message": "too many requests"}, "Too Many Requests")
+    response.headers = {"Retry-After": retry_after} if retry_after else {}
+    return response
+
+
+def test_throttled_requests_wait_for_retry_after_then_succeed():
+    c = client(NewApiClient, _throttled("2"), _throttled(), Response(200, {"kind": "X"}))
+    waits = []
+    c.sleep = waits.append
+    assert c.apply("/apis/x", {"kind": "X"}) == {"kind": "X"}
+    assert waits == [2.0, 1.0] and c.calls == {"apply": 3}
+
+
+def test_throttling_that_does_not_stop_fails_with_429():
+    c = client(NewApiClient, *[_throttled("60")] * 6)
+    waits = []
+    c.sleep = waits.append
+    with pytest.raises(K8sError) as err:
+        c.get("/api/v1/x")
+    assert err.value.status == 429 and waits == [k8s.Client.MAX_WAIT] * 5 and c.calls == {"get": 6}

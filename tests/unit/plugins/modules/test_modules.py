@@ -38,8 +38,8 @@ def connected(monkeypatch):
     seen = {"warnings": []}
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda module, text: seen["warnings"].append(text))
 
-    def connect(params, cluster):
-        seen.update(params=dict(params), cluster=cluster)
+    def connect(params, cluster, pool_size=1):
+        seen.update(params=dict(params), cluster=cluster, pool_size=pool_size)
         return seen["client"]
     monkeypatch.setattr(runners.k8s, "connect", connect)
     return seen

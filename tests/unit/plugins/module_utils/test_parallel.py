@@ -1,0 +1,102 @@
+"""Bounded concurrent writes: plugins/module_utils/parallel.py and the reconciler's ordering with it."""
+
+import threading
+import time
+
+import pytest
+
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
+from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
+
+from ...cards import card
+from ...fakes import FakeClient, cluster_state
+from .test_reconcile import as_existing
+
+
+class Gauge:
+    """Counts calls in flight (each call sleeps a little so that they overlap)."""
+
+    def __init__(self):
+        self.now = self.peak = 0
+        self.lock = threading.Lock()
+
+    def call(self, value, fail=False):
+        def run():
+            with self.lock:
+                self.now += 1
+                self.peak = max(self.peak, self.now)
+            time.sleep(0.02)
+            with self.lock:
+                self.now -= 1
+            if fail:
+                raise K8sError("boom %s" % value, status=422)
+            return value
+        return run
+
+
+def test_at_most_limit_in_flight_and_results_recorded_in_job_order():
+    gauge, recorded = Gauge(), []
+    jobs = [[(gauge.call(i), recorded.append)] for i in range(12)]
+    run_jobs(jobs, 4)
+    assert recorded == list(range(12)) and gauge.peak == 4
+
+
+def test_steps_of_a_job_run_in_order():
+    order = []
+    jobs = [[(lambda i=i: order.append(("object", i)), lambda _r: None),
+             (lambda i=i: order.append(("status", i)), lambda _r: None)] for i in range(6)]
+    run_jobs(jobs, 3)
+    for i in range(6):
+        assert order.index(("object", i)) < order.index(("status", i))
+
+
+def test_first_error_is_raised_after_recording_what_succeeded():
+    gauge, recorded = Gauge(), []
+    jobs = [[(gauge.call(i, fail=(i == 2)), recorded.append)] for i in range(40)]
+    with pytest.raises(K8sError, match="boom 2"):
+        run_jobs(jobs, 4)
+    assert 0 in recorded and 1 in recorded and 2 not in recorded
+    assert len(recorded) < 39  # no new job started once one failed
+
+
+class SlowClient(FakeClient):
+    """A FakeClient whose writes take a little time, so that concurrent writes overlap."""
+
+    def _log(self, verb, path, extra=None):
+        if verb in ("apply", "delete"):
+            time.sleep(0.005)
+        super()._log(verb, path, extra)
+
+
+def _peers(n, services):
+    return [card("cluster-%s" % chr(ord("b") + i), services=[("web", "s%d" % j, [("http", 80, "HTTP")])
+                                                             for j in range(services)]) for i in range(n)]
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_federations_then_imports_and_the_same_summary_whatever_the_concurrency(concurrency):
+    desired = plan(card("cluster-a", services=[]), _peers(3, 5))
+    client = SlowClient(cluster_state().objects, cluster_state().lists, cluster="cluster-a")
+    rec = Reconciler(client, "cluster-a", "istio-system", write_concurrency=concurrency)
+    rec.converge(desired)
+    writes = [r for r in client.requests if r[0] in ("apply", "patch")]
+    kinds = ["trust" if verb == "patch" else "federation" if "istiofederations" in path else "import"
+             for verb, path, _extra in writes]
+    assert kinds == ["trust"] + ["federation"] * 6 + ["import"] * 30
+    assert sorted(rec.summary["created"]) == sorted(
+        "%s %s" % (o["kind"], ("istio-system/" if o["metadata"].get("namespace") else "") + o["metadata"]["name"])
+        for o in desired["objects"])
+    assert rec.changed and len(rec.summary["created"]) == 33
+
+
+def test_prune_deletes_imports_before_their_federation_with_concurrency():
+    old = plan(card("cluster-a", services=[]), _peers(2, 4))
+    client = SlowClient(cluster_state([as_existing(o) for o in old["objects"]]).objects,
+                        cluster_state([as_existing(o) for o in old["objects"]]).lists, cluster="cluster-a")
+    rec = Reconciler(client, "cluster-a", "istio-system", write_concurrency=8)
+    rec.converge(plan(card("cluster-a", services=[]), []))
+    deleted = [path.split("/")[-2] for verb, path, _extra in client.requests if verb == "delete"]
+    assert deleted == ["serviceentries"] * 8 + ["destinationrules"] * 8 + ["istiofederations"] * 2
+    assert len(rec.summary["pruned"]) == 18
