@@ -46,9 +46,8 @@ import uuid
 try:  # Python 3
     from urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
     from urllib.error import HTTPError, URLError
-    from urllib.parse import urlsplit
 except ImportError:  # pragma: no cover
-    HTTPRedirectHandler = HTTPSHandler = Request = build_opener = HTTPError = URLError = urlsplit = None
+    HTTPRedirectHandler = HTTPSHandler = Request = build_opener = HTTPError = URLError = None
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -456,8 +455,8 @@ class Fetcher(object):
                 except Exception:
                     pass
                 reason = "unauthorized" if exc.code in (401, 403) else "fetch"
-                raise MetadataError("%s: GET %s: HTTP %s%s" % (self.who, where, exc.code, (": " + body) if body else
-                                                                 (" " + str(exc.reason))), reason)
+                detail = (": " + body) if body else (" " + str(exc.reason))
+                raise MetadataError("%s: GET %s: HTTP %s%s" % (self.who, where, exc.code, detail), reason)
             except URLError as exc:
                 inner = exc.reason
                 if isinstance(inner, ssl.SSLCertVerificationError) or isinstance(inner, ssl.CertificateError):
@@ -650,8 +649,8 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
         sig = fetcher.get(PUBLIC_PATH + SIGNATURE_SUFFIX, optional=True)
         if sig is None:
             raise MetadataError("%s: %s has no signature (%s%s); unsigned metadata is refused (a Deckhouse peer "
-                                "needs meshfed_metadata_protocol: deckhouse)" % (who, PUBLIC_PATH, PUBLIC_PATH,
-                                                                                SIGNATURE_SUFFIX), "signature")
+                                "needs meshfed_metadata_protocol: deckhouse)"
+                                % (who, PUBLIC_PATH, PUBLIC_PATH, SIGNATURE_SUFFIX), "signature")
         kid = signature_kid(sig.decode("ascii", "replace"))
         if spec.pinned_fingerprint and kid and kid != spec.pinned_fingerprint:
             raise MetadataError("%s: %s is signed by an unknown key %s; the pinned signer is %s"

@@ -22,7 +22,7 @@ description:
     C(<url>/private/federation.json)). The private part is requested with Deckhouse's bearer JWT
     (EdDSA, C(iss=d8-istio), C(sub)=O(client_uuid), C(aud)=the peer's C(clusterUUID),
     C(scope=private-federation), valid one minute) signed with O(client_key_file). Deckhouse does not sign
-    its documents: integrity rests on verified TLS plus the pins.
+    its documents, so integrity rests on verified TLS plus the pins.
   - Nothing is written anywhere. A failure names the peer and the reason (C(reason) in the result).
 author:
   - meshfed.istio contributors (@meshfed)
@@ -153,7 +153,7 @@ def main():
             url=dict(type="str"),
             path=dict(type="path"),
             protocol=dict(type="str", choices=list(md.PROTOCOLS), default="meshfed"),
-            signer_key=dict(type="str"),
+            signer_key=dict(type="str", no_log=False),
             root_sha256=dict(type="list", elements="str", default=[]),
             ca_cert=dict(type="str"),
             validate_certs=dict(type="bool", default=True),

@@ -304,9 +304,8 @@ def test_jwt_passes_the_exporter_check_and_wrong_aud_expiry_or_key_fail(key):
     assert "cannot verify" in servers.check_authn("Bearer " + forged, "uuid-peer", remote, now=now)
     assert "unknown source" in servers.check_authn("Bearer " + md.make_jwt(key, "stranger", "uuid-peer", now=now),
                                                    "uuid-peer", remote, now=now)
-    assert "wrong scope" in servers.check_authn("Bearer " + md.make_jwt(key, "uuid-mine", "uuid-peer", now=now,
-                                                                       scope="private-multicluster"),
-                                                "uuid-peer", remote, now=now)
+    other_scope = md.make_jwt(key, "uuid-mine", "uuid-peer", now=now, scope="private-multicluster")
+    assert "wrong scope" in servers.check_authn("Bearer " + other_scope, "uuid-peer", remote, now=now)
     assert servers.check_authn(good, "uuid-peer", remote, now=now) == "Bearer authorization required"
 
 
