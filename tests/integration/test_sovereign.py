@@ -21,11 +21,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
 from tests.integration import kube
-from tests.integration.ansible_run import run_playbook
+from tests.integration.ansible_run import COLLECTIONS, ensure_collection_link, run_playbook
 from tests.lab import metadata_server as servers
 from tests.lab import pki
+
+ensure_collection_link()
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.lab
 
@@ -92,6 +96,8 @@ def world(lab_clusters, tmp_path_factory):
     runs["a0"] = run_playbook(inv_a, "--limit", "cluster-a")
     runs["b1"] = run_playbook(inv_b)          # team B: publishes, fetches cluster-a, federates
     runs["a1"] = run_playbook(inv_a)          # team A: fetches cluster-b, federates
+    for name, run in runs.items():
+        (root / ("run-%s.log" % name)).write_text(run.output)
     yield {"a": a, "b": b, "team_a": team_a, "team_b": team_b, "inv_a": inv_a, "inv_b": inv_b, "runs": runs,
            "root": root}
     team_a.server.stop()
@@ -101,8 +107,10 @@ def world(lab_clusters, tmp_path_factory):
 def test_each_inventory_holds_only_its_own_cluster_credentials(world):
     text_a = Path(world["inv_a"]).read_text()
     text_b = Path(world["inv_b"]).read_text()
-    assert world["b"].kubeconfig not in text_a and str(Path(world["b"].kubeconfig).resolve()) not in text_a
-    assert world["a"].kubeconfig not in text_b and str(Path(world["a"].kubeconfig).resolve()) not in text_b
+    for own, other, text in ((world["a"], world["b"], text_a), (world["b"], world["a"], text_b)):
+        assert str(Path(own.kubeconfig).resolve()) in text
+        assert str(Path(other.kubeconfig).resolve()) not in text and str(other.kubeconfig) not in text
+        assert other.server not in text
     hosts_a = yaml.safe_load(text_a)["all"]["children"]["meshfed_clusters"]["hosts"]
     assert set(hosts_a["cluster-b"]) == {"meshfed_metadata_url", "meshfed_metadata_signer_key", "meshfed_metadata_ca"}
 
