@@ -111,128 +111,28 @@ expires_at:
   type: str
 """
 
-import json
-import os
-import tempfile
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import DEFAULT_VALIDITY
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import PublishRun, run_module
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def _write(path, data, mode):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".meshfed-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_key(module, who):
-    """The private key from key/key_file (creating key_file if asked). Never echoes key material."""
-    params = module.params
-    if params["key"]:
-        return md.load_private_key(params["key"], who, "key")
-    path = params["key_file"]
-    if not os.path.exists(path):
-        if not params["generate_key"]:
-            raise md.MetadataError("%s: key_file %s does not exist (set generate_key: true to create it)"
-                                   % (who, path), "config")
-        if module.check_mode:
-            return md.load_private_key(md.generate_private_key_pem(), who)
-        pem = md.generate_private_key_pem()
-        old = os.umask(0o077)
-        try:
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(pem)
-        finally:
-            os.umask(old)
-        module.generated_key = True
-    mode = os.stat(path).st_mode & 0o777
-    if mode & 0o077:
-        module.warn("%s: key_file %s is readable by others (mode %o); chmod 600 it" % (who, path, mode))
-    with open(path, "rb") as handle:
-        return md.load_private_key(handle.read(), who, "key_file %s" % path)
+def argument_spec():
+    return dict(
+        card=dict(type="dict", required=True),
+        dest=dict(type="path", required=True),
+        key_file=dict(type="path", no_log=False),
+        key=dict(type="str", no_log=True),
+        generate_key=dict(type="bool", default=False),
+        cluster_uuid=dict(type="str"),
+        validity=dict(type="int", default=DEFAULT_VALIDITY),
+        renew_before=dict(type="int"),
+    )
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            card=dict(type="dict", required=True),
-            dest=dict(type="path", required=True),
-            key_file=dict(type="path", no_log=False),
-            key=dict(type="str", no_log=True),
-            generate_key=dict(type="bool", default=False),
-            cluster_uuid=dict(type="str"),
-            validity=dict(type="int", default=md.DEFAULT_VALIDITY),
-            renew_before=dict(type="int"),
-        ),
-        required_one_of=[("key_file", "key")],
-        mutually_exclusive=[("key_file", "key")],
-        supports_check_mode=True,
-    )
-    if not md.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=md.CRYPTOGRAPHY_IMPORT_ERROR)
-    params = module.params
-    card = params["card"]
-    who = card.get("name") or "cluster"
-    module.generated_key = False
-    if params["validity"] < 120:
-        module.fail_json(msg="%s: validity %d is shorter than two minutes (field: validity)" % (who, params["validity"]))
-    try:
-        key = load_key(module, who)
-        cluster_uuid = params["cluster_uuid"] or md.default_cluster_uuid(card["name"])
-        dest = params["dest"]
-        existing = dict((rel, _read(os.path.join(dest, rel))) for rel in md.all_paths())
-        files, changed = md.plan_publication(card, cluster_uuid, key, existing, validity=params["validity"],
-                                             renew_before=params["renew_before"])
-    except md.MetadataError as exc:
-        module.fail_json(msg=str(exc), reason=exc.reason)
-    except KeyError as exc:
-        module.fail_json(msg="%s: card lacks field %s" % (who, exc), reason="config")
-    diff = {}
-    if changed and module._diff:
-        def text(rel, source):
-            body = source.get(rel)
-            return body.decode("utf-8", "replace") if body else ""
-        diff = {"before": "".join(text(r, existing) for r in (md.PUBLIC_PATH, md.PRIVATE_PATH)),
-                "after": "".join(text(r, files) for r in (md.PUBLIC_PATH, md.PRIVATE_PATH)),
-                "before_header": dest, "after_header": dest}
-    if changed and not module.check_mode:
-        for rel in md.all_paths():
-            _write(os.path.join(dest, rel), files[rel], 0o644)
-    public = json.loads(files[md.PUBLIC_PATH].decode("utf-8"))
-    result = dict(
-        changed=changed or module.generated_key,
-        cluster_uuid=cluster_uuid,
-        signer=md.key_fingerprint(key.public_key()),
-        public_key=md.public_key_pem(key.public_key()),
-        files=[os.path.join(dest, rel) for rel in md.all_paths()],
-        expires_at=public[md.EXTENSION]["expiresAt"],
-    )
-    if diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    run_module(AnsibleModule(argument_spec=argument_spec(), required_one_of=[("key_file", "key")],
+                             mutually_exclusive=[("key_file", "key")], supports_check_mode=True), PublishRun)
 
 
 if __name__ == "__main__":

@@ -125,79 +125,36 @@ reason:
   type: str
 """
 
-import os
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import PROTOCOLS
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import PeerMetadataRun, run_module
 
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
 
-
-def _pem_or_file(value, who, field):
-    if not value:
-        return None
-    if "-----BEGIN" in value:
-        return value
-    path = os.path.expanduser(value)
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError) as exc:
-        raise md.MetadataError("%s: %s %s is neither PEM nor a readable file (%s)" % (who, field, value, exc.strerror),
-                               "config")
+def argument_spec():
+    return dict(
+        cluster=dict(type="str", required=True),
+        url=dict(type="str"),
+        path=dict(type="path"),
+        protocol=dict(type="str", choices=list(PROTOCOLS), default="meshfed"),
+        signer_key=dict(type="str", no_log=False),
+        root_sha256=dict(type="list", elements="str", default=[]),
+        ca_cert=dict(type="str"),
+        validate_certs=dict(type="bool", default=True),
+        trust_domain=dict(type="str"),
+        client_uuid=dict(type="str"),
+        client_name=dict(type="str"),
+        client_key_file=dict(type="path", no_log=False),
+        client_key=dict(type="str", no_log=True),
+        not_before=dict(type="str"),
+        timeout=dict(type="int", default=10),
+    )
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            cluster=dict(type="str", required=True),
-            url=dict(type="str"),
-            path=dict(type="path"),
-            protocol=dict(type="str", choices=list(md.PROTOCOLS), default="meshfed"),
-            signer_key=dict(type="str", no_log=False),
-            root_sha256=dict(type="list", elements="str", default=[]),
-            ca_cert=dict(type="str"),
-            validate_certs=dict(type="bool", default=True),
-            trust_domain=dict(type="str"),
-            client_uuid=dict(type="str"),
-            client_name=dict(type="str"),
-            client_key_file=dict(type="path", no_log=False),
-            client_key=dict(type="str", no_log=True),
-            not_before=dict(type="str"),
-            timeout=dict(type="int", default=10),
-        ),
-        required_one_of=[("url", "path")],
-        mutually_exclusive=[("url", "path"), ("client_key_file", "client_key")],
-        supports_check_mode=True,
-    )
-    if not md.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=md.CRYPTOGRAPHY_IMPORT_ERROR)
-    p = module.params
-    who = p["cluster"]
-    try:
-        spec = md.PeerSpec(who, p["url"] or p["path"], protocol=p["protocol"], signer_key=p["signer_key"],
-                           root_sha256=p["root_sha256"], ca_pem=_pem_or_file(p["ca_cert"], who, "ca_cert"),
-                           validate_certs=p["validate_certs"], trust_domain=p["trust_domain"])
-        key = None
-        if p["client_key"]:
-            key = md.load_private_key(p["client_key"], who, "client_key")
-        elif p["client_key_file"]:
-            try:
-                with open(p["client_key_file"], "rb") as handle:
-                    pem = handle.read()
-            except (IOError, OSError) as exc:
-                raise md.MetadataError("%s: cannot read client_key_file %s (%s)" % (who, p["client_key_file"],
-                                                                                    exc.strerror), "config")
-            key = md.load_private_key(pem, who, "client_key_file %s" % p["client_key_file"])
-        not_before = md.parse_time(p["not_before"], who, "not_before") if p["not_before"] else None
-        fetcher = md.Fetcher(who, spec.location, spec.ca_pem, spec.validate_certs, timeout=p["timeout"])
-        client_uuid = p["client_uuid"] or (md.default_cluster_uuid(p["client_name"]) if p["client_name"] else None)
-        card = md.fetch_peer(spec, local_uuid=client_uuid, local_key=key, not_before=not_before,
-                             fetcher=fetcher)
-    except md.MetadataError as exc:
-        module.fail_json(msg=str(exc), reason=exc.reason)
-    for warning in card["warnings"]:
-        module.warn(warning)
-    module.exit_json(changed=False, card=card)
+    run_module(AnsibleModule(argument_spec=argument_spec(), required_one_of=[("url", "path")],
+                             mutually_exclusive=[("url", "path"), ("client_key_file", "client_key")],
+                             supports_check_mode=True), PeerMetadataRun)
 
 
 if __name__ == "__main__":

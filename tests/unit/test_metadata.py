@@ -251,8 +251,9 @@ def test_a_peer_without_trust_anchor_or_with_bad_pins_is_a_config_error(tmp_path
         md.PeerSpec("cluster-b", str(tmp_path), root_sha256=["not-a-digest"])
     assert "meshfed_metadata_root_sha256" in str(err.value)
     with pytest.raises(md.MetadataError) as err:
-        md.PeerSpec("cluster-b", "http://127.0.0.1/x", root_sha256=["ab" * 32]) and md.Fetcher("cluster-b", "http://x")
-    assert "https://" in str(err.value)
+        md.fetch_peer(md.PeerSpec("cluster-b", "http://127.0.0.1/x", root_sha256=["ab" * 32]))
+    assert err.value.reason == "config"
+    assert str(err.value).startswith("cluster-b: metadata location http://127.0.0.1/x must be https://")
 
 
 def test_unreadable_location_is_a_fetch_error(tmp_path, key):
