@@ -17,6 +17,7 @@ import copy
 import datetime
 import json
 
+from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
@@ -101,8 +102,11 @@ class Reconciler(object):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing`` is :meth:`list_existing`'s result when the caller already listed."""
         existing = self.list_existing() if existing is None else existing
+        sovereign.demote_replays(desired, dict((key[2], obj.get("status")) for key, obj in existing.items()
+                                               if key[0] == "IstioFederation" and is_owned(obj, self.cluster)))
         mesh = self.converge_trust(desired)
         keys = self.converge_objects(desired, existing)
+        self.converge_refused(desired, existing)
         self.prune(existing, keys, set(desired["preserve_peers"]))
         return mesh
 
@@ -154,7 +158,8 @@ class Reconciler(object):
                 continue
             self._apply(obj, current)
             if obj["kind"] == "IstioFederation":
-                self.converge_status(obj, current, desired["statuses"][obj["metadata"]["name"]])
+                name = obj["metadata"]["name"]
+                self.converge_status(obj, current, desired["statuses"][name], desired["conditions"].get(name))
         return desired_keys
 
     def _blocked_imports(self, desired, existing):
@@ -180,22 +185,45 @@ class Reconciler(object):
         self.summary["created" if current is None else "updated"].append(_ref(obj))
         self._record_diff(trimmed(current), trimmed(obj), _ref(obj))
 
-    def converge_status(self, obj, current, cache):
-        before = ((current or {}).get("status") or {}).get("metadataCache") or {}
-        comparable = dict((k, v) for k, v in before.items() if k != "lastChangeTimestamp")
-        if current is not None and comparable == cache:
+    def converge_status(self, obj, current, cache, conditions=None):
+        """The metadata cache (and, for metadata peers, the MetadataVerified condition) in the status."""
+        status = (current or {}).get("status") or {}
+        before = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
+        if current is not None and before == cache and sovereign.same_conditions(status.get("conditions"),
+                                                                                 conditions or []):
             return
         if self.check_mode and current is None:
             # nothing to dry-run against yet; the object's creation is already reported
             return
+        new = {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}
+        if conditions:
+            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, now_rfc3339())
+        self._apply_status(obj, new, {"metadataCache": before, "conditions": status.get("conditions") or []})
+
+    def converge_refused(self, desired, existing):
+        """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
+        for name in sorted(set(desired["conditions"]) - set(desired["statuses"])):
+            current = existing.get(("IstioFederation", None, name))
+            if current is None or not is_owned(current, self.cluster):
+                continue
+            status, conditions = current.get("status") or {}, desired["conditions"][name]
+            if sovereign.same_conditions(status.get("conditions"), conditions):
+                continue
+            new = dict(status, conditions=sovereign.merge_conditions(status.get("conditions"), conditions,
+                                                                     now_rfc3339()))
+            obj = {"apiVersion": kind_api_version("IstioFederation", self.api_version), "kind": "IstioFederation",
+                   "metadata": {"name": name}}
+            self._apply_status(obj, new, status)
+
+    def _apply_status(self, obj, status, before):
         body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]},
-                "status": {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}}
+                "status": status}
         path = kind_path(obj["kind"], None, self.api_version, obj["metadata"]["name"], "status")
         self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj))
         self.changed = True
         if _ref(obj) not in self.summary["created"] + self.summary["updated"]:
             self.summary["updated"].append(_ref(obj) + " status")
-        self._record_diff({"metadataCache": comparable}, {"metadataCache": cache}, _ref(obj) + " status")
+        self._record_diff(before, status, _ref(obj) + " status")
 
     def prune(self, existing, desired_keys, preserve_peers):
         """Delete owned objects no longer desired, in ``prune_order`` (imports before their federation)."""

@@ -79,7 +79,7 @@ class FederationRun(_Run):
         if params["check_local_services"] and params["state"] == "present":
             local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"))
         desired = plan(card, peers, unreachable=preserve, namespace=namespace, api_version=version,
-                       local_hostnames=local_hosts, export=export)
+                       local_hostnames=local_hosts, export=export, refused=params["refused_peers"])
         rec.check_istiod(rec.converge(desired, existing), params["istiod_deployment"])
         for warning in rec.warnings:
             self.module.warn(warning)

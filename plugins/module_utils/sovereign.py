@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.meshfed.istio.plugins.module_utils.kinds import PEER_LABEL as _PEER_LABEL
+
 CONDITION = "MetadataVerified"
 
 _REASONS = {
@@ -100,15 +102,36 @@ def same_conditions(current, desired):
     return strip(current) == strip(desired)
 
 
-def rollback_message(peer, current_status):
-    """A message when ``peer``'s metadata was issued before the copy last accepted (a replay), else None."""
-    meta = metadata_of(peer)
-    if not meta or not meta.get("issuedAt"):
-        return None
-    cache = (current_status or {}).get("metadataCache") or {}
-    last = (cache.get("public") or {}).get("issuedAt")
+def rollback_message(name, issued_at, current_status):
+    """A message when metadata issued at ``issued_at`` predates the copy ``current_status`` caches (a replay)."""
+    last = ((((current_status or {}).get("metadataCache") or {}).get("public") or {}).get("issuedAt"))
     # same fixed-width UTC format (YYYY-MM-DDTHH:MM:SSZ): string order is time order
-    if last and meta["issuedAt"] < last:
-        return ("%s: metadata issued at %s is older than the copy last accepted (issued %s): an older copy is "
-                "being replayed; refused" % (peer.get("name"), meta["issuedAt"], last))
+    if issued_at and last and issued_at < last:
+        return ("metadata issued at %s is older than the copy last accepted (issued %s): an older copy is being "
+                "replayed; refused" % (issued_at, last))
     return None
+
+
+def refused_conditions(refused, unreachable):
+    """``{peer: [condition]}`` for unreachable peers whose metadata was refused (``{peer: {reason, message}}``)."""
+    return dict((name, [refused_condition((info or {}).get("reason"), (info or {}).get("message"))])
+                for name, info in (refused or {}).items() if name in unreachable)
+
+
+def demote_replays(desired, current_statuses):
+    """Treat peers whose metadata is older than the copy their IstioFederation holds as unreachable.
+
+    ``current_statuses``: ``{peer: status}`` of the existing IstioFederations. Their planned objects,
+    status and roots are dropped (what the cluster holds is kept), and their condition says why.
+    """
+    for name in sorted(desired["statuses"]):
+        issued_at = desired["statuses"][name]["public"].get("issuedAt")
+        message = rollback_message(name, issued_at, current_statuses.get(name))
+        if not message:
+            continue
+        desired["objects"] = [o for o in desired["objects"] if o["metadata"]["labels"].get(_PEER_LABEL) != name]
+        desired["ca_entries"] = [e for e in desired["ca_entries"] if e["peer"] != name]
+        del desired["statuses"][name]
+        desired["preserve_peers"] = sorted(set(desired["preserve_peers"]) | set([name]))
+        desired["conditions"][name] = [refused_condition("rollback", "%s: %s" % (name, message))]
+    return desired

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
 from tests.lab import metadata_server as servers
 
-from .cards import card
-from .conftest import NOW, make_cert
+from ...cards import card
+from ...conftest import NOW, make_cert
 
 LATER = NOW + datetime.timedelta(hours=1)
 UUID_A = "0d5c2a8e-1f6b-4c1e-9a57-5f0e6b0f7a01"
