@@ -541,8 +541,8 @@ def _extension(doc, rel, document):
     if not isinstance(ext, dict) or ext.get("document") != document:
         raise MetadataError("%s lacks the meshfed extension" % rel)
     if ext.get("version") != FORMAT_VERSION:
-        raise MetadataError("%s has format version %r; this collection reads %d" % (rel, ext.get("version"),
-                                                                                   FORMAT_VERSION))
+        raise MetadataError("%s has format version %r; this collection reads %d"
+                            % (rel, ext.get("version"), FORMAT_VERSION))
     return ext
 
 

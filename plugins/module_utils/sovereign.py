@@ -71,8 +71,8 @@ def verified_condition(peer):
     if meta.get("protocol") == "deckhouse":
         message = "Deckhouse metadata fetched over verified TLS; roots pinned"
     else:
-        message = "signed by %s%s" % (meta.get("signer"), ", valid until %s" % meta["expiresAt"]
-                                       if meta.get("expiresAt") else "")
+        until = ", valid until %s" % meta["expiresAt"] if meta.get("expiresAt") else ""
+        message = "signed by %s%s" % (meta.get("signer"), until)
     return {"type": CONDITION, "status": "True", "reason": "Verified", "message": message}
 
 
