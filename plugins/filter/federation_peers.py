@@ -43,6 +43,12 @@ options:
         (left out by C(--limit)) is not unreachable, merely not in this run. Defaults to O(members).
     type: list
     elements: str
+  fetch_var:
+    description:
+      - Host var registered by M(meshfed.istio.peer_metadata) for a metadata peer; its failure (why the peer's
+        metadata was refused) is reported in C(refused).
+    type: str
+    default: meshfed_peer_metadata
 """
 
 EXAMPLES = r"""
@@ -53,7 +59,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(peers) (list of cards), C(unreachable), C(leaving) and C(members) (lists of cluster names), sorted by name.
+  description:
+    - C(peers) (list of cards), C(unreachable), C(leaving) and C(members) (lists of cluster names), sorted by name.
+    - C(refused) maps each unreachable metadata peer whose metadata was refused to C({reason, message}).
   type: dict
 """
 
@@ -67,11 +75,19 @@ def _cluster_name(hvars, host, card_var):
     return hvars.get("meshfed_cluster_name") or host
 
 
-def federation_peers(hostvars, members, current, card_var="meshfed_card", in_run=None):
+def _refusal(hvars, fetch_var):
+    fetched = hvars.get(fetch_var)
+    if isinstance(fetched, dict) and fetched.get("failed"):
+        return {"reason": fetched.get("reason") or "fetch", "message": fetched.get("msg") or ""}
+    return None
+
+
+def federation_peers(hostvars, members, current, card_var="meshfed_card", in_run=None,
+                     fetch_var="meshfed_peer_metadata"):
     if not isinstance(members, (list, tuple)):
         raise AnsibleFilterError("federation_peers: members must be a list of inventory names")
     in_run = set(members if in_run is None else in_run)
-    out = {"peers": [], "unreachable": [], "leaving": [], "members": []}
+    out = {"peers": [], "unreachable": [], "leaving": [], "members": [], "refused": {}}
     for host in sorted(set(members)):
         if host not in hostvars:
             raise AnsibleFilterError("federation_peers: %s is not an inventory host" % host)
@@ -87,6 +103,8 @@ def federation_peers(hostvars, members, current, card_var="meshfed_card", in_run
             out["peers"].append(card)
         elif host in in_run:
             out["unreachable"].append(name)
+            if _refusal(hvars, fetch_var):
+                out["refused"][name] = _refusal(hvars, fetch_var)
     out["peers"].sort(key=lambda c: c["name"])
     for key in ("unreachable", "leaving", "members"):
         out[key].sort()

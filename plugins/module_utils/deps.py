@@ -11,7 +11,8 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-__all__ = ["ApiException", "MISSING", "kubernetes", "require", "serialization", "urllib3", "x509", "yaml"]
+__all__ = ["ApiException", "InvalidSignature", "MISSING", "ed25519", "kubernetes", "require", "serialization", "urllib3",
+           "x509", "yaml"]
 MISSING = {}  # pip name -> import traceback
 try:
     import kubernetes
@@ -28,9 +29,12 @@ except ImportError:
     MISSING["PyYAML"] = traceback.format_exc()
 try:
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
 except ImportError:
-    x509 = serialization = None
+    x509 = serialization = ed25519 = None
+    InvalidSignature = ImportError  # never raised without the library
     MISSING["cryptography"] = traceback.format_exc()
 
 

@@ -25,6 +25,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanEr
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     CLUSTER_LABEL, EXPORT_GATEWAY_NAME, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PEER_LABEL, ROLE_LABEL,
     api_version as kind_api_version)
+from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -126,6 +127,7 @@ def federation_object(local_name, peer):
     spec = {"trustDomain": peer["trust_domain"], "clusterDomain": peer.get("cluster_domain") or peer["trust_domain"],
             "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
             "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"])}
+    spec.update(sovereign.spec_fields(peer))
     return _object("IstioFederation", None, {"name": peer["name"], "labels": _labels(local_name, peer["name"])}, spec)
 
 
@@ -137,7 +139,7 @@ def federation_status(peer):
     services = [{"hostname": s["hostname"],
                  "ports": [{"name": p["name"], "port": p["number"], "protocol": p["protocol"]} for p in s["ports"]]}
                 for s in peer.get("public_services") or []]
-    return {"public": {"trustDomain": peer["trust_domain"], "rootCA": roots},
+    return {"public": dict(sovereign.public_status_fields(peer), trustDomain=peer["trust_domain"], rootCA=roots),
             "private": {"ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
                         "publicServices": services}}
 
@@ -181,14 +183,16 @@ def export_gateway(local_card, namespace, api_version):
 
 
 # -- plan -------------------------------------------------------------------------------------------
-def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True):
+def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True,
+         refused=None):
     """Desired state of the cluster whose card is ``local``, given its ``peers``' cards.
 
     ``unreachable`` names peers whose facts could not be gathered this run: nothing is planned for
     them and the caller must keep (not prune) what it already holds for them.
     ``local_hostnames`` are hostnames served by the local cluster itself (all its Services).
-    Returns a dict with ``objects``, ``statuses`` (peer -> metadata cache), ``ca_entries`` and
-    ``preserve_peers``. Raises :class:`PlanError` listing every problem.
+    ``refused`` maps unreachable metadata peers to why their metadata was refused ({reason, message}).
+    Returns a dict with ``objects``, ``statuses`` (peer -> metadata cache), ``conditions`` (peer ->
+    IstioFederation conditions), ``ca_entries`` and ``preserve_peers``. Raises :class:`PlanError`.
     """
     unreachable = sorted(set(unreachable or ()))
     _raise_if(_card_problems(local, peers, unreachable))
@@ -196,7 +200,8 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
     _raise_if([prefixed(local_name, p) for p in _trust_domain_clashes(local, peers)
                + _hostname_clashes(local, peers, local_hostnames)])
     namespace = namespace or local.get("istio_namespace") or "istio-system"
-    desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable}
+    desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable,
+               "conditions": sovereign.refused_conditions(refused, unreachable)}
     for peer in sorted(peers, key=lambda p: p["name"]):
         _import_peer(desired, local_name, peer, namespace, api_version)
     if export and (peers or unreachable) and local.get("public_services"):
@@ -270,6 +275,8 @@ def _import_peer(desired, local_name, peer, namespace, api_version):
     """What importing ``peer`` adds: its IstioFederation and status, per service two objects, its roots."""
     desired["objects"].append(federation_object(local_name, peer))
     desired["statuses"][peer["name"]] = federation_status(peer)
+    if sovereign.verified_condition(peer):
+        desired["conditions"][peer["name"]] = [sovereign.verified_condition(peer)]
     for svc in peer.get("public_services") or []:
         desired["objects"].append(service_entry(local_name, peer, svc, namespace, api_version))
         desired["objects"].append(destination_rule(local_name, peer, svc, namespace, api_version))

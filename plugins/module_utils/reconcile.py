@@ -17,6 +17,7 @@ import copy
 import datetime
 import json
 
+from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
@@ -103,8 +104,11 @@ class Reconciler(object):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing`` is :meth:`list_existing`'s result when the caller already listed."""
         existing = self.list_existing() if existing is None else existing
+        sovereign.demote_replays(desired, dict((key[2], obj.get("status")) for key, obj in existing.items()
+                                               if key[0] == "IstioFederation" and is_owned(obj, self.cluster)))
         mesh = self.converge_trust(desired)
         keys = self.converge_objects(desired, existing)
+        self.converge_refused(desired, existing)
         self.prune(existing, keys, set(desired["preserve_peers"]))
         return mesh
 
@@ -160,7 +164,9 @@ class Reconciler(object):
                 continue
             steps = [self._apply_step(obj, current)]
             if obj["kind"] == "IstioFederation":
-                steps.append(self._status_step(obj, current, desired["statuses"][obj["metadata"]["name"]]))
+                name = obj["metadata"]["name"]
+                steps.append(self._status_step(obj, current, desired["statuses"][name],
+                                               desired["conditions"].get(name)))
             steps = [step for step in steps if step]
             if steps:
                 waves[obj["kind"] != "IstioFederation"].append(steps)
@@ -194,22 +200,48 @@ class Reconciler(object):
             self._record_diff(trimmed(current), trimmed(obj), _ref(obj))
         return lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + _ref(obj)), record
 
-    def _status_step(self, obj, current, cache):
-        """``(call, record)`` writing the IstioFederation's metadata cache, or None when it is current."""
-        before = ((current or {}).get("status") or {}).get("metadataCache") or {}
-        comparable = dict((k, v) for k, v in before.items() if k != "lastChangeTimestamp")
-        if (current is not None and comparable == cache) or (self.check_mode and current is None):
-            # (in check mode a new object has nothing to dry-run against; its creation is reported)
+    def _status_step(self, obj, current, cache, conditions=None):
+        """``(call, record)`` writing the metadata cache (and, for metadata peers, the MetadataVerified
+        condition) in the status, or None when it is current."""
+        status = (current or {}).get("status") or {}
+        before = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
+        if current is not None and before == cache and sovereign.same_conditions(status.get("conditions"),
+                                                                                 conditions or []):
             return None
+        if self.check_mode and current is None:
+            # nothing to dry-run against yet; the object's creation is already reported
+            return None
+        new = {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}
+        if conditions:
+            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, now_rfc3339())
+        return self._status_write(obj, new, {"metadataCache": before, "conditions": status.get("conditions") or []})
+
+    def converge_refused(self, desired, existing):
+        """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
+        for name in sorted(set(desired["conditions"]) - set(desired["statuses"])):
+            current = existing.get(("IstioFederation", None, name))
+            if current is None or not is_owned(current, self.cluster):
+                continue
+            status, conditions = current.get("status") or {}, desired["conditions"][name]
+            if sovereign.same_conditions(status.get("conditions"), conditions):
+                continue
+            new = dict(status, conditions=sovereign.merge_conditions(status.get("conditions"), conditions,
+                                                                     now_rfc3339()))
+            obj = {"apiVersion": kind_api_version("IstioFederation", self.api_version), "kind": "IstioFederation",
+                   "metadata": {"name": name}}
+            run_jobs([[self._status_write(obj, new, status)]], 1)
+
+    def _status_write(self, obj, status, before):
+        """``(call, record)`` applying ``status`` to ``obj``'s status subresource."""
         body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]},
-                "status": {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}}
+                "status": status}
         path = kind_path(obj["kind"], None, self.api_version, obj["metadata"]["name"], "status")
 
         def record(_result):
             self.changed = True
             if _ref(obj) not in self.summary["created"] + self.summary["updated"]:
                 self.summary["updated"].append(_ref(obj) + " status")
-            self._record_diff({"metadataCache": comparable}, {"metadataCache": cache}, _ref(obj) + " status")
+            self._record_diff(before, status, _ref(obj) + " status")
         return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj)), record
 
     def prune(self, existing, desired_keys, preserve_peers):

@@ -7,11 +7,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
+
 from ansible_collections.meshfed.istio.plugins.module_utils import k8s
+from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError
+from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError, PlanError, about
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import gather
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler, is_owned
 
 
@@ -79,7 +83,7 @@ class FederationRun(_Run):
         if params["check_local_services"] and params["state"] == "present":
             local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"))
         desired = plan(card, peers, unreachable=preserve, namespace=namespace, api_version=version,
-                       local_hostnames=local_hosts, export=export)
+                       local_hostnames=local_hosts, export=export, refused=params["refused_peers"])
         rec.check_istiod(rec.converge(desired, existing), params["istiod_deployment"])
         for warning in rec.warnings:
             self.module.warn(warning)
@@ -137,3 +141,71 @@ def federation_view(params, members, desired, existing):
             })
     return {"cluster": params["local"].get("name"), "state": params["state"],
             "peers": sorted(peers, key=lambda p: p["name"])}
+
+
+class PublishRun(_Run):
+    """federation_metadata: this cluster's signed metadata, written into a directory."""
+
+    def __call__(self):
+        params, card = self.params, self.params["card"]
+        name = card.get("name") or "(unnamed cluster)"
+        with about(name):
+            if validate_card(card, role="local"):
+                raise PlanError(validate_card(card, role="local"))
+            if params["validity"] < 120:
+                raise MeshfedError("validity %d is shorter than two minutes" % params["validity"], field="validity")
+            key, generated = self._key()
+            cluster_uuid = params["cluster_uuid"] or md.default_cluster_uuid(name)
+            existing = md.read_published(params["dest"])
+            files, changed = md.plan_publication(card, cluster_uuid, key, existing, validity=params["validity"],
+                                                 renew_before=params["renew_before"])
+        if changed and not self.module.check_mode:
+            md.write_published(params["dest"], files)
+        public = json.loads(files[md.PUBLIC_PATH].decode("utf-8"))
+        result = dict(changed=changed or generated, cluster_uuid=cluster_uuid, signer=md.key_fingerprint(key.public_key()),
+                      public_key=md.public_key_pem(key.public_key()), expires_at=public[md.EXTENSION]["expiresAt"],
+                      files=[os.path.join(params["dest"], rel) for rel in md.all_paths()])
+        if changed and self.module._diff:
+            result["diff"] = _documents_diff(params["dest"], existing, files)
+        return result
+
+    def _key(self):
+        if self.params["key"]:
+            return md.load_private_key(self.params["key"], "key"), False
+        return md.read_key(self.params["key_file"], "key_file", self.params["generate_key"], self.module.check_mode)
+
+
+def _documents_diff(dest, before, after):
+    def text(files):
+        return "".join((files.get(rel) or b"").decode("utf-8", "replace") for rel in (md.PUBLIC_PATH, md.PRIVATE_PATH))
+    return {"before": text(before), "after": text(after), "before_header": dest, "after_header": dest}
+
+
+class PeerMetadataRun(_Run):
+    """peer_metadata: a peer's card from its published metadata (nothing written)."""
+
+    def __call__(self):
+        params = self.params
+        with about(params["cluster"]):
+            spec = md.PeerSpec(params["cluster"], params["url"] or params["path"], protocol=params["protocol"],
+                               signer_key=params["signer_key"], root_sha256=params["root_sha256"],
+                               ca_pem=md.pem_or_file(params["ca_cert"], "ca_cert"),
+                               validate_certs=params["validate_certs"], trust_domain=params["trust_domain"])
+            not_before = md.parse_time(params["not_before"], "not_before") if params["not_before"] else None
+            fetcher = md.Fetcher(spec.location, spec.ca_pem, spec.validate_certs, timeout=params["timeout"])
+            card = md.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._client_key(),
+                                 not_before=not_before, fetcher=fetcher)
+        for warning in card["warnings"]:
+            self.module.warn(warning)
+        return dict(changed=False, card=card)
+
+    def _client_uuid(self):
+        name = self.params["client_name"]
+        return self.params["client_uuid"] or (md.default_cluster_uuid(name) if name else None)
+
+    def _client_key(self):
+        if self.params["client_key"]:
+            return md.load_private_key(self.params["client_key"], "client_key")
+        if self.params["client_key_file"]:
+            return md.read_key(self.params["client_key_file"], "client_key_file")[0]
+        return None

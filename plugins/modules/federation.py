@@ -23,6 +23,10 @@ description:
     C(app.kubernetes.io/managed-by=meshfed.istio). Owned objects that are no longer desired are pruned;
     objects the collection does not own are never changed and are reported.
   - Nothing is pruned for peers listed in O(unreachable_peers); what this cluster knows of them stays.
+  - A peer card fetched from published metadata (M(meshfed.istio.peer_metadata)) also records its metadata
+    endpoint and pins in C(spec.metadataEndpoint) and C(spec.metadata), its verified identity and validity in
+    C(status.metadataCache.public), and condition C(MetadataVerified). Metadata older than the copy the
+    status holds is refused as a replay (the peer is then kept as unreachable).
   - Only the C(caCertificates) list of the C(mesh) key of ConfigMap C(istio) is edited; other settings and
     comments are kept as they are. Entries the collection did not add are never touched.
 attributes:
@@ -82,6 +86,13 @@ options:
       - With V(true), known peers that are not in O(members) at all are removed (RV(summary.pruned_absent)).
     type: bool
     default: false
+  refused_peers:
+    description:
+      - Peers among O(unreachable_peers) known through published metadata that was refused this run, as
+        C(name -> {reason, message}) (M(meshfed.istio.peer_metadata)'s failure). Their C(IstioFederation) gets
+        condition C(MetadataVerified=False) with that reason; everything else it holds is kept.
+    type: dict
+    default: {}
   istio_namespace:
     description: Namespace for the Istio objects and of ConfigMap C(istio). Defaults to the local card's.
     type: str
@@ -220,6 +231,7 @@ def argument_spec():
         local=dict(type="dict", required=True),
         peers=dict(type="list", elements="dict", default=[]),
         unreachable_peers=dict(type="list", elements="str", default=[]),
+        refused_peers=dict(type="dict", default={}),
         istio_namespace=dict(type="str"),
         istio_api_version=dict(type="str", default="v1", choices=["v1", "v1beta1"]),
         export_gateway=dict(type="bool", default=True),

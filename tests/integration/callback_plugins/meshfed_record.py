@@ -43,6 +43,7 @@ class CallbackModule(CallbackBase):
             "api_calls": res.get("api_calls"),
             "summary": res.get("summary"),
             "msg": res.get("msg") if status != "ok" else None,
+            "reason": res.get("reason") if status != "ok" else None,
             "time": time.time(),
         }
         with open(self._path, "a") as fh:

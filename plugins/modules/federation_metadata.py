@@ -1,0 +1,139 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: federation_metadata
+short_description: Publish a cluster's signed federation metadata to a directory
+version_added: 0.2.0
+description:
+  - Writes the federation metadata of one cluster, built from its card (as returned by
+    M(meshfed.istio.cluster_facts)), into O(dest), in the layout Deckhouse's metadata exporter serves
+    C(public/public.json) (C(clusterUUID), C(authnKeyPub), C(rootCA)) and C(private/federation.json)
+    (C(ingressGateways), C(publicServices)). A peer fetches them without any credential to this cluster
+    (serve O(dest) over HTTPS, from object storage or from a Git repository).
+  - What this collection needs beyond Deckhouse's fields (trust domain, cluster domain, every root of
+    a rotation, per-service namespace, name and service accounts, issue time and expiry) is in a
+    C(meshfed) key that Deckhouse consumers ignore.
+  - Each document gets a detached Ed25519 signature next to it (C(<file>.sig), a JWS with detached
+    payload) made with the cluster's key O(key_file) or O(key). The public half is published as
+    C(authnKeyPub); peers pin it (or this cluster's root fingerprints) out of band.
+  - Unchanged content is not rewritten until the documents are due for renewal (O(renew_before)), so
+    a rerun reports no change.
+author:
+  - meshfed.istio contributors (@meshfed)
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the documents would be (re)written; writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the documents before and after (no key material).
+options:
+  card:
+    description: The cluster's card (M(meshfed.istio.cluster_facts) C(card)).
+    type: dict
+    required: true
+  dest:
+    description: Directory to write C(public/) and C(private/) into; created if missing.
+    type: path
+    required: true
+  key_file:
+    description:
+      - Path of the cluster's Ed25519 private key (PKCS#8 PEM). Also used to authenticate to Deckhouse
+        peers. Never printed or returned.
+      - One of O(key_file) and O(key) is required.
+    type: path
+  key:
+    description: The private key itself (PEM), e.g. from Ansible Vault. Never printed or returned.
+    type: str
+  generate_key:
+    description: Create O(key_file) (mode 0600) with a new key when it does not exist.
+    type: bool
+    default: false
+  cluster_uuid:
+    description: The cluster's UUID (C(clusterUUID)); defaults to a UUID derived from the card's name.
+    type: str
+  validity:
+    description: Seconds the documents are valid for after signing.
+    type: int
+    default: 604800
+  renew_before:
+    description: Re-sign unchanged documents once they expire in less than this many seconds (default a third of O(validity)).
+    type: int
+notes:
+  - Whoever can write O(dest) cannot forge metadata without the key, but can withhold it or serve an
+    older, still unexpired copy; keep O(validity) short enough for your rotation needs.
+"""
+
+EXAMPLES = r"""
+- name: Gather the card
+  meshfed.istio.cluster_facts:
+    cluster: cluster-a
+    kubeconfig: ~/.kube/cluster-a
+  register: facts
+
+- name: Publish cluster-a's metadata for the peers (served over HTTPS from /srv/meshfed/cluster-a)
+  meshfed.istio.federation_metadata:
+    card: "{{ facts.card }}"
+    dest: /srv/meshfed/cluster-a
+    key_file: ~/.meshfed/cluster-a.key
+    generate_key: true
+"""
+
+RETURN = r"""
+cluster_uuid:
+  description: The C(clusterUUID) published.
+  returned: success
+  type: str
+signer:
+  description: SHA-256 fingerprint of the public key that signs the documents; give it to peers out of band.
+  returned: success
+  type: str
+  sample: sha256:5b0c...
+public_key:
+  description: The public key (PEM) that signs the documents (C(authnKeyPub)).
+  returned: success
+  type: str
+files:
+  description: Paths of the files written or kept.
+  returned: success
+  type: list
+  elements: str
+expires_at:
+  description: Expiry of the documents now in O(dest).
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import DEFAULT_VALIDITY
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import PublishRun, run_module
+
+
+def argument_spec():
+    return dict(
+        card=dict(type="dict", required=True),
+        dest=dict(type="path", required=True),
+        key_file=dict(type="path", no_log=False),
+        key=dict(type="str", no_log=True),
+        generate_key=dict(type="bool", default=False),
+        cluster_uuid=dict(type="str"),
+        validity=dict(type="int", default=DEFAULT_VALIDITY),
+        renew_before=dict(type="int"),
+    )
+
+
+def main():
+    run_module(AnsibleModule(argument_spec=argument_spec(), required_one_of=[("key_file", "key")],
+                             mutually_exclusive=[("key_file", "key")], supports_check_mode=True), PublishRun)
+
+
+if __name__ == "__main__":
+    main()
