@@ -54,7 +54,10 @@ _value:
 import datetime
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-IN_RUN, UNREACHABLE, NOT_IN_RUN, LEFT = "in this run", "unreachable", "not in this run", "leaving"
+IN_RUN = "in this run"
+UNREACHABLE = "unreachable"
+NOT_IN_RUN = "not in this run"
+LEFT = "leaving"
 
 
 def _parse_ts(text):
@@ -173,8 +176,8 @@ def _clusters_section(fed):
         if card:
             gw = card.get("gateway") or {}
             exports = ", ".join(s["hostname"] for s in card.get("public_services") or []) or "—"
-            rows.append((name, card.get("trust_domain", ""), ", ".join("%s:%s" % (a, gw.get("port")) for a in
-                                                                    gw.get("addresses") or []), exports, card["state"]))
+            gateway = ", ".join("%s:%s" % (a, gw.get("port")) for a in gw.get("addresses") or [])
+            rows.append((name, card.get("trust_domain", ""), gateway, exports, card["state"]))
         else:
             peer = fed._peer_only.get(name) or {}
             state = "failed: %s" % fed.failed[name] if name in fed.failed else peer.get("state", NOT_IN_RUN)
