@@ -242,4 +242,4 @@ def test_role_included_in_one_play(trio):
     run = run_playbook(trio["inventory"], playbook=playbook)
     assert run.rc == 0, run
     assert all(run.recap[cl.name]["changed"] == 0 for cl in trio["clusters"]), run
-    assert len(run.results("cluster_facts")) == 3 and len(run.results("federation")) == 3
+    assert len(run.results("cluster_info")) == 3 and len(run.results("federation")) == 3
