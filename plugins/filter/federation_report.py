@@ -199,7 +199,7 @@ def _graph_section(fed):
 
 
 def _imports_section(fed):
-    rows = [(imp, host, exp, state) for imp, host, exp, state in fed.imports()]
+    rows = list(fed.imports())
     return ["## Imports", ""] + _table(("importer", "service", "from", "peer state"), rows)
 
 
