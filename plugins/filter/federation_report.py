@@ -54,7 +54,10 @@ _value:
 import datetime
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-IN_RUN, UNREACHABLE, NOT_IN_RUN, LEFT = "in this run", "unreachable", "not in this run", "leaving"
+IN_RUN = "in this run"
+UNREACHABLE = "unreachable"
+NOT_IN_RUN = "not in this run"
+LEFT = "leaving"
 
 
 def _parse_ts(text):
@@ -91,11 +94,11 @@ class _Federation(object):
         self.clusters, self.views, self.warnings, self.failed = {}, {}, [], {}
         for host in sorted(hosts):
             self._read_host(host, hostvars[host])
-        self._peer_only = {}
+        self.peer_only = {}
         for name, view in sorted(self.views.items()):
             for peer in view.get("peers") or []:
                 if peer["name"] not in self.clusters:
-                    self._peer_only.setdefault(peer["name"], peer)
+                    self.peer_only.setdefault(peer["name"], peer)
 
     def _read_host(self, host, hv):
         card = hv.get("meshfed_card")
@@ -112,14 +115,14 @@ class _Federation(object):
             self.views[name] = result["federation"]
 
     def names(self):
-        return sorted(set(self.clusters) | set(self._peer_only) | set(self.failed))
+        return sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
 
     def roots_of(self, name):
         """Root CAs of a cluster: from its card, else from what a peer cached."""
         if name in self.clusters:
             return [{"sha256": r["sha256"], "subject": r.get("subject", ""), "not_after": r.get("not_after", "")}
                     for r in self.clusters[name].get("root_cas") or []]
-        return (self._peer_only.get(name) or {}).get("roots") or []
+        return (self.peer_only.get(name) or {}).get("roots") or []
 
     def imports(self):
         """(importer, hostname, exporter, peer state) for every import each cluster holds."""
@@ -173,10 +176,10 @@ def _clusters_section(fed):
         if card:
             gw = card.get("gateway") or {}
             exports = ", ".join(s["hostname"] for s in card.get("public_services") or []) or "—"
-            rows.append((name, card.get("trust_domain", ""), ", ".join("%s:%s" % (a, gw.get("port")) for a in
-                                                                    gw.get("addresses") or []), exports, card["state"]))
+            gateway = ", ".join("%s:%s" % (a, gw.get("port")) for a in gw.get("addresses") or [])
+            rows.append((name, card.get("trust_domain", ""), gateway, exports, card["state"]))
         else:
-            peer = fed._peer_only.get(name) or {}
+            peer = fed.peer_only.get(name) or {}
             state = "failed: %s" % fed.failed[name] if name in fed.failed else peer.get("state", NOT_IN_RUN)
             rows.append((name, peer.get("trust_domain", "?"), "(cached)", ", ".join(peer.get("services") or []) or "—",
                          state))
@@ -187,7 +190,7 @@ def _graph_section(fed):
     lines = ["## Graph", "", "Arrows go from the exporting cluster to the importing one, labelled with the service.",
              "", "```mermaid", "graph LR"]
     for name in fed.names():
-        state = fed.clusters.get(name, {}).get("state") or (fed._peer_only.get(name) or {}).get("state", "")
+        state = fed.clusters.get(name, {}).get("state") or (fed.peer_only.get(name) or {}).get("state", "")
         lines.append('  %s["%s<br/>%s"]' % (_node(name), name, state))
     for importer, host, exporter, state in fed.imports():
         arrow = "-->" if state == IN_RUN else "-.->"
@@ -196,7 +199,7 @@ def _graph_section(fed):
 
 
 def _imports_section(fed):
-    rows = [(imp, host, exp, state) for imp, host, exp, state in fed.imports()]
+    rows = list(fed.imports())
     return ["## Imports", ""] + _table(("importer", "service", "from", "peer state"), rows)
 
 

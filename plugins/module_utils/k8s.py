@@ -67,7 +67,9 @@ def connect(params, cluster, pool_size=1):
     if host:
         configuration.host = host
     if params.get("api_key"):
-        configuration.api_key = {"authorization": "Bearer %s" % params["api_key"]}
+        # kubernetes < 35 reads the token under "authorization", >= 35 under "BearerToken"
+        token = "Bearer %s" % params["api_key"]
+        configuration.api_key = {"authorization": token, "BearerToken": token}
     for option, attribute in _TLS_OPTIONS:
         if params.get(option):
             setattr(configuration, attribute, params[option])

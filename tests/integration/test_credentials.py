@@ -79,8 +79,8 @@ def merged_kubeconfig(clusters, path):
 def test_merged_kubeconfig_injected_by_a_custom_credential_type(pair):
     a, b = pair["a"], pair["b"]
     merged = merged_kubeconfig([a, b], pair["dir"] / "merged.yaml")
-    inv = bare_inventory(pair["dir"] / "ctx.yml", {"cluster-a": {"meshfed_context": a.context},
-                                                    "cluster-b": {"meshfed_context": b.context}})
+    contexts = {"cluster-a": {"meshfed_context": a.context}, "cluster-b": {"meshfed_context": b.context}}
+    inv = bare_inventory(pair["dir"] / "ctx.yml", contexts)
     run = run_playbook(inv, env=dict(no_kubeconfig_env(pair["dir"]), K8S_AUTH_KUBECONFIG=str(merged)))
     assert run.rc == 0, run
     assert run.changed("cluster-a") == 0 and run.changed("cluster-b") == 0, run
@@ -88,8 +88,8 @@ def test_merged_kubeconfig_injected_by_a_custom_credential_type(pair):
 
 def test_multi_path_kubeconfig_env(pair):
     a, b = pair["a"], pair["b"]
-    inv = bare_inventory(pair["dir"] / "multi.yml", {"cluster-a": {"meshfed_context": a.context},
-                                                      "cluster-b": {"meshfed_context": b.context}})
+    contexts = {"cluster-a": {"meshfed_context": a.context}, "cluster-b": {"meshfed_context": b.context}}
+    inv = bare_inventory(pair["dir"] / "multi.yml", contexts)
     env = dict(no_kubeconfig_env(pair["dir"]), KUBECONFIG="%s:%s" % (a.kubeconfig, b.kubeconfig))
     run = run_playbook(inv, env=env)
     assert run.rc == 0, run

@@ -40,10 +40,13 @@ def summaries(run, host):
     return [r["summary"] for r in run.results("federation", host) if r.get("summary")]
 
 
-@pytest.fixture
-def trio(lab_clusters, tmp_path):
-    """Three fresh clusters federated with each other by a full run."""
+@pytest.fixture(scope="module")
+def trio(lab_clusters, tmp_path_factory):
+    """Three fresh clusters federated with each other by a full run, shared by this module's tests in
+    order: the runs that must remove nothing first, then leaving (which re-joins at its end), then the
+    prune switch (which removes cluster-e from the others for good)."""
     clusters = lab_clusters(["cluster-c", "cluster-d", "cluster-e"])
+    tmp_path = tmp_path_factory.mktemp("membership")
     inv = write_inventory(clusters, tmp_path / "inventory.yml")
     run = run_playbook(inv)
     assert run.rc == 0, run

@@ -59,8 +59,9 @@ def test_report_lists_clusters_imports_and_graph(trio):
             if p is c:
                 continue
             # edge: exporter --> importer, labelled with the service; and a row in the imports table
-            assert re.search(r"%s -->\|\"?%s\"?\| %s" % (re.escape(p.name.replace("-", "_")), re.escape(svc(p.name)),
-                                                          re.escape(c.name.replace("-", "_"))), graph), graph
+            edge = r"%s -->\|\"?%s\"?\| %s" % (
+                re.escape(p.name.replace("-", "_")), re.escape(svc(p.name)), re.escape(c.name.replace("-", "_")))
+            assert re.search(edge, graph), graph
             assert "| %s | %s | %s |" % (c.name, svc(p.name), p.name) in imports
     # what the report says is imported is what the API servers hold
     for c in clusters:

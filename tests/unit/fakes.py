@@ -49,7 +49,7 @@ class FakeClient:
         return True
 
 
-# -- a cluster as cluster_facts reads it ------------------------------------------------------------
+# -- a cluster as cluster_info reads it ------------------------------------------------------------
 CM = "/api/v1/namespaces/istio-system/configmaps/"
 GW = "/api/v1/namespaces/istio-system/services/istio-eastwestgateway"
 SVCS = "/api/v1/services"

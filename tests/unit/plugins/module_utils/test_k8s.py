@@ -142,7 +142,9 @@ def test_connect_reads_the_kubeconfig_and_options(tmp_path):
 def test_connect_with_host_and_api_key_only():
     c = k8s.connect({"host": "https://127.0.0.2:6443", "api_key": "k"}, "cluster-a")
     assert c.server == "https://127.0.0.2:6443"
-    assert c.api_client.configuration.api_key == {"authorization": "Bearer k"}
+    assert c.api_client.configuration.api_key == {"authorization": "Bearer k", "BearerToken": "Bearer k"}
+    # what the client actually sends: the token as the Authorization header
+    assert c.api_client.configuration.auth_settings()["BearerToken"]["value"] == "Bearer k"
 
 
 @pytest.mark.parametrize("setup, expected", [
@@ -181,3 +183,65 @@ def test_throttling_that_does_not_stop_fails_with_429():
     with pytest.raises(K8sError) as err:
         c.get("/api/v1/x")
     assert err.value.status == 429 and waits == [k8s.Client.MAX_WAIT] * 5 and c.calls == {"get": 6}
+
+
+# -- kubernetes.core's connection options (issue 11) ----------------------------------------------------
+def kubeconfig_doc(name, server):
+    return {"apiVersion": "v1", "kind": "Config", "current-context": name,
+            "clusters": [{"name": name, "cluster": {"server": server}}],
+            "users": [{"name": name, "user": {"token": "t0ken-" + name}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}]}
+
+
+def test_kubeconfig_given_as_a_dict():
+    c = k8s.connect({"kubeconfig": kubeconfig_doc("x", "https://127.0.0.9:6443")}, "cluster-x")
+    assert c.server == "https://127.0.0.9:6443"
+    assert c.api_client.configuration.auth_settings()["BearerToken"]["value"] == "Bearer t0ken-x"
+
+
+def test_multi_path_kubeconfig_env_is_merged_like_kubectl(tmp_path, monkeypatch):
+    paths = []
+    for name, port in (("x", 6441), ("y", 6442)):
+        path = tmp_path / name
+        path.write_text(json.dumps(kubeconfig_doc(name, "https://127.0.0.1:%d" % port)))
+        paths.append(str(path))
+    monkeypatch.setenv("KUBECONFIG", ":".join(paths + [str(tmp_path / "missing")]))
+    assert k8s.connect({"context": "y"}, "cluster-y").server == "https://127.0.0.1:6442"
+    assert k8s.connect({"context": "x"}, "cluster-x").server == "https://127.0.0.1:6441"
+
+
+def test_tls_proxy_and_basic_auth_options_reach_the_configuration():
+    c = k8s.connect({"host": SERVER, "ca_cert": "/ca.pem", "client_cert": "/c.pem", "client_key": "/k.pem",
+                     "username": "u", "password": "p", "proxy": "http://127.0.0.1:3128", "no_proxy": "10.0.0.0/8",
+                     "proxy_headers": {"proxy_basic_auth": "pu:pp", "user_agent": "meshfed", "basic_auth": None}},
+                    "cluster-a")
+    cfg = c.api_client.configuration
+    assert (cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file) == ("/ca.pem", "/c.pem", "/k.pem")
+    assert (cfg.username, cfg.password, cfg.proxy, cfg.no_proxy) == ("u", "p", "http://127.0.0.1:3128", "10.0.0.0/8")
+    assert cfg.proxy_headers["user-agent"] == "meshfed" and cfg.proxy_headers["proxy-authorization"].startswith("Basic ")
+    assert cfg.verify_ssl is True     # unset validate_certs verifies
+
+
+def test_impersonation_headers_one_group_header_each():
+    api = NewApiClient([Response(200, {})])
+    client = k8s.Client(api, "cluster-a", impersonate=("jane", ["g1", "g2"]))
+    client.get("/api/v1/namespaces/x")
+    headers = api.sent[0][2]
+    assert headers["Impersonate-User"] == "jane"
+    assert headers.getlist("Impersonate-Group") == ["g1", "g2"]
+
+
+@pytest.mark.parametrize("env, value, expected", [
+    ("K8S_AUTH_VERIFY_SSL", "false", False),
+    ("K8S_AUTH_SSL_CA_CERT", "/env-ca.pem", "/env-ca.pem"),
+    ("K8S_AUTH_CERT_FILE", "/env-cert.pem", "/env-cert.pem"),
+    ("K8S_AUTH_IMPERSONATE_GROUPS", "a,b", ["a", "b"]),
+])
+def test_every_option_has_its_k8s_auth_environment_fallback(monkeypatch, env, value, expected):
+    """The argument spec's fallbacks, as AnsibleModule applies them (AWX/AAP inject these variables)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    monkeypatch.setenv(env, value)
+    params = ArgumentSpecValidator(k8s.AUTH_ARG_SPEC).validate({}).validated_parameters
+    option = {"K8S_AUTH_VERIFY_SSL": "validate_certs", "K8S_AUTH_SSL_CA_CERT": "ca_cert",
+              "K8S_AUTH_CERT_FILE": "client_cert", "K8S_AUTH_IMPERSONATE_GROUPS": "impersonate_groups"}[env]
+    assert params[option] == expected
