@@ -23,6 +23,7 @@ import yaml
 
 from tests.integration import kube
 from tests.integration.ansible_run import COLLECTIONS, ensure_collection_link, run_playbook
+from tests.integration.traffic import assert_traffic
 from tests.lab import metadata_server as servers
 from tests.lab import pki
 
@@ -142,6 +143,14 @@ def test_both_directions_federated(world):
     assert kube.trusted(b) == {kube.root_pem(a).strip(): ["cluster-a.local"]}
     assert kube.gateways(a)["meshfed-export"]["spec"]["servers"][0]["hosts"] == [FOO]
     assert kube.gateways(b)["meshfed-export"]["spec"]["servers"][0]["hosts"] == [BAR]
+
+
+def test_traffic_flows_both_ways_between_the_two_teams_clusters(world):
+    """Istio's own config generation (meshsim) on both live clusters: a's sidecar reaches bar in b over
+    mTLS through b's gateway, and b's reaches foo in a, after two runs that each held one kubeconfig."""
+    a, b = world["a"], world["b"]
+    assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
+    assert_traffic([a, b], "cluster-b", "cluster-a", FOO, 80)
 
 
 def test_istiofederation_records_coordinates_and_verified_metadata(world):
