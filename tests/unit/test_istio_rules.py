@@ -158,3 +158,52 @@ def test_clashes_name_the_other_gateway():
     assert "istio-system/sni" in same["clashes"][0]
     wildcard = gateways.coexistence([_gw("mtls", [_server(["*"], mode="ISTIO_MUTUAL")])], WORKLOAD, hosts)
     assert wildcard["clashes"] == []  # a wildcard TLS server matches other SNIs: no duplicate chain
+
+
+# -- workloads (pods) and values-mode trust ----------------------------------------------------------
+def _pod(ns, name, labels, sa, phase="Running", ports=None):
+    return {"metadata": {"namespace": ns, "name": name, "labels": labels},
+            "spec": {"serviceAccountName": sa, "containers": [{"name": "app", "ports": ports or []}]},
+            "status": {"phase": phase}}
+
+
+def test_service_accounts_from_selected_live_pods():
+    from ansible_collections.meshfed.istio.plugins.module_utils import workloads
+    pods = [_pod("xyz", "bar-1", {"app": "bar", "v": "1"}, "bar-sa"),
+            _pod("xyz", "bar-2", {"app": "bar"}, "bar-sa"),
+            _pod("xyz", "bar-old", {"app": "bar"}, "old-sa", phase="Succeeded"),
+            _pod("abc", "bar-elsewhere", {"app": "bar"}, "wrong-ns"),
+            _pod("xyz", "other", {"app": "other"}, "other")]
+    by_ns = workloads.index(pods)
+    chosen = workloads.selected(by_ns, "xyz", {"app": "bar"})
+    assert workloads.service_accounts(chosen) == ["bar-sa"]
+    assert workloads.selected(by_ns, "xyz", {}) == []
+
+
+def test_named_target_port_resolved_from_container_ports():
+    from ansible_collections.meshfed.istio.plugins.module_utils import workloads
+    pods = [_pod("xyz", "bar-1", {}, "sa", ports=[{"name": "web", "containerPort": 8080}])]
+    assert workloads.resolve_target_port("web", pods) == 8080
+    assert workloads.resolve_target_port(9090, pods) == 9090
+    assert workloads.resolve_target_port("9091", pods) == 9091
+    assert workloads.resolve_target_port("nope", pods) is None
+
+
+def test_values_mode_renders_entries_and_reports_whether_live():
+    from ansible_collections.meshfed.istio.plugins.module_utils import trustvalues
+    from .cards import root_pem
+    b, c = root_pem("cluster-b"), root_pem("cluster-c")
+    ca = [{"pem": b, "trustDomains": ["cluster-b.local"], "peer": "cluster-b"},
+          {"pem": c, "trustDomains": ["cluster-c.local"], "peer": "cluster-c"}]
+    out = trustvalues.render(ca, {}, revision="canary")
+    wanted = out["helm_values"]["meshConfig"]["caCertificates"]
+    assert [e["trustDomains"] for e in wanted] == [["cluster-b.local"], ["cluster-c.local"]]
+    assert out["istio_operator"]["spec"]["meshConfig"]["caCertificates"] == wanted
+    assert out["istio_operator"]["spec"]["revision"] == "canary"
+    assert out["in_place"] is False and len(out["missing"]) == 2
+    live = trustvalues.render(ca, {"caCertificates": wanted[:1]})
+    assert live["in_place"] is False and "cluster-c" in live["missing"][0]
+    assert trustvalues.render(ca, {"caCertificates": wanted})["in_place"] is True
+    # a root present without the peer's trust domain is not in place
+    partial = [dict(wanted[0], trustDomains=[]), wanted[1]]
+    assert trustvalues.render(ca, {"caCertificates": partial})["in_place"] is False
