@@ -41,7 +41,9 @@ DEFAULT_RANGE = ipaddress.ip_network("240.241.0.0/16")
 
 # -- helpers --------------------------------------------------------------------------------------
 def spec(name, **shape):
+    """The seed scenario's spec for ``name`` on a real-install default: istiod --domain cluster.local."""
     s = lab_seed.default_spec(name)
+    s["cluster_domain"] = "cluster.local"
     s.update(shape)
     return s
 
