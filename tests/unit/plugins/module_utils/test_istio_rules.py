@@ -191,7 +191,7 @@ def test_named_target_port_resolved_from_container_ports():
 
 def test_values_mode_renders_entries_and_reports_whether_live():
     from ansible_collections.meshfed.istio.plugins.module_utils import trustvalues
-    from .cards import root_pem
+    from ...cards import root_pem
     b, c = root_pem("cluster-b"), root_pem("cluster-c")
     ca = [{"pem": b, "trustDomains": ["cluster-b.local"], "peer": "cluster-b"},
           {"pem": c, "trustDomains": ["cluster-c.local"], "peer": "cluster-c"}]
