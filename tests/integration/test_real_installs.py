@@ -67,7 +67,7 @@ def federate(lab_clusters, tmp_path_factory, specs, hostvars=None, label="real")
 
 
 def card(run, host):
-    (rec,) = [r for r in run.results("cluster_facts", host) if r["status"] == "ok"]
+    (rec,) = [r for r in run.results("cluster_info", host) if r["status"] == "ok"]
     return rec["card"]
 
 
@@ -218,7 +218,7 @@ def test_single_revision_is_found_and_written(revision_pair):
 
 def test_stale_configmap_without_a_choice_is_an_error_listing_both(revision_pair):
     run, b = revision_pair["run"], revision_pair["b"]
-    (facts,) = run.results("cluster_facts", "cluster-b")
+    (facts,) = run.results("cluster_info", "cluster-b")
     assert facts["status"] == "failed"
     msg = facts["msg"]
     assert "cluster-b" in msg and "revision" in msg
