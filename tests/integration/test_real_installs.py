@@ -113,8 +113,8 @@ def hosts_of(gateways):
 @pytest.fixture(scope="module")
 def alias_pair(lab_clusters, tmp_path_factory):
     specs = {
-        "cluster-a": with_pods(spec("cluster-a", dns_capture=True), {"foo": "foo"}, "10.1.0.10"),
-        "cluster-b": with_pods(spec("cluster-b", dns_capture=True), {"bar": "bar-sa"}, "10.2.0.10"),
+        "cluster-a": with_pods(spec("cluster-a"), {"foo": "foo"}, "10.1.0.10"),
+        "cluster-b": with_pods(spec("cluster-b"), {"bar": "bar-sa"}, "10.2.0.10"),
     }
     hostvars = {"cluster-a": {"meshfed_federation_domain": "cluster-a.local"},
                 "cluster-b": {"meshfed_federation_domain": "cluster-b.local"}}
@@ -353,7 +353,7 @@ def small_pair(lab_clusters, tmp_path_factory):
     gw = {"ip": lab_seed.gateway_ip_for("cluster-b"), "namespace": "istio-gateways",
           "ports": [{"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
                     {"name": "tls", "port": 15443, "targetPort": 8443, "protocol": "TCP"}]}
-    specs = {"cluster-a": spec("cluster-a"),
+    specs = {"cluster-a": spec("cluster-a", dns_capture=False),
              "cluster-b": spec("cluster-b", public_services=SMALL_B_SERVICES, gateway=gw)}
     hostvars = {"cluster-a": {"meshfed_import_namespaces": ["abc"],
                               "meshfed_import_hosts": {"cluster-b": ["*.xyz.svc.*", "*.foo.svc.*", "*.foo-bar.svc.*"]}},
