@@ -29,6 +29,7 @@ DEFAULT_PUBLIC_LABELS = [
 SERVICE_ACCOUNTS_ANNOTATION = "federation.meshfed.io/service-accounts"
 DEFAULT_GATEWAY_PORT = 15443
 
+
 def is_ip(value):
     try:
         ipaddress.ip_address(value)

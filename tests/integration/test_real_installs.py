@@ -351,9 +351,10 @@ SMALL_B_SERVICES = [
     {"namespace": "foo-bar", "name": "baz", "ports": [{"name": "http", "port": 80}]},
     {"namespace": "foo", "name": "bar-baz", "ports": [{"name": "http", "port": 80}]},
     {"namespace": "xyz", "name": "raw", "ports": [{"port": 7000}]},
-    {"namespace": "xyz", "name": "h2", "ports": [{"name": "web", "port": 8081, "appProtocol": "kubernetes.io/h2c"},
-                                                  {"name": "grpc-web", "port": 8082},
-                                                  {"name": "dns", "port": 5353, "protocol": "UDP"}]},
+    {"namespace": "xyz", "name": "h2", "ports": [
+        {"name": "web", "port": 8081, "appProtocol": "kubernetes.io/h2c"},
+        {"name": "grpc-web", "port": 8082},
+        {"name": "dns", "port": 5353, "protocol": "UDP"}]},
     {"namespace": "xyz", "name": "db", "cluster_ip": "None", "ports": [{"name": "tcp-db", "port": 5432}]},
     {"namespace": "other", "name": "skipme", "ports": [{"name": "http", "port": 80}]},
 ]
