@@ -336,7 +336,7 @@ class Reconciler(object):
         for entry in load_mesh(text, self.cluster).get("caCertificates") or []:
             try:
                 present.add(pem_sha256(entry["pem"]))
-            except Exception:  # pylint: disable=broad-except - someone else's broken entry
+            except Exception:  # pylint: disable=broad-except
                 continue
         wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
         gone = sorted(fp for fp in managed if fp not in present and fp in wanted)

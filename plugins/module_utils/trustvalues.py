@@ -40,7 +40,7 @@ def live_state(mesh, wanted, peers_by_fp):
             continue
         try:
             fp = pem_sha256(normalize_pem(entry["pem"]))
-        except Exception:  # pylint: disable=broad-except - a user's broken entry is not ours to judge
+        except Exception:  # pylint: disable=broad-except
             continue
         live.setdefault(fp, set()).update(entry.get("trustDomains") or [])
     missing = []
