@@ -130,7 +130,7 @@ options:
       - How the peers' roots reach the mesh config (C(meshConfig.caCertificates)).
       - C(configmap) writes them into the mesh ConfigMap (C(istio), or C(istio-<rev>) of the card's revision),
         keeping everything else byte for byte; when roots an earlier run wrote are gone (a Helm or istioctl
-        upgrade rewrites that ConfigMap), the run reports them (RV(summary.trust.reverted), a warning) and
+        upgrade rewrites that ConfigMap), the run reports them (C(summary.trust.reverted), a warning) and
         restores them.
       - C(values) writes nothing to the mesh ConfigMap; RV(trust) returns the exact Helm values and
         IstioOperator overlay for your install pipeline and whether the live mesh config has them.
