@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Gather one cluster's federation "card" (read-only).
 
-API calls, whatever the cluster's size: GET ConfigMap istio, GET ConfigMap istio-ca-root-cert,
-GET the gateway Service, LIST Services once per public-service label, and LIST Nodes only for a
-NodePort gateway. The plug-in CA Secret ``cacerts`` is never read.
+API calls, whatever the cluster's size: LIST ConfigMaps and LIST Deployments of the istio namespace
+(which revision's mesh config and istiod: ``istio[-<rev>]``, ``istiod[-<rev>]``), GET ConfigMap
+istio-ca-root-cert, GET the gateway Service, LIST Pods once (service accounts of the public
+Services' pods, the gateway's pod labels), LIST Services once per public-service label, and LIST
+Nodes only for a NodePort gateway. The plug-in CA Secret ``cacerts`` is never read.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,9 +16,10 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.meshfed.istio.plugins.module_utils import istio, workloads
 from ansible_collections.meshfed.istio.plugins.module_utils.certs import EXPIRY_WARNING_DAYS, parse_root_bundle
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import FactsError, about, prefixed
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import core_path
+from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import load_mesh, trust_domain
 
 DEFAULT_PUBLIC_LABELS = [
@@ -25,18 +28,6 @@ DEFAULT_PUBLIC_LABELS = [
 ]
 SERVICE_ACCOUNTS_ANNOTATION = "federation.meshfed.io/service-accounts"
 DEFAULT_GATEWAY_PORT = 15443
-
-# Port-name prefixes (or appProtocols) naming an Istio protocol, as Deckhouse and Istio's own naming rules.
-_PROTOCOLS = ("http2", "http", "grpc", "https", "tls", "tcp")
-
-
-def port_protocol(name, app_protocol=None):
-    """Istio protocol for a Service port, from its appProtocol or its name prefix."""
-    for candidate in (app_protocol, name):
-        prefix = (candidate or "").lower().split("-", 1)[0]
-        if prefix in _PROTOCOLS:
-            return prefix.upper()
-    return "TCP"
 
 
 def is_ip(value):
@@ -51,46 +42,95 @@ def service_hostname(name, namespace, cluster_domain):
     return "%s.%s.svc.%s" % (name, namespace, cluster_domain)
 
 
-def public_services(services, cluster_domain, warnings):
-    """Turn Service objects into the card's ``public_services`` (sorted by hostname)."""
+def port_protocol(name, app_protocol=None, number=0, k8s_protocol="TCP"):
+    """The protocol Istio derives for a Service port ("" when Istio sniffs it); see istio.port_protocol."""
+    return istio.port_protocol(number, name, k8s_protocol, app_protocol)
+
+
+def public_services(services, domains, pods, warnings):
+    """Turn Service objects into the card's ``public_services`` (sorted by hostname).
+
+    ``domains`` is ``(cluster_domain, federation_domain)``: the registry's hostname and the exported
+    one (equal unless exported under an alias). ``pods`` is workloads.index() of the cluster's pods.
+    """
     seen = {}
     for svc in services:
-        meta = svc.get("metadata") or {}
-        ref = "%s/%s" % (meta.get("namespace"), meta.get("name"))
-        if (svc.get("spec") or {}).get("type") == "ExternalName":
-            warnings.append("Service %s is of type ExternalName and cannot be exported through the "
-                            "gateway; skipped (remove the public-service label)" % ref)
-            continue
-        ports = _exported_ports(svc, ref, warnings)
-        if not ports:
-            warnings.append("Service %s has no exportable (named, TCP) port; skipped" % ref)
-            continue
-        accounts = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
-        hostname = service_hostname(meta["name"], meta["namespace"], cluster_domain)
-        seen[hostname] = {"name": meta["name"], "namespace": meta["namespace"], "hostname": hostname,
-                          "ports": sorted(ports, key=lambda p: p["number"]),
-                          "service_accounts": sorted(set(a.strip() for a in accounts if a.strip()))}
+        entry = _public_service(svc, domains, pods, warnings)
+        if entry:
+            seen[entry["hostname"]] = entry
     return [seen[h] for h in sorted(seen)]
 
 
-def _exported_ports(svc, ref, warnings):
+def _public_service(svc, domains, pods, warnings):
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    ref = "%s/%s" % (meta.get("namespace"), meta.get("name"))
+    if spec.get("type") == "ExternalName":
+        warnings.append("Service %s is of type ExternalName and cannot be exported through the "
+                        "gateway; skipped (remove the public-service label)" % ref)
+        return None
+    selector = spec.get("selector") or {}
+    backing = workloads.selected(pods, meta["namespace"], selector)
+    ports = _exported_ports(svc, ref, backing, warnings)
+    if not ports:
+        warnings.append("Service %s has no exportable (TCP) port; skipped" % ref)
+        return None
+    aliased = domains[1] != domains[0]
+    if aliased and not _alias_ready(ref, selector, ports, warnings):
+        return None
+    return {"name": meta["name"], "namespace": meta["namespace"],
+            "hostname": service_hostname(meta["name"], meta["namespace"], domains[1]),
+            "service_hostname": service_hostname(meta["name"], meta["namespace"], domains[0]),
+            "ports": sorted(ports, key=lambda p: p["number"]),
+            "service_accounts": _identities(meta, ref, backing, warnings),
+            "headless": spec.get("clusterIP") == "None", "selector": dict(selector)}
+
+
+def _alias_ready(ref, selector, ports, warnings):
+    """An alias is served by a ServiceEntry selecting the Service's pods: it needs a selector and numeric ports."""
+    if not selector:
+        warnings.append("Service %s has no selector; exporting it under the federation domain needs a "
+                        "ServiceEntry selecting its pods; skipped (field: federation_domain)" % ref)
+        return False
+    unresolved = [p["name"] for p in ports if p["target_port"] is None]
+    if unresolved:
+        warnings.append("Service %s: the named targetPort of port(s) %s matches no container port of a running "
+                        "pod; exporting it under the federation domain needs the number; skipped until a pod runs"
+                        % (ref, ", ".join(unresolved)))
+        return False
+    return True
+
+
+def _identities(meta, ref, backing, warnings):
+    """Service accounts importers check: the annotation when set, else those of the Service's pods."""
+    annotated = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
+    annotated = sorted(set(a.strip() for a in annotated if a.strip()))
+    if annotated:
+        return annotated
+    if not backing:
+        warnings.append("Service %s has no pods yet, so importers cannot check its server identity "
+                        "(subjectAltNames) until a run sees them; or set annotation %s"
+                        % (ref, SERVICE_ACCOUNTS_ANNOTATION))
+    return workloads.service_accounts(backing)
+
+
+def _exported_ports(svc, ref, backing, warnings):
     ports = []
     for port in (svc.get("spec") or {}).get("ports") or []:
-        if not port.get("name"):
-            warnings.append("Service %s port %s has no name; federation needs named ports "
-                            "(e.g. http-%s); port skipped" % (ref, port.get("port"), port.get("port")))
-        elif (port.get("protocol") or "TCP") != "TCP":
-            warnings.append("Service %s port %s uses %s; only TCP-based ports can cross the "
-                            "gateway; port skipped" % (ref, port["name"], port.get("protocol")))
-        else:
-            ports.append({"name": port["name"], "number": int(port["port"]),
-                          "protocol": port_protocol(port["name"], port.get("appProtocol"))})
+        number = int(port["port"])
+        protocol = istio.port_protocol(number, port.get("name"), port.get("protocol") or "TCP", port.get("appProtocol"))
+        if (port.get("protocol") or "TCP") != "TCP":
+            warnings.append("Service %s port %s uses %s; only TCP-based ports can cross the gateway; port skipped"
+                            % (ref, port.get("name") or number, port.get("protocol")))
+            continue
+        ports.append({"name": port.get("name") or "port-%d" % number, "number": number, "protocol": protocol,
+                      "target_port": workloads.resolve_target_port(port.get("targetPort", number), backing)})
     return ports
 
 
 # -- gateway ----------------------------------------------------------------------------------------
-def gateway_info(client, params):
-    """The card's ``gateway``: addresses from one source (override, LoadBalancer or NodePort), port, selector."""
+def gateway_info(client, params, pods=None):
+    """The card's ``gateway``: addresses from one source (override, LoadBalancer or NodePort), the port
+    peers dial, the Service port a Gateway server names, the workload's selector and pod labels."""
     namespace, name = params["gateway_namespace"], params["gateway_service"]
     ref = "%s/%s" % (namespace, name)
     override = list(params.get("gateway_addresses") or [])
@@ -98,23 +138,26 @@ def gateway_info(client, params):
     if svc is None and not override:
         raise FactsError("gateway Service %s not found (field: gateway_service); install the east-west "
                          "gateway or set gateway_addresses" % ref, field="gateway_service")
-    port = target_port = params.get("gateway_port") or DEFAULT_GATEWAY_PORT
+    port = target_port = service_port = params.get("gateway_port") or DEFAULT_GATEWAY_PORT
     source, addresses = "override", override
+    selector = ((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector")
+    selector = dict(selector or {"istio": "eastwestgateway"})
+    gateway_pods = workloads.selected(pods or {}, namespace, selector)
     if svc is not None:
         chosen = _gateway_port(svc, params.get("gateway_port"), ref)
-        port = target_port = chosen["port"]
-        if isinstance(chosen.get("targetPort"), int):
-            target_port = chosen["targetPort"]
+        port = target_port = service_port = chosen["port"]
+        target_port = workloads.resolve_target_port(chosen.get("targetPort", port), gateway_pods) or target_port
         if not override:
             source = (svc.get("spec") or {}).get("type") or "ClusterIP"
             addresses, port = _address_source(source, ref)(client, svc, chosen, ref)
     if not 1 <= int(port) <= 65535:
         raise FactsError("gateway port %s is not a valid port (field: gateway_port)" % port, field="gateway_port")
     addresses = sorted(set(addresses), key=addresses.index)
-    selector = ((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector")
     return {"addresses": addresses, "resolution": _resolution(addresses), "port": int(port),
-            "target_port": int(target_port), "source": source, "service": {"namespace": namespace, "name": name},
-            "selector": dict(selector or {"istio": "eastwestgateway"})}
+            "service_port": int(service_port), "target_port": int(target_port), "source": source,
+            "service": {"namespace": namespace, "name": name}, "selector": selector,
+            "service_ports": sorted(int(p["port"]) for p in ((svc or {}).get("spec") or {}).get("ports") or []),
+            "pod_labels": workloads.labels_of(gateway_pods) or [dict(selector)]}
 
 
 def _gateway_port(svc, wanted, ref):
@@ -195,24 +238,77 @@ def gather(client, params):
     cluster, ns = params["cluster"], params["istio_namespace"]
     service_warnings = []
     with about(cluster):
-        td, roots, warnings = _trust(client, params)
-        gateway = gateway_info(client, params)
-        cluster_domain = params.get("cluster_domain") or td
-        public = public_services(_labelled_services(client, params["public_labels"]), cluster_domain,
+        install, install_warnings = _install(client, params)
+        td, roots, warnings = _trust(client, params, install.pop("mesh"))
+        pods = workloads.index(client.list(core_path("pods"), what="list Pods"))
+        gateway = gateway_info(client, params, pods)
+        domains = (params.get("cluster_domain") or install["cluster_domain"],)
+        domains += (params.get("federation_domain") or domains[0],)
+        public = public_services(_labelled_services(client, params["public_labels"]), domains, pods,
                                  service_warnings)
-    return {"name": cluster, "trust_domain": td, "cluster_domain": cluster_domain, "istio_namespace": ns,
-            "root_cas": roots, "gateway": gateway, "public_services": public,
-            "warnings": warnings + [prefixed(cluster, w) for w in service_warnings]}
+    card = {"name": cluster, "trust_domain": td, "cluster_domain": domains[0], "federation_domain": domains[1],
+            "istio_namespace": ns, "root_cas": roots, "gateway": gateway, "public_services": public,
+            "warnings": warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings]}
+    card.update(install)
+    return card
 
 
-def _trust(client, params):
+def _install(client, params):
+    """The Istio install the card describes: revision, mesh ConfigMap, istiod, DNS domain, DNS capture."""
+    ns, revision = params["istio_namespace"], params.get("revision")
+    configmaps = client.list(core_path("configmaps", ns), what="list ConfigMaps in %s" % ns)
+    istiods = [d for d in client.list(api_path("/apis/apps/v1", "deployments", ns), what="list Deployments in %s" % ns)
+               if _is_istiod(d)]
+    readers = dict((istio.mesh_configmap_name(istio.deployment_revision(d)), d) for d in istiods)
+    name = _mesh_configmap(ns, istio.mesh_configmaps(configmaps), readers, revision)
+    cm = [c for c in configmaps if c["metadata"]["name"] == name][0]
+    mesh = load_mesh((cm.get("data") or {}).get("mesh") or "")
+    revision = revision or (istio.DEFAULT_REVISION if name == istio.MESH_CONFIGMAP else name[len("istio-"):])
+    deployment, warnings = readers.get(name), []
+    if deployment is None:
+        warnings.append("no istiod Deployment of revision %s in %s reads ConfigMap %s (expected %s); assuming "
+                        "DNS domain %s (set cluster_domain if it differs)"
+                        % (revision, ns, name, istio.istiod_deployment_name(revision), istio.DEFAULT_DOMAIN))
+    env = istio.container_env(istio.discovery_container(deployment))
+    return {"revision": revision, "mesh_configmap": name, "mesh": mesh, "dns_capture": istio.dns_capture(mesh),
+            "cluster_domain": istio.istiod_domain(deployment) if deployment else istio.DEFAULT_DOMAIN,
+            "istiod": {"deployment": (deployment or {}).get("metadata", {}).get("name"),
+                       "scope_gateway_to_namespace":
+                           str(env.get("PILOT_SCOPE_GATEWAY_TO_NAMESPACE", "")).lower() == "true"}}, warnings
+
+
+def _is_istiod(deployment):
+    meta = deployment.get("metadata") or {}
+    name = meta.get("name") or ""
+    return name == istio.ISTIOD or name.startswith(istio.ISTIOD + "-") or (meta.get("labels") or {}).get("app") == "istiod"
+
+
+def _mesh_configmap(ns, names, readers, revision):
+    """The mesh ConfigMap to read and write: the revision's, or the only one; several without a choice is an error."""
+    def described(name):
+        dep = readers.get(name)
+        return "%s (%s)" % (name, "read by Deployment %s" % dep["metadata"]["name"] if dep else "no istiod Deployment reads it")
+    if revision:
+        name = istio.mesh_configmap_name(revision)
+        if name not in names:
+            raise FactsError("revision %s: ConfigMap %s/%s not found (field: revision); mesh ConfigMaps in %s: %s"
+                             % (revision, ns, name, ns, ", ".join(described(n) for n in names) or "none"),
+                             field="revision")
+        return name
+    if not names:
+        raise FactsError("ConfigMap %s/istio not found, nor any istio-<revision> with key mesh (field: "
+                         "istio_namespace); is Istio installed there?" % ns, field="istio_namespace")
+    if len(names) > 1:
+        raise FactsError("%d mesh ConfigMaps in %s: %s; set revision (field: revision) to the revision whose istiod "
+                         "should trust the peers, so trust is never written where no istiod reads it"
+                         % (len(names), ns, ", ".join(described(n) for n in names)), field="revision")
+    return names[0]
+
+
+def _trust(client, params, mesh):
     """The trust domain (mesh config, unless overridden), the root CA bundle and its warnings."""
     ns = params["istio_namespace"]
-    cm = client.get(core_path("configmaps", ns, "istio"), what="get ConfigMap %s/istio" % ns)
-    if cm is None:
-        raise FactsError("ConfigMap %s/istio not found (field: istio_namespace); is Istio installed there?" % ns,
-                         field="istio_namespace")
-    td = params.get("trust_domain") or trust_domain(load_mesh((cm.get("data") or {}).get("mesh") or ""))
+    td = params.get("trust_domain") or trust_domain(mesh)
     root_cm = client.get(core_path("configmaps", ns, "istio-ca-root-cert"),
                          what="get ConfigMap %s/istio-ca-root-cert" % ns)
     field = "ConfigMap %s/istio-ca-root-cert key root-cert.pem" % ns

@@ -7,9 +7,14 @@
 its mesh can reach the peers' public services and accept their workloads' certificates:
 
 * one cluster-scoped ``IstioFederation`` per peer (coordinates in spec, metadata cache in status);
-* per peer public hostname a ``ServiceEntry`` routed to the peer's gateway on its mTLS port and a
+* per selected peer public hostname a ``ServiceEntry`` routed to the peer's gateway on its mTLS port,
+  with a stable virtual address (the sidecar DNS proxy answers only for hosts with one), the peer
+  workloads' identities as ``subjectAltNames`` and an explicit ``exportTo``, and a
   ``DestinationRule`` with ``ISTIO_MUTUAL``;
-* the export ``Gateway`` (AUTO_PASSTHROUGH) listing only the local public hostnames;
+* the export ``Gateway`` (AUTO_PASSTHROUGH, the gateway Service's port, in its namespace) listing
+  the local public hostnames no other AUTO_PASSTHROUGH server already passes through (see
+  gateways.py), and, for services exported under a federation domain alias, a ``ServiceEntry``
+  with the alias host selecting the Service's pods, so the gateway's registry routes the alias SNI;
 * the peers' roots as ``caCertificates`` entries scoped to each peer's trust domain.
 """
 
@@ -21,6 +26,7 @@ import hashlib
 import json
 import re
 
+from ansible_collections.meshfed.istio.plugins.module_utils import addresses, gateways, istio
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     CLUSTER_LABEL, EXPORT_GATEWAY_NAME, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PEER_LABEL, ROLE_LABEL,
@@ -29,7 +35,6 @@ from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS")
 
 
 def object_name(*parts):
@@ -39,6 +44,14 @@ def object_name(*parts):
         digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
         name = name[:52].rstrip("-") + "-" + digest
     return name
+
+
+def unique_name(prefix, *parts):
+    """``<prefix>-<parts joined>-<hash of the parts>``: injective where joining with "-" is not
+    (``foo-bar``/``baz`` and ``foo``/``bar-baz``), readable, at most 63 characters."""
+    digest = hashlib.sha256("/".join(parts).encode("utf-8")).hexdigest()[:8]
+    readable = object_name(prefix, *parts)[:54].rstrip("-")
+    return "%s-%s" % (readable, digest)
 
 
 def config_hash(obj):
@@ -109,8 +122,10 @@ def _service_problems(svc):
             problems.append(field + "%r is not a port number (1-65535)" % (number,))
         if not name or not _DNS_LABEL.match(str(name)):
             problems.append(field + "port %r needs a valid name" % (number,))
-        if port.get("protocol") not in _PROTOCOLS:
-            problems.append(field + "protocol %r is not one of %s" % (port.get("protocol"), ", ".join(_PROTOCOLS)))
+        if istio.canonical_protocol(port.get("protocol")) in (None, "UDP"):
+            problems.append(field + "protocol %r is not one that crosses the gateway (HTTP, HTTP2, GRPC, GRPC-Web, "
+                                    "HTTPS, TLS, TCP, Mongo, Redis, MySQL, or empty to let Istio detect it)"
+                            % (port.get("protocol"),))
         if name in names:
             problems.append(field + "port name %r is used twice" % (name,))
         names.add(name)
@@ -144,14 +159,17 @@ def federation_status(peer):
                         "publicServices": services}}
 
 
-def service_entry(local_name, peer, svc, namespace, api_version):
+def service_entry(local_name, peer, svc, namespace, api_version, address=None, export_to=("*",)):
     gw = peer["gateway"]
     spec = {
         "hosts": [svc["hostname"]], "location": "MESH_INTERNAL", "resolution": gw["resolution"],
-        "ports": [{"number": p["number"], "name": p["name"], "protocol": p["protocol"]} for p in svc["ports"]],
+        "ports": [_se_port(p) for p in svc["ports"]],
         "endpoints": [{"address": addr, "ports": dict((p["name"], gw["port"]) for p in svc["ports"]),
                        "labels": {"security.istio.io/tlsMode": "istio"}} for addr in gw["addresses"]],
+        "exportTo": list(export_to),
     }
+    if address:
+        spec["addresses"] = [address]
     accounts = svc.get("service_accounts") or []
     if accounts:
         spec["subjectAltNames"] = ["spiffe://%s/ns/%s/sa/%s" % (peer["trust_domain"], svc["namespace"], sa)
@@ -159,55 +177,114 @@ def service_entry(local_name, peer, svc, namespace, api_version):
     return _imported("ServiceEntry", local_name, peer, svc, namespace, api_version, spec)
 
 
-def destination_rule(local_name, peer, svc, namespace, api_version):
-    spec = {"host": svc["hostname"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+def _se_port(port, target=False):
+    """A ServiceEntry port; an empty protocol is left out (Istio then detects it, as for the Service)."""
+    out = {"number": port["number"], "name": port["name"]}
+    protocol = istio.canonical_protocol(port.get("protocol"))
+    if protocol:
+        out["protocol"] = protocol
+    if target and port.get("target_port"):
+        out["targetPort"] = port["target_port"]
+    return out
+
+
+def destination_rule(local_name, peer, svc, namespace, api_version, export_to=("*",)):
+    spec = {"host": svc["hostname"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "exportTo": list(export_to)}
     return _imported("DestinationRule", local_name, peer, svc, namespace, api_version, spec)
 
 
 def _imported(kind, local_name, peer, svc, namespace, api_version, spec):
-    """An Istio object for one imported service, named and labelled after the peer and service."""
-    name = object_name("meshfed", peer["name"], svc["namespace"], svc["name"])
+    """An Istio object for one imported service, named (injectively) and labelled after the peer and service."""
+    name = unique_name("meshfed", peer["name"], svc["namespace"], svc["name"])
     return _object(kind, api_version, {"name": name, "namespace": namespace,
                                        "labels": _labels(local_name, peer["name"])}, spec)
 
 
-def export_gateway(local_card, namespace, api_version):
+def export_gateway(local_card, hosts, api_version):
+    """The AUTO_PASSTHROUGH Gateway for ``hosts``, on the gateway Service's port, in its namespace."""
     gw = local_card["gateway"]
-    hosts = sorted(s["hostname"] for s in local_card.get("public_services") or [])
-    metadata = {"name": EXPORT_GATEWAY_NAME, "namespace": namespace, "labels": _labels(local_card["name"], role="export")}
+    metadata = {"name": EXPORT_GATEWAY_NAME, "namespace": gw["service"]["namespace"],
+                "labels": _labels(local_card["name"], role="export")}
     return _object("Gateway", api_version, metadata, {
         "selector": dict(gw.get("selector") or {"istio": "eastwestgateway"}),
-        "servers": [{"port": {"number": gw.get("target_port") or gw["port"], "name": "tls", "protocol": "TLS"},
-                     "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": hosts}],
+        "servers": [{"port": {"number": gw.get("service_port") or gw["port"], "name": "tls", "protocol": "TLS"},
+                     "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": sorted(hosts)}],
+    })
+
+
+def export_alias(local_card, svc, api_version):
+    """The alias host in the gateway's registry: a ServiceEntry selecting the Service's own pods.
+
+    The gateway builds an SNI filter chain per in-mesh (MESH_INTERNAL) service whose hostname its
+    AUTO_PASSTHROUGH server lists, with the ServiceEntry's endpoints: here the selected pods on the
+    Service's target ports (``targetPort``), reachable with the same Istio mTLS as the Service itself.
+    """
+    gw_ns = local_card["gateway"]["service"]["namespace"]
+    metadata = {"name": unique_name("meshfed-alias", svc["name"]), "namespace": svc["namespace"],
+                "labels": _labels(local_card["name"], role="export")}
+    return _object("ServiceEntry", api_version, metadata, {
+        "hosts": [svc["hostname"]], "location": "MESH_INTERNAL", "resolution": "STATIC",
+        "ports": [_se_port(p, target=True) for p in svc["ports"]],
+        "workloadSelector": {"labels": dict(svc["selector"])},
+        "exportTo": sorted(set([".", gw_ns])) if gw_ns != svc["namespace"] else ["."],
     })
 
 
 # -- plan -------------------------------------------------------------------------------------------
 def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True,
-         refused=None):
+         refused=None, imports=None, other_gateways=()):
     """Desired state of the cluster whose card is ``local``, given its ``peers``' cards.
 
     ``unreachable`` names peers whose facts could not be gathered this run: nothing is planned for
     them and the caller must keep (not prune) what it already holds for them.
     ``local_hostnames`` are hostnames served by the local cluster itself (all its Services).
-    ``refused`` maps unreachable metadata peers to why their metadata was refused ({reason, message}).
-    Returns a dict with ``objects``, ``statuses`` (peer -> metadata cache), ``conditions`` (peer ->
-    IstioFederation conditions), ``ca_entries`` and ``preserve_peers``. Raises :class:`PlanError`.
+    ``refused``: unreachable metadata peers -> why their metadata was refused ({reason, message}).
+    ``imports``: {namespaces (exportTo), hosts ({peer or "*": [globs]}), address_range, addresses (held)};
+    ``other_gateways``: the cluster's Gateways this collection did not write (coexistence).
+    Returns ``objects``, ``statuses``, ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``.
     """
     unreachable = sorted(set(unreachable or ()))
     _raise_if(_card_problems(local, peers, unreachable))
-    local_name = local["name"]
+    local_name, imports = local["name"], dict(imports or {})
+    peers = [_selected(peer, imports.get("hosts") or {}) for peer in sorted(peers, key=lambda p: p["name"])]
     _raise_if([prefixed(local_name, p) for p in _trust_domain_clashes(local, peers)
                + _hostname_clashes(local, peers, local_hostnames)])
     namespace = namespace or local.get("istio_namespace") or "istio-system"
-    desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable,
+    desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable, "warnings": [],
                "conditions": sovereign.refused_conditions(refused, unreachable)}
-    for peer in sorted(peers, key=lambda p: p["name"]):
-        _import_peer(desired, local_name, peer, namespace, api_version)
+    assigned = _addresses(local_name, [s["hostname"] for peer in peers for s in peer.get("public_services") or []],
+                          imports)
+    for peer in peers:
+        _import_peer(desired, local_name, peer, (namespace, api_version), assigned, imports.get("namespaces") or ["*"])
     if export and (peers or unreachable) and local.get("public_services"):
-        desired["objects"].append(export_gateway(local, namespace, api_version))
-    _check_unique_names(desired["objects"], local_name)
+        _export(desired, local, api_version, other_gateways)
+    if assigned and local.get("dns_capture") is False:
+        desired["warnings"].append(prefixed(local_name, _DNS_CAPTURE_OFF))
+    desired["objects"] = _unique_names(desired["objects"], desired["warnings"], local_name)
     return desired
+
+
+def _addresses(local_name, hosts, imports):
+    try:
+        return addresses.allocate(hosts, imports.get("address_range") or addresses.DEFAULT_RANGE, imports.get("addresses"))
+    except addresses.AddressRangeError as exc:
+        raise PlanError([prefixed(local_name, "field dns_address_range: %s" % exc)])
+
+
+_DNS_CAPTURE_OFF = (
+    "DNS capture is off (meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE is not \"true\"): pods "
+    "resolve names through kube-dns, which does not know the imported hostnames, so clients cannot resolve them. "
+    "Set ISTIO_META_DNS_CAPTURE: \"true\" in your Istio install's proxyMetadata (or per workload with the "
+    "proxy.istio.io/config annotation) and restart the clients")
+
+
+def _selected(peer, selection):
+    """``peer`` with only the public services this cluster imports (globs per peer name, or "*")."""
+    globs = selection.get(peer["name"], selection.get("*"))
+    if not globs:
+        return peer
+    chosen = [s for s in peer.get("public_services") or [] if any(istio.glob_match(s["hostname"], g) for g in globs)]
+    return dict(peer, public_services=chosen)
 
 
 def _raise_if(problems):
@@ -271,24 +348,67 @@ def _hostname_clashes(local, peers, local_hostnames):
     return problems
 
 
-def _import_peer(desired, local_name, peer, namespace, api_version):
+def _import_peer(desired, local_name, peer, where, assigned, export_to):
     """What importing ``peer`` adds: its IstioFederation and status, per service two objects, its roots."""
+    namespace, api_version = where
     desired["objects"].append(federation_object(local_name, peer))
     desired["statuses"][peer["name"]] = federation_status(peer)
     if sovereign.verified_condition(peer):
         desired["conditions"][peer["name"]] = [sovereign.verified_condition(peer)]
     for svc in peer.get("public_services") or []:
-        desired["objects"].append(service_entry(local_name, peer, svc, namespace, api_version))
-        desired["objects"].append(destination_rule(local_name, peer, svc, namespace, api_version))
+        desired["objects"].append(service_entry(local_name, peer, svc, namespace, api_version,
+                                                assigned.get(svc["hostname"]), export_to))
+        desired["objects"].append(destination_rule(local_name, peer, svc, namespace, api_version, export_to))
     desired["ca_entries"].extend({"pem": root["pem"], "trustDomains": [peer["trust_domain"]], "peer": peer["name"]}
                                  for root in peer["root_cas"])
 
 
-def _check_unique_names(objects, local_name):
-    names = {}
+def _export(desired, local, api_version, other_gateways):
+    """The export Gateway (hosts no other passthrough server covers) and the alias ServiceEntries."""
+    gw, services = local["gateway"], local.get("public_services") or []
+    workload = {"namespace": gw["service"]["namespace"], "labels": gw.get("pod_labels") or [gw.get("selector") or {}],
+                "service_port": gw.get("service_port") or gw["port"], "target_port": gw.get("target_port") or gw["port"],
+                "service_ports": gw.get("service_ports") or []}
+    scoped = bool((local.get("istiod") or {}).get("scope_gateway_to_namespace"))
+    found = gateways.coexistence(other_gateways, workload, [s["hostname"] for s in services], scoped)
+    _raise_if([prefixed(local["name"], "%s; the export Gateway would clash with it (field: gateway_service). Move "
+                                       "that server to another port or remove it" % c) for c in found["clashes"]])
+    ours = [s["hostname"] for s in services if s["hostname"] not in found["covered"]]
+    if ours:
+        desired["objects"].append(export_gateway(local, ours, api_version))
+    for ref, patterns in sorted(found["passthrough"].items()):
+        covered = sorted(h for h, by in found["covered"].items() if by == ref)
+        desired["warnings"].append(prefixed(local["name"], (
+            "Gateway %s (AUTO_PASSTHROUGH, hosts %s) already passes %s through on the gateway's port; it is reused, "
+            "as a second server would give duplicate filter chains and Envoy would reject the whole listener. Export "
+            "selection is not enforced by the data plane there: every service matching %s is reachable by peers "
+            "this cluster trusts" % (ref, ", ".join(patterns), ", ".join(covered), ", ".join(patterns)))))
+    desired["objects"].extend(export_alias(local, s, api_version) for s in services
+                              if s.get("service_hostname") not in (None, s["hostname"]))
+
+
+def _unique_names(objects, warnings, local_name):
+    """Objects whose (kind, namespace, name) is taken twice are left out, both, with a warning naming both."""
+    owners = {}
     for obj in objects:
-        key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
-        if key in names:
-            raise PlanError([prefixed(local_name, "two objects would be named %s %s (from %s); rename one of the "
-                                                  "services" % (key[0], key[2], names[key]))])
-        names[key] = obj["metadata"]["labels"].get(PEER_LABEL, local_name)
+        owners.setdefault(_key(obj), []).append(obj)
+    kept = []
+    for obj in objects:
+        twins = owners[_key(obj)]
+        if len(twins) == 1:
+            kept.append(obj)
+        elif obj is twins[0]:
+            warnings.append(prefixed(local_name, "%s %s would be written for %s; neither is federated. Rename one "
+                                                 "of the services" % (obj["kind"], obj["metadata"]["name"],
+                                                                      " and ".join(_origin(o) for o in twins))))
+    return kept
+
+
+def _key(obj):
+    return (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+
+
+def _origin(obj):
+    spec = obj.get("spec") or {}
+    host = (spec.get("hosts") or [spec.get("host")])[0]
+    return "%s (from %s)" % (host, obj["metadata"]["labels"].get(PEER_LABEL) or "this cluster")

@@ -3,10 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Converge one cluster onto a plan (see planner.py).
 
-API calls per run, independent of how many peers and services there are: one LIST per kind
-(kinds.KINDS), one LIST of Services (hostname clash check), GET ConfigMap istio, GET Deployment
-istiod; then one write per object that actually changes. Nothing is written when nothing changed,
-so a rerun reports ``changed=False``.
+API calls per run, independent of how many peers and services there are: one cluster-wide LIST
+per kind (kinds.KINDS; the export Gateway lives in the gateway's namespace and alias ServiceEntries
+in their Service's, and other Gateways on the gateway workload are checked), one LIST of Services
+(hostname clash check), GET the mesh ConfigMap (``istio[-<rev>]``), GET the istiod Deployment; then
+one write per object that actually changes. Nothing is written when nothing changed, so a rerun
+reports ``changed=False``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,12 +20,14 @@ import datetime
 import json
 
 from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
+from ansible_collections.meshfed.istio.plugins.module_utils import trustvalues
+from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
-    api_version as kind_api_version, kind_path)
+    ROLE_LABEL, api_version as kind_api_version, kind_path)
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import check_multiroot, load_mesh, update_ca_certificates
 from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
 
@@ -93,20 +97,22 @@ class Reconciler(object):
     """Writes a plan onto one cluster, recording what it did in ``summary``, ``diffs`` and ``warnings``."""
 
     def __init__(self, client, cluster, namespace, api_version="v1", check_mode=False, want_diff=False,
-                 write_concurrency=1):
+                 write_concurrency=1, mesh_configmap="istio", trust_mode="configmap", revision=None):
         self.client, self.cluster, self.namespace, self.api_version = client, cluster, namespace, api_version
         self.check_mode, self.want_diff, self.write_concurrency = check_mode, want_diff, write_concurrency
+        self.mesh_configmap, self.trust_mode, self.revision = mesh_configmap, trust_mode, revision
         self.summary = {"created": [], "updated": [], "pruned": [], "unchanged": 0, "kept_unreachable": [],
-                        "conflicts": [], "trust": {"added": [], "removed": [], "kept": []}}
-        self.diffs, self.warnings, self.changed = [], [], False
+                        "conflicts": [], "trust": {"added": [], "removed": [], "kept": [], "reverted": []}}
+        self.diffs, self.warnings, self.changed, self.trust = [], [], False, None
 
     def converge(self, desired, existing=None):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
-        ``existing`` is :meth:`list_existing`'s result when the caller already listed."""
+        ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
         existing = self.list_existing() if existing is None else existing
         sovereign.demote_replays(desired, dict((key[2], obj.get("status")) for key, obj in existing.items()
                                                if key[0] == "IstioFederation" and is_owned(obj, self.cluster)))
-        mesh = self.converge_trust(desired)
+        self.warnings.extend(desired.get("warnings") or [])
+        mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
         self.converge_refused(desired, existing)
         self.prune(existing, keys, set(desired["preserve_peers"]))
@@ -122,12 +128,11 @@ class Reconciler(object):
 
     # -- reads ------------------------------------------------------------------------------------
     def list_existing(self):
+        """Every object of each kind, cluster-wide: ours to converge and prune, others' to respect."""
         existing = {}
         for kind in KINDS:
-            ns = self.namespace if kind.namespaced else None
             try:
-                items = self.client.list(kind_path(kind.name, ns, self.api_version),
-                                         what="list %s%s" % (kind.name, "" if ns is None else " in " + ns))
+                items = self.client.list(kind_path(kind.name, None, self.api_version), what="list %s" % kind.name)
             except K8sError as exc:
                 if exc.status == 404:
                     raise K8sError("the %s API (%s) is not served; install %s" % (
@@ -136,6 +141,21 @@ class Reconciler(object):
                 raise
             existing.update((_key(dict(item, kind=kind.name)), item) for item in items)
         return existing
+
+    def held_addresses(self, existing):
+        """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
+        held = {}
+        for key, obj in existing.items():
+            labels = obj["metadata"].get("labels") or {}
+            spec = obj.get("spec") or {}
+            if (key[0] == "ServiceEntry" and is_owned(obj, self.cluster) and labels.get(ROLE_LABEL) == "import"
+                    and len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1):
+                held[spec["hosts"][0]] = spec["addresses"][0]
+        return held
+
+    def other_gateways(self, existing):
+        """Gateways this collection did not write for this cluster (they share the gateway workload)."""
+        return [obj for key, obj in sorted(existing.items()) if key[0] == "Gateway" and not is_owned(obj, self.cluster)]
 
     def local_hostnames(self, cluster_domain):
         hosts = set()
@@ -286,14 +306,11 @@ class Reconciler(object):
     # -- trust ----------------------------------------------------------------------------------------
     def converge_trust(self, desired):
         """Merge the peers' roots into the mesh config, re-reading on conflict; returns the mesh config."""
-        path = core_path("configmaps", self.namespace, "istio")
         for attempt in range(_CONFLICT_RETRIES):
-            cm = self.client.get(path, what="get ConfigMap %s/istio" % self.namespace)
-            if cm is None:
-                raise K8sError("ConfigMap %s/istio not found; cannot add the peers' roots" % self.namespace,
-                               cluster=self.cluster, field="istio_namespace")
+            cm = self._mesh_configmap()
             text = (cm.get("data") or {}).get("mesh") or ""
             managed = self._managed_roots(cm)
+            self._report_reverted(text, managed, desired)
             new_text, new_managed, changed, warnings = update_ca_certificates(
                 text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"])
             self.warnings.extend(warnings)
@@ -305,6 +322,42 @@ class Reconciler(object):
                 return load_mesh(new_text, self.cluster)
         # not reached: the last attempt's conflict is raised by _write_trust
 
+    def _mesh_configmap(self):
+        ref = "%s/%s" % (self.namespace, self.mesh_configmap)
+        cm = self.client.get(core_path("configmaps", self.namespace, self.mesh_configmap), what="get ConfigMap " + ref)
+        if cm is None:
+            raise K8sError("ConfigMap %s not found; cannot add the peers' roots" % ref,
+                           cluster=self.cluster, field="istio_namespace")
+        return cm
+
+    def _report_reverted(self, text, managed, desired):
+        """Roots an earlier run wrote that are gone from the mesh config (an installer rewrote it)."""
+        present = set()
+        for entry in load_mesh(text, self.cluster).get("caCertificates") or []:
+            try:
+                present.add(pem_sha256(entry["pem"]))
+            except Exception:  # pylint: disable=broad-except
+                continue
+        wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
+        gone = sorted(fp for fp in managed if fp not in present and fp in wanted)
+        self.summary["trust"]["reverted"] = ["%s (%s)" % (fp, managed[fp]) for fp in gone]
+        if gone:
+            self._warn("the roots of %s that an earlier run wrote to ConfigMap %s/%s were gone: something rewrote "
+                       "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
+                       "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
+                       "upgrades, put them in the install's values (trust_mode: values)"
+                       % (", ".join(sorted(set(managed[fp] for fp in gone))), self.namespace, self.mesh_configmap))
+
+    def trust_values(self, desired):
+        """trust_mode values: nothing written; the Helm values / IstioOperator overlay, and whether they are live."""
+        mesh = load_mesh((self._mesh_configmap().get("data") or {}).get("mesh") or "", self.cluster)
+        self.trust = trustvalues.render(desired["ca_entries"], mesh, self.revision)
+        if not self.trust["in_place"]:
+            self._warn("trust_mode values: the live mesh config (ConfigMap %s/%s) lacks the peer roots %s; add "
+                       "the returned trust.helm_values (or trust.istio_operator) to your Istio install"
+                       % (self.namespace, self.mesh_configmap, ", ".join(self.trust["missing"])))
+        return mesh
+
     def _managed_roots(self, cm):
         """``{sha256: peers}`` recorded on the ConfigMap: the roots this collection added."""
         annotations = (cm.get("metadata") or {}).get("annotations") or {}
@@ -313,8 +366,8 @@ class Reconciler(object):
             if not isinstance(managed, dict):
                 raise ValueError("not a mapping")
         except ValueError as exc:
-            raise K8sError("annotation %s on ConfigMap %s/istio is not valid JSON (%s); fix or remove it"
-                           % (MANAGED_CA_ANNOTATION, self.namespace, exc), cluster=self.cluster)
+            raise K8sError("annotation %s on ConfigMap %s/%s is not valid JSON (%s); fix or remove it"
+                           % (MANAGED_CA_ANNOTATION, self.namespace, self.mesh_configmap, exc), cluster=self.cluster)
         return managed
 
     def _write_trust(self, cm, text, new_text, managed, new_managed, last):
@@ -323,8 +376,9 @@ class Reconciler(object):
                              "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
                 "data": {"mesh": new_text}}
         try:
-            self.client.merge_patch(core_path("configmaps", self.namespace, "istio"), body, dry_run=self.check_mode,
-                                    what="patch ConfigMap %s/istio" % self.namespace)
+            self.client.merge_patch(core_path("configmaps", self.namespace, self.mesh_configmap), body,
+                                    dry_run=self.check_mode,
+                                    what="patch ConfigMap %s/%s" % (self.namespace, self.mesh_configmap))
         except K8sError as exc:
             if exc.status == 409 and not last:
                 return False  # someone else changed it meanwhile: re-read, re-merge
@@ -332,7 +386,7 @@ class Reconciler(object):
         self.changed = True
         self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
         self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
-        self._record_diff(text, new_text, "ConfigMap %s/istio key mesh" % self.namespace)
+        self._record_diff(text, new_text, "ConfigMap %s/%s key mesh" % (self.namespace, self.mesh_configmap))
         return True
 
     def check_istiod(self, mesh, deployment="istiod"):

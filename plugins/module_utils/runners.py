@@ -71,10 +71,22 @@ class FederationRun(_Run):
             raise MeshfedError("write_concurrency must be at least 1", cluster=name, field="write_concurrency")
         self.reconciler = rec = Reconciler(self._connect(name, writes), name, namespace, api_version=version,
                                            check_mode=self.module.check_mode, want_diff=self.module._diff,
-                                           write_concurrency=writes)
+                                           write_concurrency=writes, mesh_configmap=card.get("mesh_configmap") or "istio",
+                                           trust_mode=params["trust_mode"], revision=card.get("revision"))
         existing = rec.list_existing()
         members = membership(params, known_peers(existing, name))
         rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
+        desired = self._plan(rec, members, existing, namespace)
+        deployment = params["istiod_deployment"] or (card.get("istiod") or {}).get("deployment") or "istiod"
+        rec.check_istiod(rec.converge(desired, existing), deployment)
+        for warning in rec.warnings:
+            self.module.warn(warning)
+        view = federation_view(params, members, desired, existing)
+        return dict(self.progress(), federation=view, **(dict(diff=rec.diffs) if self.module._diff else {}))
+
+    def _plan(self, rec, members, existing, namespace):
+        """The desired state: the peers of this run (none when this cluster leaves), imports as configured."""
+        params, card = self.params, self.params["local"]
         if params["state"] == "absent":
             peers, preserve, export = [], [], False
         else:
@@ -82,18 +94,19 @@ class FederationRun(_Run):
         local_hosts = ()
         if params["check_local_services"] and params["state"] == "present":
             local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"))
-        desired = plan(card, peers, unreachable=preserve, namespace=namespace, api_version=version,
-                       local_hostnames=local_hosts, export=export, refused=params["refused_peers"])
-        rec.check_istiod(rec.converge(desired, existing), params["istiod_deployment"])
-        for warning in rec.warnings:
-            self.module.warn(warning)
-        view = federation_view(params, members, desired, existing)
-        return dict(self.progress(), federation=view, **(dict(diff=rec.diffs) if self.module._diff else {}))
+        imports = {"namespaces": params["import_namespaces"], "hosts": params["import_hosts"],
+                   "address_range": params["dns_address_range"], "addresses": rec.held_addresses(existing)}
+        return plan(card, peers, unreachable=preserve, namespace=namespace, api_version=params["istio_api_version"],
+                    local_hostnames=local_hosts, export=export, refused=params["refused_peers"], imports=imports,
+                    other_gateways=rec.other_gateways(existing))
 
     def progress(self):
         rec = self.reconciler
-        return dict(super(FederationRun, self).progress(), changed=bool(rec and rec.changed),
-                    summary=rec.summary if rec else {})
+        out = dict(super(FederationRun, self).progress(), changed=bool(rec and rec.changed),
+                   summary=rec.summary if rec else {})
+        if rec and rec.trust is not None:
+            out["trust"] = rec.trust
+        return out
 
 
 def known_peers(existing, cluster):

@@ -40,7 +40,7 @@ options:
     type: str
     required: true
   istio_namespace:
-    description: Namespace of istiod, holding ConfigMaps C(istio) and C(istio-ca-root-cert).
+    description: Namespace of istiod, holding the mesh ConfigMap (C(istio) or C(istio-<revision>)) and C(istio-ca-root-cert).
     type: str
     default: istio-system
   trust_domain:
@@ -48,8 +48,26 @@ options:
     type: str
   cluster_domain:
     description:
-      - DNS domain of this cluster's Services, used to build exported hostnames C(<svc>.<ns>.svc.<cluster_domain>).
-      - Defaults to the trust domain. It must be unique across the federation.
+      - DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west
+        gateway's registry knows.
+      - Defaults to istiod's C(--domain) (Helm C(global.proxy.clusterDomain), default C(cluster.local)), read from
+        the istiod Deployment of the selected revision. Override only when that Deployment cannot tell.
+    type: str
+  federation_domain:
+    description:
+      - Export the public Services under this domain instead of O(cluster_domain), e.g. C(cluster-b.local) on a
+        cluster whose DNS domain is C(cluster.local), so that exported hostnames are unique across the federation
+        (C(bar.xyz.svc.cluster-b.local)).
+      - The exporting side then also gets, per public Service, a C(ServiceEntry) with the alias hostname selecting
+        the Service's pods, so the gateway routes the alias to the real endpoints. Services without a selector are
+        skipped with a warning.
+    type: str
+  revision:
+    description:
+      - Istio revision whose istiod should trust the peers (ConfigMap C(istio-<revision>), Deployment
+        C(istiod-<revision>)); C(default) is ConfigMap C(istio).
+      - Without it, the only mesh ConfigMap of O(istio_namespace) is used; with several, the module fails listing
+        them and which istiod reads each.
     type: str
   gateway_service:
     description: Name of the east-west gateway Service.
@@ -170,6 +188,8 @@ def argument_spec():
         istio_namespace=dict(type="str", default="istio-system"),
         trust_domain=dict(type="str"),
         cluster_domain=dict(type="str"),
+        federation_domain=dict(type="str"),
+        revision=dict(type="str"),
         gateway_service=dict(type="str", default="istio-eastwestgateway"),
         gateway_namespace=dict(type="str"),
         gateway_addresses=dict(type="list", elements="str", default=[]),

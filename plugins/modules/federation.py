@@ -112,9 +112,10 @@ options:
     type: bool
     default: true
   istiod_deployment:
-    description: Name of the istiod Deployment checked for C(ISTIO_MULTIROOT_MESH=true); a warning is given if it lacks it.
+    description:
+      - Name of the istiod Deployment checked for C(ISTIO_MULTIROOT_MESH=true); a warning is given if it lacks it.
+      - Defaults to the one the local card names (the istiod of the selected revision).
     type: str
-    default: istiod
   write_concurrency:
     description:
       - Most write requests in flight at once on this cluster. Every IstioFederation (and its status) is
@@ -124,6 +125,41 @@ options:
       - C(1) sends one write at a time.
     type: int
     default: 8
+  trust_mode:
+    description:
+      - How the peers' roots reach the mesh config (C(meshConfig.caCertificates)).
+      - C(configmap) writes them into the mesh ConfigMap (C(istio), or C(istio-<rev>) of the card's revision),
+        keeping everything else byte for byte; when roots an earlier run wrote are gone (a Helm or istioctl
+        upgrade rewrites that ConfigMap), the run reports them (C(summary.trust.reverted), a warning) and
+        restores them.
+      - C(values) writes nothing to the mesh ConfigMap; RV(trust) returns the exact Helm values and
+        IstioOperator overlay for your install pipeline and whether the live mesh config has them.
+    type: str
+    default: configmap
+    choices: [configmap, values]
+  dns_address_range:
+    description:
+      - CIDR from which each imported hostname gets one stable virtual address (ServiceEntry C(addresses));
+        Istio's sidecar DNS proxy only resolves hosts with an address. An address, once given, stays with its
+        host; a new host gets a hash-derived one, the next free on collision.
+      - The default sits next to, not inside, Istio's own auto-allocation range (240.240.0.0/16).
+    type: str
+    default: 240.241.0.0/16
+  import_namespaces:
+    description:
+      - C(exportTo) of the imported ServiceEntries and DestinationRules (namespaces whose workloads see the
+        peers' services). C(["*"]) is every namespace; set it explicitly rather than depending on the mesh's
+        C(defaultServiceExportTo).
+    type: list
+    elements: str
+    default: ["*"]
+  import_hosts:
+    description:
+      - Which of each peer's public hostnames this cluster imports, as shell-style globs per peer name
+        (key C(*) for any peer without its own entry), for example C(cluster-b) mapped to C([*.xyz.svc.*]).
+        Peers without an entry are imported whole. Hostnames left out are neither imported nor routed.
+    type: dict
+    default: {}
 notes:
   - Istio merges every trusted root into one flat bundle, so a peer's root can in principle vouch for
     identities of any trust domain. C(trustDomains) on each entry scopes the inbound trust-domain check;
@@ -197,7 +233,8 @@ summary:
     trust:
       description:
         - Root fingerprints added to and removed from C(caCertificates), with their peer; C(kept) lists the
-          roots kept because their peer was unreachable.
+          roots kept because their peer was unreachable; C(reverted) the roots an earlier run wrote that were
+          gone from the mesh config (restored by this run).
       type: dict
   sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "updated": [], "pruned": [],
            "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": [], "kept": []}}
@@ -212,6 +249,26 @@ federation:
   sample: {"cluster": "cluster-a", "state": "present", "peers": [{"name": "cluster-b", "state": "in this run",
            "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": ["bar.xyz.svc.cluster-b.local"],
            "roots": [{"sha256": "9f2c...", "subject": "CN=Root", "not_after": "2036-11-24T00:00:00Z"}]}]}
+trust:
+  description: With O(trust_mode=values), the peers' roots as install values, and whether they are live.
+  returned: when trust_mode is values
+  type: dict
+  contains:
+    helm_values:
+      description: Values for the C(istiod) Helm chart (C(meshConfig.caCertificates)).
+      type: dict
+    istio_operator:
+      description: The same as an C(IstioOperator) overlay (with C(spec.revision) for a revisioned install).
+      type: dict
+    in_place:
+      description: Whether the live mesh config already has every root with its trust domains.
+      type: bool
+    missing:
+      description: Roots (fingerprint and peer) the live mesh config lacks.
+      type: list
+      elements: str
+  sample: {"helm_values": {"meshConfig": {"caCertificates": [{"pem": "-----BEGIN CERTIFICATE-----...",
+           "trustDomains": ["cluster-a.local"]}]}}, "in_place": false, "missing": ["9f2c... (cluster-a)"]}
 api_calls:
   description: Number of API requests made, per verb.
   returned: always
@@ -236,12 +293,16 @@ def argument_spec():
         istio_api_version=dict(type="str", default="v1", choices=["v1", "v1beta1"]),
         export_gateway=dict(type="bool", default=True),
         check_local_services=dict(type="bool", default=True),
-        istiod_deployment=dict(type="str", default="istiod"),
         write_concurrency=dict(type="int", default=8),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         leaving_peers=dict(type="list", elements="str", default=[]),
         members=dict(type="list", elements="str", default=[]),
         prune_absent=dict(type="bool", default=False),
+        istiod_deployment=dict(type="str"),
+        trust_mode=dict(type="str", default="configmap", choices=["configmap", "values"]),
+        dns_address_range=dict(type="str", default="240.241.0.0/16"),
+        import_namespaces=dict(type="list", elements="str", default=["*"]),
+        import_hosts=dict(type="dict", default={}),
     )
 
 

@@ -56,7 +56,7 @@ def test_seed_scenario_imports_bar_into_cluster_a(pair):
     assert not [h for h in kube.se_by_host(a) if h.startswith("secret.")]
     # mTLS to the peer gateway
     dr = kube.destination_rules(a)[se["metadata"]["name"]]
-    assert dr["spec"] == {"host": BAR, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+    assert dr["spec"] == {"host": BAR, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}, "exportTo": ["*"]}
 
 
 def test_seed_scenario_traffic_flows_both_ways(pair):

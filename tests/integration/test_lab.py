@@ -158,7 +158,8 @@ def test_seed_scenario(trio):
         mesh_text = api.read_namespaced_config_map("istio", "istio-system").data["mesh"]
         mesh = yaml.safe_load(mesh_text)
         assert mesh["trustDomain"] == "%s.local" % cl.name
-        assert mesh["defaultConfig"]["proxyMetadata"] == {"PROXY_CONFIG_XDS_AGENT": "true"}
+        assert mesh["defaultConfig"]["proxyMetadata"] == {"PROXY_CONFIG_XDS_AGENT": "true",
+                                                          "ISTIO_META_DNS_CAPTURE": "true"}
         assert mesh["enableAutoMtls"] is True and mesh["accessLogFile"] == "/dev/stdout"
         assert "# managed by helm" in mesh_text
         gw = api.read_namespaced_service("istio-eastwestgateway", "istio-system")

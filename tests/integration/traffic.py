@@ -269,6 +269,21 @@ def _service_for_host(snap, host):
             m = o["metadata"]
             if "%s.%s.svc.%s" % (m["name"], m["namespace"], snap["domain"]) == host:
                 return "%s/%s" % (m["namespace"], m["name"])
+    return _aliased_service(snap, host)
+
+
+def _aliased_service(snap, host):
+    """A federation alias: a ServiceEntry with ``host`` selecting the pods of a Service of its namespace."""
+    for se in snap["istio_objects"]:
+        spec = se.get("spec") or {}
+        selector = (spec.get("workloadSelector") or {}).get("labels")
+        if se["kind"] != "ServiceEntry" or host not in (spec.get("hosts") or []) or not selector:
+            continue
+        ns = se["metadata"]["namespace"]
+        for o in snap["kube_objects"]:
+            if (o["kind"] == "Service" and o["metadata"]["namespace"] == ns
+                    and (o.get("spec") or {}).get("selector") == selector):
+                return "%s/%s" % (ns, o["metadata"]["name"])
     return None
 
 

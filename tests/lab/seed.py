@@ -99,6 +99,8 @@ def gateway_ip_for(name):
 
 SPEC_KEYS = {"trust_domain", "mesh", "istio_namespace", "public_services", "private_services", "gateway",
              "extra_namespaces", "cacerts", "rotate_ca", "cluster_domain", "dns_capture", "workloads",
+             # install shapes (issue 9), all opt-in:
+             "revision", "stale_istio_configmap", "istiod_env", "istio_gateways",
              # filled in by seed_cluster on the returned spec:
              "gateway_ip"}
 
@@ -133,6 +135,15 @@ def default_spec(name):
       workloads         True (default): ServiceAccount + Pod + EndpointSlice per Service and for the
                         gateway. Services may set service_account (default: the Service name) and
                         replicas (default 1; 0 = a Service with no pods)
+
+      revision          a revisioned install: Deployment istiod-<rev> (label istio.io/rev, env
+                        REVISION) reading ConfigMap istio-<rev>; no ConfigMap istio unless
+      stale_istio_configmap: True (a leftover ConfigMap istio beside istio-<rev>)
+      istiod_env        {name: value or None} merged over istiod's env (None removes a variable,
+                        e.g. {"ISTIO_MULTIROOT_MESH": None})
+      istio_gateways    Gateway objects written as an installer would: [{name, namespace?, spec}],
+                        e.g. cross_network_gateway() (Istio's documented *.local east-west Gateway)
+      Services may also set cluster_ip ("None": headless) and leave a single port unnamed.
 
     Unknown keys are an error (a typo must not silently seed a different scenario). Seeding
     again is idempotent except that ConfigMap istio's mesh text is rewritten to the spec's (as a
@@ -237,14 +248,19 @@ def _service(svc, public):
         labels.setdefault(svc.get("public_label", PUBLIC_LABEL), "")
     ports = []
     for p in svc["ports"]:
-        port = {"name": p["name"], "port": int(p["port"]), "protocol": p.get("protocol", "TCP"),
+        port = {"port": int(p["port"]), "protocol": p.get("protocol", "TCP"),
                 "targetPort": p.get("targetPort", int(p["port"]))}
+        if p.get("name"):  # a single-port Service may leave its port unnamed
+            port["name"] = p["name"]
         if p.get("appProtocol"):
             port["appProtocol"] = p["appProtocol"]
         ports.append(port)
+    spec = {"type": svc.get("type", "ClusterIP"), "selector": {"app": svc["name"]}, "ports": ports}
+    if svc.get("cluster_ip"):  # "None": a headless Service
+        spec["clusterIP"] = svc["cluster_ip"]
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": _meta(svc["name"], svc["namespace"], labels, svc.get("annotations")),
-            "spec": {"type": svc.get("type", "ClusterIP"), "selector": {"app": svc["name"]}, "ports": ports}}
+            "spec": spec}
 
 
 def _gateway_objects(gw, istio_ns):
@@ -312,11 +328,16 @@ def seed_cluster(cluster, spec=None, install_crds=True):
             "istio.io/rev": "default", "release": "istiod"}
     mesh = spec.get("mesh") or mesh_text(trust_domain, spec.get("dns_capture", True))
     cluster_domain = spec.get("cluster_domain") or trust_domain or "cluster.local"
-    upsert(cluster, {"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": _meta("istio", istio_ns, helm,
-                                       {"meta.helm.sh/release-name": "istiod",
-                                        "meta.helm.sh/release-namespace": istio_ns}),
-                     "data": {"mesh": mesh, "meshNetworks": "networks: {}"}}, "helm")
+    revision = spec.get("revision")
+    mesh_cms = ["istio-%s" % revision] if revision else ["istio"]
+    if revision and spec.get("stale_istio_configmap"):
+        mesh_cms.append("istio")
+    for cm_name in mesh_cms:
+        upsert(cluster, {"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": _meta(cm_name, istio_ns, dict(helm, **{"istio.io/rev": revision or "default"}),
+                                           {"meta.helm.sh/release-name": "istiod",
+                                            "meta.helm.sh/release-namespace": istio_ns}),
+                         "data": {"mesh": mesh, "meshNetworks": "networks: {}"}}, "helm")
 
     cacerts = spec.get("cacerts")
     if not cacerts and not spec.get("rotate_ca"):
@@ -338,10 +359,10 @@ def seed_cluster(cluster, spec=None, install_crds=True):
     for ns in [istio_ns] + app_namespaces:
         upsert(cluster, root_cm(ns), "pilot-discovery")
 
-    istiod_labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": "default"}
+    istiod_labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": revision or "default"}
     upsert(cluster, {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _meta("istiod", istio_ns, dict(helm, **istiod_labels)),
+        "metadata": _meta("istiod-%s" % revision if revision else "istiod", istio_ns, dict(helm, **istiod_labels)),
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istiod", "istio": "pilot"}},
                  "template": {"metadata": {"labels": istiod_labels},
                               "spec": {"serviceAccountName": "istiod", "containers": [{
@@ -351,14 +372,14 @@ def seed_cluster(cluster, spec=None, install_crds=True):
                                   "ports": [{"containerPort": 8080, "protocol": "TCP"},
                                             {"containerPort": 15010, "protocol": "TCP"},
                                             {"containerPort": 15017, "protocol": "TCP"}],
-                                  "env": [{"name": "ISTIO_MULTIROOT_MESH", "value": "true"},
-                                          {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
-                                          {"name": "CLUSTER_ID", "value": cluster.name}]}]}}},
+                                  "env": _istiod_env(cluster.name, revision, spec.get("istiod_env"))}]}}},
     }, "helm")
 
     gw = spec.get("gateway", {})
     spec["gateway_ip"] = None
     if gw is not None:
+        if gw.get("namespace", istio_ns) != istio_ns:
+            upsert(cluster, _ns(gw["namespace"]), "kubectl-create")
         svc, status = _gateway_objects(gw, istio_ns)
         upsert(cluster, svc, "helm")
         if status is not None:
@@ -380,6 +401,7 @@ def seed_cluster(cluster, spec=None, install_crds=True):
             obj = _service(svc, svc in public)
             _seed_workload(cluster, obj, svc.get("service_account", svc["name"]), ips,
                            replicas=svc.get("replicas", 1))
+    _seed_gateways(cluster, spec, istio_ns)
     return spec
 
 
@@ -416,7 +438,7 @@ def _seed_workload(cluster, svc, service_account, ips, gateway=False, replicas=1
         labels = dict(selector)
         labels.update({"service.istio.io/canonical-name": name, "service.istio.io/canonical-revision": "latest"})
         containers = []
-        ports = [{"name": p["targetPort"] if isinstance(p.get("targetPort"), str) else p["name"][:15],
+        ports = [{"name": p["targetPort"] if isinstance(p.get("targetPort"), str) else p.get("name", "port")[:15],
                   "containerPort": _target_port(p), "protocol": p.get("protocol", "TCP")} for p in svc["spec"]["ports"]]
         annotations = {}
         if gateway:
@@ -449,7 +471,7 @@ def _seed_workload(cluster, svc, service_account, ips, gateway=False, replicas=1
                                         "uid": created["metadata"]["uid"]}})
     slice_ports = []
     for p in svc["spec"]["ports"]:
-        sp = {"name": p["name"], "port": _target_port(p), "protocol": p.get("protocol", "TCP")}
+        sp = {"name": p.get("name", ""), "port": _target_port(p), "protocol": p.get("protocol", "TCP")}
         if p.get("appProtocol"):
             sp["appProtocol"] = p["appProtocol"]
         slice_ports.append(sp)
@@ -459,6 +481,34 @@ def _seed_workload(cluster, svc, service_account, ips, gateway=False, replicas=1
                                         "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}),
                      "addressType": "IPv4", "endpoints": endpoints, "ports": slice_ports},
            "endpointslice-controller")
+
+
+def _istiod_env(cluster_name, revision, overrides):
+    env = {"ISTIO_MULTIROOT_MESH": "true", "PILOT_ENABLE_ANALYSIS": "false", "CLUSTER_ID": cluster_name}
+    if revision:
+        env["REVISION"] = revision
+    for key, value in (overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def cross_network_gateway(namespace=ISTIO_NS, selector=None, port=15443):
+    """Istio's documented east-west Gateway (samples/multicluster/expose-services.yaml)."""
+    return {"name": "cross-network-gateway", "namespace": namespace,
+            "spec": {"selector": dict(selector or GATEWAY_SELECTOR),
+                     "servers": [{"port": {"number": port, "name": "tls", "protocol": "TLS"},
+                                  "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]}}
+
+
+def _seed_gateways(cluster, spec, istio_ns):
+    """Installer-made Gateways (the opt-in istio_gateways key)."""
+    for gw in spec.get("istio_gateways") or []:
+        upsert(cluster, {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+                         "metadata": _meta(gw["name"], gw.get("namespace", istio_ns), gw.get("labels")),
+                         "spec": copy.deepcopy(gw["spec"])}, "kubectl-client-side-apply")
 
 
 def seed_clusters(clusters, specs=None):

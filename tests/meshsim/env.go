@@ -132,6 +132,9 @@ func buildEnv(t *testing.T, snap *Snapshot) *Env {
 		SkipRun:           true,
 		ClusterID:         clusterID,
 	})
+	// As istiod's multicluster controller does (PILOT_ENABLE_SERVICEENTRY_SELECT_PODS, on by default):
+	// pod events reach the ServiceEntry registry, so a ServiceEntry's workloadSelector selects pods.
+	kc.AppendWorkloadHandler(cg.ServiceEntryRegistry.WorkloadInstanceHandler)
 	lazy.XDSUpdater = model.NewEndpointIndexUpdater(cg.Env().EndpointIndex)
 	cg.Run()
 	if err := cg.Env().InitNetworksManager(lazy); err != nil {

@@ -53,6 +53,8 @@ class FakeClient:
 CM = "/api/v1/namespaces/istio-system/configmaps/"
 GW = "/api/v1/namespaces/istio-system/services/istio-eastwestgateway"
 SVCS = "/api/v1/services"
+DEPLOYMENTS = "/apis/apps/v1/namespaces/istio-system/deployments"
+PODS = "/api/v1/pods"
 MESH = "# helm\ntrustDomain: cluster-b.local\n"
 
 
@@ -69,13 +71,33 @@ def gateway(type_="LoadBalancer", ingress=({"ip": "192.0.2.11"},), ports=None):
             "status": {"loadBalancer": {"ingress": list(ingress)}}}
 
 
-def world(root_pem, services=(), deckhouse=(), gw=None, nodes=None):
-    objects = {CM + "istio": {"data": {"mesh": MESH}},
-               CM + "istio-ca-root-cert": {"data": {"root-cert.pem": root_pem}}}
+def istiod(name="istiod", domain="cluster.local", env=None, labels=None):
+    return {"metadata": {"name": name, "namespace": "istio-system", "labels": labels or {"app": "istiod"}},
+            "spec": {"template": {"spec": {"containers": [{
+                "name": "discovery", "args": ["discovery", "--domain", domain],
+                "env": [{"name": k, "value": v} for k, v in (env or {"ISTIO_MULTIROOT_MESH": "true"}).items()]}]}}}}
+
+
+def pod(ns, name, labels, service_account, ports=None):
+    return {"metadata": {"namespace": ns, "name": name, "labels": labels},
+            "spec": {"serviceAccountName": service_account, "containers": [{"name": "app", "ports": ports or []}]},
+            "status": {"phase": "Running"}}
+
+
+def world(root_pem, services=(), deckhouse=(), gw=None, nodes=None, mesh=MESH, configmaps=None, istiods=None,
+          pods=()):
+    """cluster-b as cluster_facts reads it: one mesh ConfigMap ``istio`` read by Deployment ``istiod``
+    (--domain cluster-b.local, the seed scenario) unless ``configmaps``/``istiods`` say otherwise."""
+    objects = {CM + "istio-ca-root-cert": {"data": {"root-cert.pem": root_pem}}}
     if gw is not False:
         objects[GW] = gw or gateway()
+    if configmaps is None:
+        configmaps = [{"metadata": {"name": "istio"}, "data": {"mesh": mesh}}]
     lists = {(SVCS, DEFAULT_PUBLIC_LABELS[0]): list(services), (SVCS, DEFAULT_PUBLIC_LABELS[1]): list(deckhouse),
-             "/api/v1/nodes": nodes or []}
+             "/api/v1/nodes": nodes or [], CM.rstrip("/"): list(configmaps) + [
+                 {"metadata": {"name": "istio-ca-root-cert"}, "data": {"root-cert.pem": root_pem}}],
+             DEPLOYMENTS: [istiod(domain="cluster-b.local")] if istiods is None else list(istiods),
+             PODS: list(pods)}
     return FakeClient(objects, lists, cluster="cluster-b")
 
 
@@ -84,11 +106,9 @@ MESH_PATH = "/api/v1/namespaces/istio-system/configmaps/istio"
 
 
 def cluster_state(existing_objects=(), mesh="trustDomain: cluster-a.local\n", managed=None):
-    lists = {kind_path(k, None if k == "IstioFederation" else "istio-system", "v1"): [] for k in
-             ("IstioFederation", "ServiceEntry", "DestinationRule", "Gateway")}
+    lists = {kind_path(k, None, "v1"): [] for k in ("IstioFederation", "ServiceEntry", "DestinationRule", "Gateway")}
     for obj in existing_objects:
-        ns = obj["metadata"].get("namespace")
-        lists[kind_path(obj["kind"], ns, "v1")].append(obj)
+        lists[kind_path(obj["kind"], None, "v1")].append(obj)
     annotations = {MANAGED_CA_ANNOTATION: json.dumps(managed)} if managed else {}
     objects = {MESH_PATH: {"metadata": {"resourceVersion": "7", "annotations": annotations}, "data": {"mesh": mesh}}}
     return FakeClient(objects, lists, cluster="cluster-a")

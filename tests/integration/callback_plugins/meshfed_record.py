@@ -44,6 +44,9 @@ class CallbackModule(CallbackBase):
             "summary": res.get("summary"),
             "msg": res.get("msg") if status != "ok" else None,
             "reason": res.get("reason") if status != "ok" else None,
+            "warnings": res.get("warnings"),
+            "card": res.get("card"),
+            "trust": res.get("trust"),
             "time": time.time(),
         }
         with open(self._path, "a") as fh:

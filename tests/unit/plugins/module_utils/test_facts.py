@@ -9,7 +9,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.facts import (
 )
 
 from ...conftest import make_cert
-from ...fakes import CM, gateway, service, world
+from ...fakes import gateway, istiod, pod, service, world
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +33,19 @@ def test_card_of_the_seed_scenario(root_pem):
     assert card["cluster_domain"] == "cluster-b.local"
     assert card["root_cas"][0]["subject"] == "CN=Root cluster-b"
     assert card["gateway"] == {"addresses": ["192.0.2.11"], "resolution": "STATIC", "port": 15443,
-                               "target_port": 15443, "source": "LoadBalancer",
+                               "service_port": 15443, "target_port": 15443, "source": "LoadBalancer",
                                "service": {"namespace": "istio-system", "name": "istio-eastwestgateway"},
-                               "selector": {"istio": "eastwestgateway"}}
+                               "selector": {"istio": "eastwestgateway"}, "service_ports": [15021, 15443],
+                               "pod_labels": [{"istio": "eastwestgateway"}]}
     assert card["public_services"] == [{
         "name": "bar", "namespace": "xyz", "hostname": "bar.xyz.svc.cluster-b.local",
-        "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"},
-                  {"name": "grpc-api", "number": 9090, "protocol": "GRPC"}],
-        "service_accounts": []}]
+        "service_hostname": "bar.xyz.svc.cluster-b.local",
+        "ports": [{"name": "http", "number": 8080, "protocol": "HTTP", "target_port": 8080},
+                  {"name": "grpc-api", "number": 9090, "protocol": "GRPC", "target_port": 9090}],
+        "service_accounts": [], "headless": False, "selector": {}}]
+    assert card["revision"] == "default" and card["mesh_configmap"] == "istio"
+    assert card["istiod"] == {"deployment": "istiod", "scope_gateway_to_namespace": False}
+    assert card["dns_capture"] is False and card["federation_domain"] == "cluster-b.local"
 
 
 def test_requests_are_constant_and_never_touch_secrets(root_pem):
@@ -50,7 +55,7 @@ def test_requests_are_constant_and_never_touch_secrets(root_pem):
         assert len(card["public_services"]) == n
         return client
     one, many = run(1), run(200)
-    assert one.calls == many.calls == {"get": 3, "list": 2}
+    assert one.calls == many.calls == {"get": 2, "list": 5}  # ConfigMaps, Deployments, Pods, 2 labels
     assert not [r for r in many.requests if "secret" in r[1]]
 
 
@@ -64,17 +69,20 @@ def test_deckhouse_label_is_accepted_and_duplicates_merged(root_pem):
     assert card["public_services"][1]["ports"][0]["protocol"] == "TCP"
 
 
-def test_unnamed_udp_ports_and_external_name_warn_instead_of_crashing(root_pem):
-    services = [service("a", "unnamed", [{"port": 80}]),
-                service("a", "mixed", [{"port": 81}, {"name": "dns", "port": 53, "protocol": "UDP"},
-                                       {"name": "http", "port": 8080}]),
+def test_unnamed_udp_ports_and_external_name(root_pem):
+    services = [service("a", "unnamed", [{"port": 7000}]),
+                service("a", "udp", [{"name": "dns", "port": 53, "protocol": "UDP"}]),
+                service("a", "mixed", [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "http", "port": 8080}]),
                 service("a", "ext", [{"name": "http", "port": 80}], type_="ExternalName")]
     card = gather(world(root_pem, services=services), params())
-    assert [s["name"] for s in card["public_services"]] == ["mixed"]
-    assert card["public_services"][0]["ports"] == [{"name": "http", "number": 8080, "protocol": "HTTP"}]
+    assert [s["name"] for s in card["public_services"]] == ["mixed", "unnamed"]
+    assert card["public_services"][0]["ports"] == [{"name": "http", "number": 8080, "protocol": "HTTP",
+                                                    "target_port": 8080}]
+    # an unnamed port is exported as Istio treats it: named for the ServiceEntry, protocol sniffed
+    assert card["public_services"][1]["ports"] == [{"name": "port-7000", "number": 7000, "protocol": "",
+                                                    "target_port": 7000}]
     text = "\n".join(card["warnings"])
-    assert "Service a/unnamed port 80 has no name" in text
-    assert "Service a/unnamed has no exportable" in text
+    assert "Service a/udp has no exportable" in text
     assert "port dns uses UDP" in text
     assert "Service a/ext is of type ExternalName" in text
 
@@ -88,8 +96,8 @@ def test_service_accounts_annotation(root_pem):
 
 @pytest.mark.parametrize("name, app, expected", [
     ("http", None, "HTTP"), ("http-web", None, "HTTP"), ("http2", None, "HTTP2"), ("grpc-api", None, "GRPC"),
-    ("https", None, "HTTPS"), ("tls-x", None, "TLS"), ("tcp", None, "TCP"), ("redis", None, "TCP"),
-    ("web", "http", "HTTP"), ("api", "grpc", "GRPC"), ("http", "kubernetes.io/h2c", "HTTP"),
+    ("https", None, "HTTPS"), ("tls-x", None, "TLS"), ("tcp", None, "TCP"), ("redis", None, "Redis"),
+    ("web", "http", "HTTP"), ("api", "grpc", "GRPC"), ("http", "kubernetes.io/h2c", "HTTP2"), ("web", None, ""),
 ])
 def test_protocol_from_app_protocol_or_name(name, app, expected):
     assert port_protocol(name, app) == expected
@@ -135,9 +143,80 @@ def test_override_addresses_win_and_work_without_a_service(root_pem):
 
 
 def test_missing_mesh_configmap_and_bad_root(root_pem):
-    client = world(root_pem)
-    del client.objects[CM + "istio"]
-    assert "ConfigMap istio-system/istio not found" in _error(client)
+    assert "ConfigMap istio-system/istio not found" in _error(world(root_pem, configmaps=[]))
     client = world("garbage")
     with pytest.raises(CertError, match="cluster-b: ConfigMap istio-system/istio-ca-root-cert key root-cert.pem"):
         gather(client, params())
+
+
+# -- issue 9: the install the card describes -----------------------------------------------------------
+MESH_TEXT = "trustDomain: cluster-b.local\ndefaultConfig:\n  proxyMetadata:\n    ISTIO_META_DNS_CAPTURE: \"true\"\n"
+
+
+def _cm(name, mesh=MESH_TEXT):
+    return {"metadata": {"name": name}, "data": {"mesh": mesh}}
+
+
+def test_domain_is_istiods_and_alias_is_optional(root_pem):
+    bar = service("xyz", "bar", [{"name": "http", "port": 8080, "targetPort": "web"}])
+    bar["spec"]["selector"] = {"app": "bar"}
+    pods = [pod("xyz", "bar-1", {"app": "bar"}, "bar-sa", ports=[{"name": "web", "containerPort": 18080}])]
+    client = world(root_pem, services=[bar], istiods=[istiod(domain="cluster.local")], pods=pods)
+    card = gather(client, params())
+    assert card["cluster_domain"] == card["federation_domain"] == "cluster.local"
+    assert card["public_services"][0]["hostname"] == "bar.xyz.svc.cluster.local"
+    card = gather(world(root_pem, services=[bar], istiods=[istiod(domain="cluster.local")], pods=pods),
+                  params(federation_domain="cluster-b.local"))
+    (svc,) = card["public_services"]
+    assert (svc["hostname"], svc["service_hostname"]) == ("bar.xyz.svc.cluster-b.local", "bar.xyz.svc.cluster.local")
+    assert svc["selector"] == {"app": "bar"} and svc["ports"][0]["target_port"] == 18080
+    assert svc["service_accounts"] == ["bar-sa"]
+    assert gather(world(root_pem, services=[bar], pods=pods), params(cluster_domain="corp.example"))[
+        "public_services"][0]["hostname"] == "bar.xyz.svc.corp.example"
+
+
+def test_alias_needs_a_selector_and_numeric_ports(root_pem):
+    no_selector = service("xyz", "manual", [{"name": "http", "port": 80}])
+    named = service("xyz", "named", [{"name": "http", "port": 80, "targetPort": "web"}])
+    named["spec"]["selector"] = {"app": "named"}
+    card = gather(world(root_pem, services=[no_selector, named]), params(federation_domain="cluster-b.example"))
+    assert card["public_services"] == []
+    text = "\n".join(card["warnings"])
+    assert "Service xyz/manual has no selector" in text and "federation_domain" in text
+    assert "Service xyz/named: the named targetPort of port(s) http" in text
+
+
+def test_no_pods_warns_and_dns_capture_is_reported(root_pem):
+    bar = service("xyz", "bar", [{"name": "http", "port": 8080}])
+    bar["spec"]["selector"] = {"app": "bar"}
+    card = gather(world(root_pem, services=[bar], mesh=MESH_TEXT), params())
+    assert card["dns_capture"] is True
+    assert "cluster-b: Service xyz/bar has no pods yet" in "\n".join(card["warnings"])
+    assert card["public_services"][0]["headless"] is False
+
+
+def test_revision_selection(root_pem):
+    canary = istiod("istiod-canary", labels={"app": "istiod", "istio.io/rev": "canary"})
+    only = gather(world(root_pem, configmaps=[_cm("istio-canary")], istiods=[canary]), params())
+    assert (only["revision"], only["mesh_configmap"], only["istiod"]["deployment"]) == (
+        "canary", "istio-canary", "istiod-canary")
+    stale = world(root_pem, configmaps=[_cm("istio"), _cm("istio-canary")], istiods=[canary])
+    msg = _error(stale)
+    assert "2 mesh ConfigMaps in istio-system: istio (no istiod Deployment reads it), istio-canary (read by " \
+           "Deployment istiod-canary); set revision (field: revision)" in msg
+    chosen = gather(world(root_pem, configmaps=[_cm("istio"), _cm("istio-canary")], istiods=[canary]),
+                    params(revision="canary"))
+    assert chosen["mesh_configmap"] == "istio-canary"
+    assert "revision blue: ConfigMap istio-system/istio-blue not found (field: revision)" in _error(
+        world(root_pem, configmaps=[_cm("istio")]), revision="blue")
+    orphan = gather(world(root_pem, istiods=[]), params())
+    assert "no istiod Deployment of revision default" in "\n".join(orphan["warnings"])
+
+
+def test_gateway_target_port_and_pods(root_pem):
+    gw = gateway(ports=[{"name": "tls", "port": 15443, "targetPort": 8443}])
+    gw_pod = pod("istio-system", "ew-1", {"istio": "eastwestgateway", "topology.istio.io/network": "n1"}, "ew")
+    card = gather(world(root_pem, gw=gw, pods=[gw_pod]), params())
+    assert (card["gateway"]["port"], card["gateway"]["service_port"], card["gateway"]["target_port"]) == (
+        15443, 15443, 8443)
+    assert card["gateway"]["pod_labels"] == [{"istio": "eastwestgateway", "topology.istio.io/network": "n1"}]

@@ -30,7 +30,7 @@ def test_seed_scenario_service_entry(a, b):
     result = plan(a, [b])
     (se,) = by_kind(result, "ServiceEntry").values()
     assert se["apiVersion"] == "networking.istio.io/v1"
-    assert se["metadata"]["name"] == "meshfed-cluster-b-xyz-bar"
+    assert se["metadata"]["name"] == "meshfed-cluster-b-xyz-bar-d3817720"  # readable, plus a hash: injective
     assert se["metadata"]["namespace"] == "istio-system"
     assert se["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "meshfed.istio", "federation.meshfed.io/cluster": "cluster-a",
@@ -56,8 +56,9 @@ def test_hostname_gateway_resolves_by_dns_and_service_accounts_give_sans(a):
 
 def test_destination_rule_federation_and_trust(a, b):
     result = plan(a, [b])
-    dr = by_kind(result, "DestinationRule")["meshfed-cluster-b-xyz-bar"]
-    assert dr["spec"] == {"host": "bar.xyz.svc.cluster-b.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+    dr = by_kind(result, "DestinationRule")["meshfed-cluster-b-xyz-bar-d3817720"]
+    assert dr["spec"] == {"host": "bar.xyz.svc.cluster-b.local", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+                          "exportTo": ["*"]}
     fed = by_kind(result, "IstioFederation")["cluster-b"]
     assert fed["apiVersion"] == "meshfed.io/v1alpha1" and "namespace" not in fed["metadata"]
     assert fed["spec"]["trustDomain"] == "cluster-b.local"
@@ -131,7 +132,7 @@ def test_same_trust_domain_is_refused(a):
     (lambda c: c["gateway"].update(port=0), "field gateway.port: 0 is not a port number"),
     (lambda c: c["public_services"][0]["ports"][0].update(number=70000), "70000 is not a port number"),
     (lambda c: c["public_services"][0]["ports"][0].update(number="80"), "'80' is not a port number"),
-    (lambda c: c["public_services"][0]["ports"][0].update(protocol="UDP"), "protocol 'UDP' is not one of"),
+    (lambda c: c["public_services"][0]["ports"][0].update(protocol="UDP"), "protocol 'UDP' is not one that crosses"),
     (lambda c: c.update(name="Cluster_B"), "'Cluster_B' is not a valid cluster name"),
     (lambda c: c.update(root_cas=[]), "field root_cas: no root CA certificate"),
 ])

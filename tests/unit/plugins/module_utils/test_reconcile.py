@@ -1,5 +1,7 @@
 import json
 
+import yaml
+
 import pytest
 
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
@@ -58,7 +60,7 @@ def test_first_run_applies_everything_and_patches_trust(desired):
     applied = [r[1] for r in client.requests if r[0] == "apply"]
     assert "/apis/meshfed.io/v1alpha1/istiofederations/cluster-b" in applied
     assert "/apis/meshfed.io/v1alpha1/istiofederations/cluster-b/status" in applied
-    assert "/apis/networking.istio.io/v1/namespaces/istio-system/serviceentries/meshfed-cluster-b-web-svc-cluster-b" in applied
+    assert "/apis/networking.istio.io/v1/namespaces/istio-system/serviceentries/meshfed-cluster-b-web-svc-cluster-b-2d487a05" in applied
     (patch,) = [r for r in client.requests if r[0] == "patch"]
     assert patch[2]["body"]["metadata"]["resourceVersion"] == "7"  # optimistic concurrency
     assert "cluster-b.local" in patch[2]["body"]["data"]["mesh"]
@@ -105,10 +107,10 @@ def test_prune_only_owned_objects_of_this_cluster_and_keeps_unreachable_peers():
     now = plan(card("cluster-a", services=[]), [], unreachable=["cluster-c"])
     rec = converge(client, now)
     deleted = sorted(r[1].rsplit("/", 1)[1] for r in client.requests if r[0] == "delete")
-    assert deleted == ["cluster-b", "meshfed-cluster-b-web-svc-cluster-b", "meshfed-cluster-b-web-svc-cluster-b"]
+    assert deleted == ["cluster-b", "meshfed-cluster-b-web-svc-cluster-b-2d487a05", "meshfed-cluster-b-web-svc-cluster-b-2d487a05"]
     assert sorted(rec.summary["kept_unreachable"]) == [
-        "DestinationRule istio-system/meshfed-cluster-c-web-svc-cluster-c", "IstioFederation cluster-c",
-        "ServiceEntry istio-system/meshfed-cluster-c-web-svc-cluster-c"]
+        "DestinationRule istio-system/meshfed-cluster-c-web-svc-cluster-c-d8343585", "IstioFederation cluster-c",
+        "ServiceEntry istio-system/meshfed-cluster-c-web-svc-cluster-c-d8343585"]
     assert all(r[2]["resource_version"] == "1" for r in client.requests if r[0] == "delete")
 
 
@@ -185,5 +187,63 @@ def test_prune_conflict_is_left_for_the_next_run(desired):
     rec = converge(client, plan(card("cluster-a", services=[]), []))
     assert len(rec.summary["pruned"]) == 2 and [r[0] for r in client.requests].count("delete") == 3
     assert [w for w in rec.warnings if "changed while pruning it; left for the next run" in w] == [
-        "cluster-a: ServiceEntry istio-system/meshfed-cluster-b-web-svc-cluster-b changed while pruning it; "
+        "cluster-a: ServiceEntry istio-system/meshfed-cluster-b-web-svc-cluster-b-2d487a05 changed while pruning it; "
         "left for the next run"]
+
+
+# -- issue 9: addresses held, other Gateways, revisions, reverts, values mode -------------------------------
+def test_held_addresses_and_other_gateways_come_from_the_listing(desired):
+    client = cluster_state()
+    converge(client, desired)
+    written = [r[2]["body"] for r in client.requests if r[0] == "apply" and r[2]["body"]["kind"] != "IstioFederation"]
+    foreign_gw = {"kind": "Gateway", "metadata": {"name": "cross-network-gateway", "namespace": "istio-system"},
+                  "spec": {}}
+    client = cluster_state([as_existing(o) for o in written] + [foreign_gw])
+    rec = Reconciler(client, "cluster-a", "istio-system")
+    existing = rec.list_existing()
+    (se,) = [o for o in written if o["kind"] == "ServiceEntry"]
+    assert rec.held_addresses(existing) == {se["spec"]["hosts"][0]: se["spec"]["addresses"][0]}
+    assert [g["metadata"]["name"] for g in rec.other_gateways(existing)] == ["cross-network-gateway"]
+    # every kind is listed cluster-wide, once
+    assert [r[1] for r in client.requests if r[0] == "list"] == [
+        "/apis/meshfed.io/v1alpha1/istiofederations", "/apis/networking.istio.io/v1/destinationrules",
+        "/apis/networking.istio.io/v1/serviceentries", "/apis/networking.istio.io/v1/gateways"]
+
+
+def test_trust_goes_to_the_revisions_configmap(desired):
+    client = cluster_state()
+    client.objects["/api/v1/namespaces/istio-system/configmaps/istio-canary"] = client.objects.pop(
+        "/api/v1/namespaces/istio-system/configmaps/istio")
+    Reconciler(client, "cluster-a", "istio-system", mesh_configmap="istio-canary").converge(desired)
+    (patch,) = [r for r in client.requests if r[0] == "patch"]
+    assert patch[1] == "/api/v1/namespaces/istio-system/configmaps/istio-canary"
+
+
+def test_installer_revert_is_reported_and_restored(desired):
+    first = cluster_state()
+    converge(first, desired)
+    (patch,) = [r for r in first.requests if r[0] == "patch"]
+    managed = json.loads(patch[2]["body"]["metadata"]["annotations"][MANAGED_CA_ANNOTATION])
+    # helm upgrade: the mesh text is rendered again without our entries, the annotation stays
+    client = cluster_state(mesh="trustDomain: cluster-a.local\n", managed=managed)
+    rec = converge(client, desired)
+    assert rec.summary["trust"]["reverted"] == ["%s (cluster-b)" % fp for fp in managed]
+    (warning,) = [w for w in rec.warnings if "were gone" in w]
+    assert warning.startswith("cluster-a: the roots of cluster-b") and "trust_mode: values" in warning
+    assert [r for r in client.requests if r[0] == "patch"]  # restored
+    again = converge(cluster_state(mesh=patch[2]["body"]["data"]["mesh"], managed=managed), desired)
+    assert again.summary["trust"]["reverted"] == [] and not [w for w in again.warnings if "were gone" in w]
+
+
+def test_values_mode_writes_nothing_to_the_mesh_configmap(desired):
+    client = cluster_state()
+    rec = Reconciler(client, "cluster-a", "istio-system", trust_mode="values", revision="canary")
+    rec.converge(desired)
+    assert not [r for r in client.requests if r[0] == "patch"]
+    assert rec.trust["in_place"] is False and rec.trust["istio_operator"]["spec"]["revision"] == "canary"
+    assert [w for w in rec.warnings if "lacks the peer roots" in w]
+    entries = rec.trust["helm_values"]["meshConfig"]["caCertificates"]
+    live = cluster_state(mesh=yaml.safe_dump({"trustDomain": "cluster-a.local", "caCertificates": entries}))
+    rec = Reconciler(live, "cluster-a", "istio-system", trust_mode="values")
+    rec.converge(desired)
+    assert rec.trust["in_place"] is True and not [w for w in rec.warnings if "lacks" in w]

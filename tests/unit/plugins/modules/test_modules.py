@@ -54,12 +54,12 @@ def run(main, args, check_mode=False, diff=False):
 
 def test_cluster_info_returns_the_card_and_warnings(connected):
     root = make_cert("Root cluster-b")[2]
-    connected["client"] = world(root, services=[service("a", "unnamed", [{"port": 80}])])
+    connected["client"] = world(root, services=[service("a", "udp", [{"name": "dns", "port": 53, "protocol": "UDP"}])])
     out = run(cluster_info.main, {"cluster": "cluster-b"})
     assert not out.failed and out.result["changed"] is False
     assert out.result["card"]["name"] == "cluster-b" and out.result["card"]["gateway"]["port"] == 15443
-    assert out.result["api_calls"] == {"get": 3, "list": 2}
-    assert any(w.startswith("cluster-b: Service a/unnamed port 80 has no name") for w in connected["warnings"])
+    assert out.result["api_calls"] == {"get": 2, "list": 5}
+    assert any(w.startswith("cluster-b: Service a/udp port dns uses UDP") for w in connected["warnings"])
     assert connected["params"]["gateway_namespace"] is None  # the runner, not the spec, defaults it
 
 
@@ -74,7 +74,7 @@ def test_cluster_info_failure_names_cluster_and_field(connected):
     connected["client"] = world(make_cert("Root cluster-b")[2], gw=False)
     out = run(cluster_info.main, {"cluster": "cluster-b"})
     assert out.failed and out.result["msg"].startswith("cluster-b: gateway Service istio-system/istio-eastwestgateway")
-    assert out.result["field"] == "gateway_service" and out.result["api_calls"] == {"get": 3}
+    assert out.result["field"] == "gateway_service" and out.result["api_calls"] == {"get": 2, "list": 3}
 
 
 def test_kubeconfig_and_context_fall_back_to_the_environment(connected, monkeypatch):

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Istio's own rules, as pure functions (no I/O), each citing where Istio implements it.
+
+* which mesh ConfigMap a revision reads (``getMeshConfigMapName``: ``istio`` / ``istio-<rev>``);
+* istiod's DNS domain (pilot-discovery flag ``--domain``, default ``cluster.local``; the Helm chart
+  passes ``global.proxy.clusterDomain``);
+* a Service port's protocol (``kube.ConvertProtocol`` + ``protocol.Parse``);
+* hostname wildcard matching (``host.Name.SubsetOf``, used for AUTO_PASSTHROUGH filter chains);
+* whether sidecars capture DNS (proxy metadata ``ISTIO_META_DNS_CAPTURE``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+DEFAULT_DOMAIN = "cluster.local"
+DEFAULT_REVISION = "default"
+MESH_CONFIGMAP = "istio"
+ISTIOD = "istiod"
+
+# protocol.Parse (pkg/config/protocol/instance.go): lower-cased prefix -> canonical name
+_PROTOCOLS = {
+    "tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
+    "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS", "mongo": "Mongo",
+    "redis": "Redis", "mysql": "MySQL",
+}
+# Kubernetes' standard appProtocol values, mapped by Istio before any prefix parsing
+_K8S_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
+# ports Istio treats as TCP when the name says nothing (no protocol sniffing there)
+_WELL_KNOWN_TCP_PORTS = (25, 53, 3306, 27017)
+SNIFFED = ""  # protocol left empty: Istio detects it (protocol sniffing)
+
+
+def mesh_configmap_name(revision):
+    """ConfigMap istiod of ``revision`` reads (pilot bootstrap getMeshConfigMapName)."""
+    if not revision or revision == DEFAULT_REVISION:
+        return MESH_CONFIGMAP
+    return "%s-%s" % (MESH_CONFIGMAP, revision)
+
+
+def istiod_deployment_name(revision):
+    """Deployment name the istiod Helm chart gives ``revision``."""
+    if not revision or revision == DEFAULT_REVISION:
+        return ISTIOD
+    return "%s-%s" % (ISTIOD, revision)
+
+
+def mesh_configmaps(configmaps):
+    """Names of the ConfigMaps that look like a mesh config (``istio`` / ``istio-<rev>`` with key mesh)."""
+    names = []
+    for cm in configmaps:
+        meta = cm.get("metadata") or {}
+        name = meta.get("name") or ""
+        if (name == MESH_CONFIGMAP or name.startswith(MESH_CONFIGMAP + "-")) and "mesh" in (cm.get("data") or {}):
+            names.append(name)
+    return sorted(names)
+
+
+def discovery_container(deployment):
+    containers = ((((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    for container in containers:
+        if container.get("name") == "discovery":
+            return container
+    return containers[0] if containers else {}
+
+
+def container_env(container):
+    """Literal env values of a container (valueFrom entries are not resolvable here and are left out)."""
+    return dict((e["name"], e["value"]) for e in container.get("env") or [] if "name" in e and "value" in e)
+
+
+def deployment_revision(deployment):
+    """Revision an istiod Deployment serves: label istio.io/rev, env REVISION, else its name."""
+    meta = deployment.get("metadata") or {}
+    rev = ((meta.get("labels") or {}).get("istio.io/rev") or
+           container_env(discovery_container(deployment)).get("REVISION"))
+    if rev:
+        return rev
+    name = meta.get("name") or ""
+    return name[len(ISTIOD) + 1:] if name.startswith(ISTIOD + "-") else DEFAULT_REVISION
+
+
+def istiod_domain(deployment):
+    """istiod's DNS domain suffix from its ``--domain`` argument (pilot-discovery default cluster.local)."""
+    container = discovery_container(deployment)
+    args = [str(a) for a in (container.get("args") or []) + (container.get("command") or [])]
+    for i, arg in enumerate(args):
+        if arg in ("--domain", "-domain") and i + 1 < len(args):
+            return args[i + 1].strip().strip(".").lower()
+        for prefix in ("--domain=", "-domain="):
+            if arg.startswith(prefix):
+                return arg[len(prefix):].strip().strip(".").lower()
+    return DEFAULT_DOMAIN
+
+
+def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
+    """Protocol Istio derives for a Kubernetes Service port (kube.ConvertProtocol).
+
+    Returns ``"UDP"`` for UDP ports, ``SNIFFED`` ("") when Istio would detect the protocol at runtime,
+    else the canonical protocol name (``HTTP``, ``GRPC-Web``, ``Mongo``...).
+    """
+    if (k8s_protocol or "TCP").upper() == "UDP":
+        return "UDP"
+    candidate = name or ""
+    if app_protocol:
+        candidate = app_protocol
+        if app_protocol in _K8S_APP_PROTOCOLS:
+            return _K8S_APP_PROTOCOLS[app_protocol]
+    if candidate[:8].lower() == "grpc-web":
+        return "GRPC-Web"
+    prefix = candidate.split("-", 1)[0].lower()
+    proto = _PROTOCOLS.get(prefix)
+    if proto is None or proto == "UDP":
+        return "TCP" if int(port_number) in _WELL_KNOWN_TCP_PORTS else SNIFFED
+    return proto
+
+
+def canonical_protocol(value):
+    """The canonical name of a protocol string (case-insensitive), ``SNIFFED`` for empty, None if unknown."""
+    if value in (None, ""):
+        return SNIFFED
+    return _PROTOCOLS.get(str(value).lower())
+
+
+def host_matches(hostname, pattern):
+    """``host.Name(hostname).SubsetOf(pattern)``: ``*`` matches all, ``*.suffix`` by suffix, else equal."""
+    pattern = pattern.split("/", 1)[1] if "/" in pattern else pattern
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        if hostname.startswith("*."):
+            return hostname[1:].endswith(pattern[1:])
+        return hostname.endswith(pattern[1:])
+    return hostname == pattern
+
+
+def dns_capture(mesh):
+    """Whether sidecars capture DNS by default (meshConfig.defaultConfig.proxyMetadata)."""
+    metadata = ((mesh or {}).get("defaultConfig") or {}).get("proxyMetadata") or {}
+    return str(metadata.get("ISTIO_META_DNS_CAPTURE", "")).lower() == "true"
+
+
+_GLOB_CACHE = {}
+
+
+def glob_match(hostname, pattern):
+    """Shell-style glob over a hostname (``*`` spans dots too): ``bar.*``, ``*.xyz.svc.*``."""
+    rx = _GLOB_CACHE.get(pattern)
+    if rx is None:
+        rx = _GLOB_CACHE[pattern] = re.compile(
+            "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$")
+    return bool(rx.match(hostname))

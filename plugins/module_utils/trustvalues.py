@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``trust_mode: values``: the peers' roots as install values, never written to the mesh ConfigMap.
+
+Helm (chart ``istiod``, value ``meshConfig``) and istioctl (``IstioOperator.spec.meshConfig``)
+render ConfigMap ``istio[-<rev>]`` key ``mesh`` from their values and rewrite it on every upgrade.
+Where the install pipeline owns that ConfigMap, the collection emits the exact values to add and,
+on later runs, reports whether the live mesh config carries them. Pure functions, no I/O.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.meshfed.istio.plugins.module_utils.certs import normalize_pem, pem_sha256
+
+
+def entries(ca_entries):
+    """caCertificates entries (one per distinct root; trust domains merged), sorted by peer then fingerprint."""
+    merged = {}
+    for item in ca_entries:
+        pem = normalize_pem(item["pem"])
+        fp = pem_sha256(pem)
+        slot = merged.setdefault(fp, {"pem": pem, "trustDomains": [], "peers": set()})
+        slot["peers"].add(item["peer"])
+        for domain in item.get("trustDomains") or []:
+            if domain not in slot["trustDomains"]:
+                slot["trustDomains"].append(domain)
+    ordered = sorted(merged.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0]))
+    return [{"pem": v["pem"], "trustDomains": sorted(v["trustDomains"])} for _fp, v in ordered], \
+        dict((fp, ",".join(sorted(v["peers"]))) for fp, v in ordered)
+
+
+def live_state(mesh, wanted, peers_by_fp):
+    """Which wanted entries the live mesh config has (same root, trust domains included)."""
+    live = {}
+    for entry in (mesh or {}).get("caCertificates") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("pem"), str):
+            continue
+        try:
+            fp = pem_sha256(normalize_pem(entry["pem"]))
+        except Exception:  # pylint: disable=broad-except
+            continue
+        live.setdefault(fp, set()).update(entry.get("trustDomains") or [])
+    missing = []
+    for entry in wanted:
+        fp = pem_sha256(entry["pem"])
+        if fp not in live or not set(entry["trustDomains"]) <= live[fp]:
+            missing.append("%s (%s)" % (fp, peers_by_fp.get(fp, "?")))
+    return missing
+
+
+def render(ca_entries, mesh, revision=None):
+    """The ``trust`` result of values mode: Helm values, IstioOperator overlay, and whether they are live."""
+    wanted, peers_by_fp = entries(ca_entries)
+    missing = live_state(mesh, wanted, peers_by_fp)
+    overlay = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+               "spec": {"meshConfig": {"caCertificates": wanted}}}
+    if revision and revision != "default":
+        overlay["spec"]["revision"] = revision
+    return {
+        "mode": "values",
+        "helm_values": {"meshConfig": {"caCertificates": wanted}},
+        "istio_operator": overlay,
+        "in_place": not missing,
+        "missing": missing,
+    }
