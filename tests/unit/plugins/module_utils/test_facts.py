@@ -158,20 +158,20 @@ def _cm(name, mesh=MESH_TEXT):
 
 
 def test_domain_is_istiods_and_alias_is_optional(root_pem):
-    bar = service("xyz", "bar", [{"name": "http", "port": 8080, "targetPort": "web"}])
-    bar["spec"]["selector"] = {"app": "bar"}
+    bar_svc = service("xyz", "bar", [{"name": "http", "port": 8080, "targetPort": "web"}])
+    bar_svc["spec"]["selector"] = {"app": "bar"}
     pods = [pod("xyz", "bar-1", {"app": "bar"}, "bar-sa", ports=[{"name": "web", "containerPort": 18080}])]
-    client = world(root_pem, services=[bar], istiods=[istiod(domain="cluster.local")], pods=pods)
+    client = world(root_pem, services=[bar_svc], istiods=[istiod(domain="cluster.local")], pods=pods)
     card = gather(client, params())
     assert card["cluster_domain"] == card["federation_domain"] == "cluster.local"
     assert card["public_services"][0]["hostname"] == "bar.xyz.svc.cluster.local"
-    card = gather(world(root_pem, services=[bar], istiods=[istiod(domain="cluster.local")], pods=pods),
+    card = gather(world(root_pem, services=[bar_svc], istiods=[istiod(domain="cluster.local")], pods=pods),
                   params(federation_domain="cluster-b.local"))
     (svc,) = card["public_services"]
     assert (svc["hostname"], svc["service_hostname"]) == ("bar.xyz.svc.cluster-b.local", "bar.xyz.svc.cluster.local")
     assert svc["selector"] == {"app": "bar"} and svc["ports"][0]["target_port"] == 18080
     assert svc["service_accounts"] == ["bar-sa"]
-    assert gather(world(root_pem, services=[bar], pods=pods), params(cluster_domain="corp.example"))[
+    assert gather(world(root_pem, services=[bar_svc], pods=pods), params(cluster_domain="corp.example"))[
         "public_services"][0]["hostname"] == "bar.xyz.svc.corp.example"
 
 
@@ -187,9 +187,9 @@ def test_alias_needs_a_selector_and_numeric_ports(root_pem):
 
 
 def test_no_pods_warns_and_dns_capture_is_reported(root_pem):
-    bar = service("xyz", "bar", [{"name": "http", "port": 8080}])
-    bar["spec"]["selector"] = {"app": "bar"}
-    card = gather(world(root_pem, services=[bar], mesh=MESH_TEXT), params())
+    bar_svc = service("xyz", "bar", [{"name": "http", "port": 8080}])
+    bar_svc["spec"]["selector"] = {"app": "bar"}
+    card = gather(world(root_pem, services=[bar_svc], mesh=MESH_TEXT), params())
     assert card["dns_capture"] is True
     assert "cluster-b: Service xyz/bar has no pods yet" in "\n".join(card["warnings"])
     assert card["public_services"][0]["headless"] is False
