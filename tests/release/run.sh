@@ -45,7 +45,9 @@ build() {
 }
 
 install() {
-  ansible-galaxy collection install --offline -p "${WORK}/collections" "${DIST}"/meshfed-istio-*.tar.gz
+  # only the fresh path: the checkout itself is on the Makefile's ANSIBLE_COLLECTIONS_PATH and would count as installed
+  ANSIBLE_COLLECTIONS_PATH="${WORK}/collections" ansible-galaxy collection install --offline -p "${WORK}/collections" \
+    "${DIST}"/meshfed-istio-*.tar.gz
   local found
   found="$(ANSIBLE_COLLECTIONS_PATH="${WORK}/collections" ansible-doc -t module meshfed.istio.federation --json \
     | python -c 'import json,sys; print(next(iter(json.load(sys.stdin).values()))["doc"]["filename"])')"
