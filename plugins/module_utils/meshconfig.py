@@ -45,7 +45,8 @@ def trust_domain(mesh):
     return mesh.get("trustDomain") or "cluster.local"
 
 
-def _fingerprint(entry):
+def fingerprint(entry):
+    """SHA-256 of a caCertificates entry's root, or None when it holds no readable certificate."""
     if not isinstance(entry, dict) or not isinstance(entry.get("pem"), str):
         return None
     try:
@@ -111,8 +112,8 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=()):
             raise MeshConfigError("%s: caCertificates is a %s, not a list; nothing was changed"
                                   % (FIELD, type(current).__name__), field=FIELD)
         user_entries, user_fps, ours = _classify(current, managed, set(preserve_peers or ()))
-        warnings = _merge(ours, desired, user_fps)
-        new_managed, rendered = _render(ours)
+        warnings = merge_roots(ours, desired, user_fps)
+        new_managed, rendered = render_roots(ours)
         new_list = user_entries + rendered
         if new_list == current:
             return text, new_managed, False, [prefixed(cluster, w) for w in warnings]
@@ -129,7 +130,7 @@ def _classify(current, managed, preserve):
     still wanted because their peer is preserved (``{fp: {"peers", "entry"}}``)."""
     user_entries, user_fps, ours = [], set(), {}
     for entry in current:
-        fp = _fingerprint(entry)
+        fp = fingerprint(entry)
         if fp and fp in managed:
             peers = set(str(managed[fp]).split(",")) & preserve
             if peers:
@@ -141,7 +142,7 @@ def _classify(current, managed, preserve):
     return user_entries, user_fps, ours
 
 
-def _merge(ours, desired, user_fps):
+def merge_roots(ours, desired, user_fps):
     """Add the desired roots to ``ours`` (one slot per fingerprint); returns warnings."""
     warnings = []
     for item in desired:
@@ -162,7 +163,7 @@ def _merge(ours, desired, user_fps):
     return warnings
 
 
-def _render(ours):
+def render_roots(ours):
     """``(new_managed, entries)`` for our slots, in a stable order (by peers, then fingerprint)."""
     new_managed, rendered = {}, []
     for fp, slot in sorted(ours.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0])):

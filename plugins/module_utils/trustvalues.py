@@ -13,39 +13,28 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import normalize_pem, pem_sha256
+from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import fingerprint, merge_roots, render_roots
 
 
 def entries(ca_entries):
-    """caCertificates entries (one per distinct root; trust domains merged), sorted by peer then fingerprint."""
-    merged = {}
-    for item in ca_entries:
-        pem = normalize_pem(item["pem"])
-        fp = pem_sha256(pem)
-        slot = merged.setdefault(fp, {"pem": pem, "trustDomains": [], "peers": set()})
-        slot["peers"].add(item["peer"])
-        for domain in item.get("trustDomains") or []:
-            if domain not in slot["trustDomains"]:
-                slot["trustDomains"].append(domain)
-    ordered = sorted(merged.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0]))
-    return [{"pem": v["pem"], "trustDomains": sorted(v["trustDomains"])} for _fp, v in ordered], \
-        dict((fp, ",".join(sorted(v["peers"]))) for fp, v in ordered)
+    """caCertificates entries (one per distinct root; trust domains merged), sorted by peer then fingerprint,
+    and ``{fingerprint: peers}``: the same merge as the ConfigMap mode, with no entry of anyone else."""
+    slots = {}
+    merge_roots(slots, ca_entries, set())
+    peers_by_fp, wanted = render_roots(slots)
+    return wanted, peers_by_fp
 
 
 def live_state(mesh, wanted, peers_by_fp):
     """Which wanted entries the live mesh config has (same root, trust domains included)."""
     live = {}
     for entry in (mesh or {}).get("caCertificates") or []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("pem"), str):
-            continue
-        try:
-            fp = pem_sha256(normalize_pem(entry["pem"]))
-        except Exception:  # pylint: disable=broad-except
-            continue
-        live.setdefault(fp, set()).update(entry.get("trustDomains") or [])
+        fp = fingerprint(entry)
+        if fp:
+            live.setdefault(fp, set()).update(entry.get("trustDomains") or [])
     missing = []
     for entry in wanted:
-        fp = pem_sha256(entry["pem"])
+        fp = fingerprint(entry)
         if fp not in live or not set(entry["trustDomains"]) <= live[fp]:
             missing.append("%s (%s)" % (fp, peers_by_fp.get(fp, "?")))
     return missing

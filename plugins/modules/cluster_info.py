@@ -21,16 +21,10 @@ description:
     refused.
   - API requests are constant per cluster (two ConfigMap reads, one Service read, one Service list per
     public-service label, one Node list for NodePort gateways), whatever the number of Services.
-attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
+  - meshfed.istio.attributes.info_module
   - meshfed.istio.auth
 options:
   cluster:

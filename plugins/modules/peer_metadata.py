@@ -26,13 +26,8 @@ description:
   - Nothing is written anywhere. A failure names the peer and the reason (C(reason) in the result).
 author:
   - meshfed.istio contributors (@meshfed)
-attributes:
-  check_mode:
-    support: full
-    description: The module never changes anything.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
+extends_documentation_fragment:
+  - meshfed.istio.attributes.info_module
 options:
   cluster:
     description: Name of the peer (inventory name); becomes the card's C(name).

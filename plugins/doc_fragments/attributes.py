@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    """Attributes shared by the read-only modules (use as C(meshfed.istio.attributes.info_module))."""
+
+    DOCUMENTATION = r"""
+options: {}
+"""
+
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+"""
