@@ -39,3 +39,8 @@ def card(name, services=None, addresses=None, domain=None):
         ],
         "warnings": [],
     })
+
+
+# The seed scenario's services: cluster-a exports foo.abc, cluster-b exports bar.xyz (two ports).
+FOO = [("abc", "foo", [("http", 80, "HTTP")])]
+BAR = [("xyz", "bar", [("http", 8080, "HTTP"), ("grpc-api", 9090, "GRPC")])]

@@ -7,23 +7,11 @@ from ansible_collections.meshfed.istio.plugins.module_utils.planner import (
     plan,
 )
 
-from ...cards import card
-
-BAR = [("xyz", "bar", [("http", 8080, "HTTP"), ("grpc-api", 9090, "GRPC")])]
+from ...cards import BAR, card
 
 
 def by_kind(result, kind):
     return {o["metadata"]["name"]: o for o in result["objects"] if o["kind"] == kind}
-
-
-@pytest.fixture
-def a():
-    return card("cluster-a", services=[("abc", "foo", [("http", 80, "HTTP")])])
-
-
-@pytest.fixture
-def b():
-    return card("cluster-b", services=BAR)
 
 
 def test_seed_scenario_service_entry(a, b):

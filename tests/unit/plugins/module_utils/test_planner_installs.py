@@ -8,9 +8,7 @@ import pytest
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError
 from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan, unique_name
 
-from ...cards import card
-
-BAR = [("xyz", "bar", [("http", 8080, "HTTP"), ("grpc-api", 9090, "GRPC")])]
+from ...cards import BAR, card
 
 
 def of_kind(result, kind, role=None):
@@ -20,16 +18,6 @@ def of_kind(result, kind, role=None):
 
 def se_by_host(result):
     return dict((o["spec"]["hosts"][0], o) for o in of_kind(result, "ServiceEntry", "import"))
-
-
-@pytest.fixture
-def a():
-    return card("cluster-a", services=[("abc", "foo", [("http", 80, "HTTP")])])
-
-
-@pytest.fixture
-def b():
-    return card("cluster-b", services=BAR)
 
 
 def test_imports_get_a_stable_address_from_the_range(a, b):
