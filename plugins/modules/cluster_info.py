@@ -13,14 +13,17 @@ short_description: Gather an Istio cluster's federation facts (its "cluster card
 version_added: 0.1.0
 description:
   - Named C(meshfed.istio.cluster_facts) before 0.1.0's release; that name still works (a redirect).
-  - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh
+  - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh:
     the trust domain, the root CA certificate(s), the east-west gateway's addresses and port, and the
     Services marked public.
   - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA
     Secret C(cacerts) and any private key are never read; a root bundle that contains a private key is
     refused.
-  - API requests are constant per cluster (two ConfigMap reads, one Service read, one Service list per
-    public-service label, one Node list for NodePort gateways), whatever the number of Services.
+  - API requests are constant per cluster, whatever the number of Services - a list of the ConfigMaps and one of
+    the Deployments of O(istio_namespace) (which revision's mesh config and istiod), a read of
+    C(istio-ca-root-cert) and of the gateway Service, one Pod list (service accounts of the public Services'
+    pods, the gateway's pod labels), one Service list per public-service label, and a Node list for a NodePort
+    gateway.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -96,9 +99,10 @@ options:
     type: int
     default: 30
 notes:
-  - Service ports must be named (for example C(http), C(grpc-api)); the protocol comes from the
-    C(appProtocol) or from the name prefix (C(http), C(http2), C(grpc), C(https), C(tls), else TCP).
-    Unnamed ports and C(ExternalName) Services are skipped with a warning.
+  - A port's protocol is the one Istio derives for the Service port - its C(appProtocol), else its name prefix
+    (C(http), C(http2), C(grpc), C(grpc-web), C(https), C(tls), C(tcp), ...), else left empty so that Istio
+    sniffs it; an unnamed port is named C(port-<number>). UDP and SCTP ports and C(ExternalName) Services are skipped with
+    a warning.
 seealso:
   - module: meshfed.istio.federation
 """

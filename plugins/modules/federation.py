@@ -27,8 +27,10 @@ description:
     endpoint and pins in C(spec.metadataEndpoint) and C(spec.metadata), its verified identity and validity in
     C(status.metadataCache.public), and condition C(MetadataVerified). Metadata older than the copy the
     status holds is refused as a replay (the peer is then kept as unreachable).
-  - Only the C(caCertificates) list of the C(mesh) key of ConfigMap C(istio) is edited; other settings and
-    comments are kept as they are. Entries the collection did not add are never touched.
+  - Only the C(caCertificates) list of the C(mesh) key of ConfigMap C(istio) (C(istio-<revision>) on a revisioned
+    install) is edited; other settings and comments are kept as they are. Entries the collection did not add are
+    never touched. With O(trust_mode=values) nothing is written there: the roots come back as Helm values and an
+    IstioOperator overlay for the install pipeline.
 attributes:
   check_mode:
     support: full
