@@ -29,7 +29,7 @@ description:
     status holds is refused as a replay (the peer is then kept as unreachable).
   - Only the C(caCertificates) list of the C(mesh) key of ConfigMap C(istio) (C(istio-<revision>) on a revisioned
     install) is edited; other settings and comments are kept as they are. Entries the collection did not add are
-    never touched. With O(trust_mode=values) nothing is written there: the roots come back as Helm values and an
+    never touched. With O(trust_mode=values) nothing is written there - the roots come back as Helm values and an
     IstioOperator overlay for the install pipeline.
 attributes:
   check_mode:
