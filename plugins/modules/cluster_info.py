@@ -13,7 +13,7 @@ short_description: Gather an Istio cluster's federation facts (its "cluster card
 version_added: 0.1.0
 description:
   - Named C(meshfed.istio.cluster_facts) before 0.1.0's release; that name still works (a redirect).
-  - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh:
+  - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh -
     the trust domain, the root CA certificate(s), the east-west gateway's addresses and port, and the
     Services marked public.
   - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA
