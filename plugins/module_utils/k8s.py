@@ -4,8 +4,9 @@
 """Thin, call-counting Kubernetes REST client used by the meshfed.istio modules.
 
 The modules only talk to a handful of well-known paths, so instead of the dynamic client
-(which runs API discovery on every invocation) this wraps ``kubernetes.client.ApiClient``
-and speaks REST directly: one request per read or write, nothing hidden.
+(which runs API discovery on every invocation) this speaks REST directly: one request per read
+or write, nothing hidden. The transport is kubeconfig.ApiClient (urllib3) for the usual
+kubeconfigs, ``kubernetes.client.ApiClient`` for what only the library implements.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,12 +15,14 @@ __metaclass__ = type
 
 import json
 import os
+import ssl
 import threading
 import time
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import ApiException, kubernetes, urllib3
+from ansible_collections.meshfed.istio.plugins.module_utils import deps, kubeconfig
+from ansible_collections.meshfed.istio.plugins.module_utils.deps import urllib3
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
 
 FIELD_MANAGER = "meshfed.istio"
@@ -52,20 +55,38 @@ AUTH_ARG_SPEC = dict(
 # Options Configuration takes as they are (option -> attribute).
 _TLS_OPTIONS = (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"),
                 ("username", "username"), ("password", "password"), ("proxy", "proxy"), ("no_proxy", "no_proxy"))
+# Options only the kubernetes library implements: with any of them set, it makes the connection.
+_LIBRARY_OPTIONS = ("username", "password", "proxy", "no_proxy", "proxy_headers")
 
 
 def connect(params, cluster, pool_size=1):
     """Return a :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``.
 
-    ``pool_size``: connections kept open to the API server (the most requests in flight at once)."""
-    configuration = kubernetes.client.Configuration()
-    configuration.connection_pool_maxsize = max(pool_size, configuration.connection_pool_maxsize or 1)
-    host, kubeconfig = params.get("host"), params.get("kubeconfig")
+    REST over urllib3 (kubeconfig.py) for the usual kubeconfigs and options; the ``kubernetes``
+    library, imported only then, for what that does not implement (exec or auth-provider plugins,
+    basic auth, proxies). ``pool_size``: connections kept open (the most requests in flight)."""
+    host, source = params.get("host"), params.get("kubeconfig")
     with_cluster = dict(cluster=cluster, field="kubeconfig")
-    if kubeconfig or not host:
-        _load_kubeconfig(kubeconfig or _default_kubeconfig(), params.get("context"), configuration, with_cluster)
-    if host:
-        configuration.host = host
+    configuration = loaded = None
+    if source or not host:
+        loaded = _read_kubeconfig(source or _default_kubeconfig(), params.get("context"), with_cluster)
+        configuration = _light(loaded, params, with_cluster)
+    elif not any(params.get(option) for option in _LIBRARY_OPTIONS):
+        configuration = kubeconfig.Configuration()
+    library = configuration is None
+    if library:
+        configuration = _library_configuration(loaded, params.get("context"), with_cluster)
+    configuration.connection_pool_maxsize = max(pool_size, configuration.connection_pool_maxsize or 1)
+    _apply_options(configuration, params)
+    return Client(_api_client(configuration, library, with_cluster), cluster,
+                  timeout=params.get("request_timeout") or 30,
+                  impersonate=(params.get("impersonate_user"), params.get("impersonate_groups") or []))
+
+
+def _apply_options(configuration, params):
+    """Module options over the kubeconfig's settings."""
+    if params.get("host"):
+        configuration.host = params["host"]
     if params.get("api_key"):
         # kubernetes < 35 reads the token under "authorization", >= 35 under "BearerToken"
         token = "Bearer %s" % params["api_key"]
@@ -80,8 +101,28 @@ def connect(params, cluster, pool_size=1):
         configuration.verify_ssl = False
     # urllib3 retries on connection errors; one retry keeps an unreachable cluster fast to report.
     configuration.retries = 1
-    return Client(kubernetes.client.ApiClient(configuration), cluster, timeout=params.get("request_timeout") or 30,
-                  impersonate=(params.get("impersonate_user"), params.get("impersonate_groups") or []))
+
+
+def _light(loaded, params, with_cluster):
+    """The kubeconfig's settings read without the library, or None when the library is needed."""
+    if any(params.get(option) for option in _LIBRARY_OPTIONS):
+        return None
+    what, config, _loader = loaded
+    try:
+        return kubeconfig.load(config, params.get("context"))
+    except Exception as exc:
+        raise K8sError("kubeconfig %s context %s is unusable: %s (field: kubeconfig)"
+                       % (what, params.get("context") or "(current)", _first_line(exc)), **with_cluster)
+
+
+def _api_client(configuration, library, with_cluster):
+    if library:
+        return _kubernetes(with_cluster).client.ApiClient(configuration)
+    try:
+        return kubeconfig.ApiClient(configuration)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise K8sError("the TLS settings for %s are unusable: %s (fields: ca_cert, client_cert, client_key or the "
+                       "kubeconfig)" % (configuration.host, _first_line(exc)), **with_cluster)
 
 
 def _default_kubeconfig():
@@ -90,19 +131,36 @@ def _default_kubeconfig():
     return os.pathsep.join(paths) if paths else os.path.expanduser("~/.kube/config")
 
 
-def _load_kubeconfig(source, context, configuration, with_cluster):
-    """Load a kubeconfig given as a dict, a path, or several paths joined like KUBECONFIG."""
+def _read_kubeconfig(source, context, with_cluster):
+    """(what, merged kubeconfig, library loader arguments) of a kubeconfig given as a dict, a path, or
+    several paths joined like KUBECONFIG; checks that ``context`` is in it."""
     if isinstance(source, dict):
         what, loader = "(kubeconfig given as a dict)", dict(config_dict=source)
-        contexts = source.get("contexts") or []
     else:
         what, loader = _kubeconfig_files(str(source), with_cluster)
-        contexts = _read_contexts(what, loader, with_cluster)
-    names = sorted(c.get("name") for c in contexts if isinstance(c, dict) and c.get("name"))
+    try:
+        if "config_dict" in loader:
+            config = kubeconfig.merge({"clusters": [], "users": [], "contexts": []}, source, os.getcwd())
+        else:
+            config = kubeconfig.read(what.split(os.pathsep))
+    except Exception as exc:  # yaml errors and malformed sections alike
+        raise K8sError("kubeconfig %s cannot be read: %s (field: kubeconfig)" % (what, _first_line(exc)),
+                       **with_cluster)
+    names = kubeconfig.context_names(config)
     if context and context not in names:
         raise K8sError("context %r is not in kubeconfig %s (field: context; it has: %s)"
                        % (context, what, ", ".join(names) or "none"), cluster=with_cluster["cluster"],
                        field="context")
+    return what, config, loader
+
+
+def _library_configuration(loaded, context, with_cluster):
+    """A kubernetes.client.Configuration, loaded by the library from the kubeconfig (if any)."""
+    kubernetes = _kubernetes(with_cluster)
+    configuration = kubernetes.client.Configuration()
+    if loaded is None:
+        return configuration
+    what, _config, loader = loaded
     try:
         if "config_dict" in loader:
             kubernetes.config.load_kube_config_from_dict(context=context, client_configuration=configuration,
@@ -113,6 +171,15 @@ def _load_kubeconfig(source, context, configuration, with_cluster):
     except Exception as exc:
         raise K8sError("kubeconfig %s context %s is unusable: %s (field: kubeconfig)"
                        % (what, context or "(current)", _first_line(exc)), **with_cluster)
+    return configuration
+
+
+def _kubernetes(with_cluster):
+    try:
+        return deps.kubernetes_library()
+    except ImportError:
+        raise K8sError("this connection (exec or auth-provider kubeconfig, basic auth or proxy options) needs the "
+                       "kubernetes Python library: %s" % missing_required_lib("kubernetes"), **with_cluster)
 
 
 def _kubeconfig_files(source, with_cluster):
@@ -123,15 +190,6 @@ def _kubeconfig_files(source, with_cluster):
                        **with_cluster)
     existing = os.pathsep.join(p for p in paths if p not in missing)
     return existing, dict(config_file=existing)
-
-
-def _read_contexts(what, loader, with_cluster):
-    try:
-        contexts, _active = kubernetes.config.list_kube_config_contexts(**loader)
-    except Exception as exc:  # the library raises ConfigException and yaml errors alike
-        raise K8sError("kubeconfig %s cannot be read: %s (field: kubeconfig)" % (what, _first_line(exc)),
-                       **with_cluster)
-    return contexts or []
 
 
 def _first_line(exc):
@@ -187,7 +245,7 @@ class Client(object):
             body = json.dumps(body)  # JSON is YAML; sent as is
         try:
             return self._send(method, path, list((query or {}).items()), headers, body)
-        except ApiException as exc:
+        except deps.api_exceptions() as exc:  # the kubernetes library's client only
             if not exc.status:  # raised by the client for TLS failures
                 raise self._unreachable(exc)
             return exc.status, exc.reason, exc.body, getattr(exc, "headers", None)

@@ -245,3 +245,76 @@ def test_every_option_has_its_k8s_auth_environment_fallback(monkeypatch, env, va
     option = {"K8S_AUTH_VERIFY_SSL": "validate_certs", "K8S_AUTH_SSL_CA_CERT": "ca_cert",
               "K8S_AUTH_CERT_FILE": "client_cert", "K8S_AUTH_IMPERSONATE_GROUPS": "impersonate_groups"}[env]
     assert params[option] == expected
+
+
+# -- issue 12: REST over urllib3 without importing kubernetes, the library only when needed ------------
+def test_usual_kubeconfigs_connect_without_the_kubernetes_library(tmp_path):
+    """A fresh interpreter: connecting with a token kubeconfig must not import the kubernetes package."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = ("import sys; from ansible_collections.meshfed.istio.plugins.module_utils import k8s; "
+            "c = k8s.connect({'kubeconfig': %r, 'context': 'b'}, 'cluster-a'); "
+            "print(type(c.api_client).__module__, 'kubernetes' in sys.modules)" % kubeconfig(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    assert out == ["ansible_collections.meshfed.istio.plugins.module_utils.kubeconfig", "False"]
+
+
+def test_light_client_sends_token_query_and_json_body(tmp_path):
+    c = k8s.connect({"kubeconfig": kubeconfig(tmp_path)}, "cluster-a")
+    sent = []
+
+    class Pool:
+        def request(self, method, url, body=None, headers=None, timeout=None):
+            sent.append((method, url, body, headers, timeout))
+            return SimpleNamespace(status=200, reason="OK", headers={}, data=b'{"kind": "X"}')
+    c.api_client.pool = Pool()
+    assert c.merge_patch("/apis/x", {"a": 1}, dry_run=True) == {"kind": "X"}
+    method, url, body, headers, timeout = sent[0]
+    assert (method, url) == ("PATCH", SERVER + "/apis/x?fieldManager=meshfed.istio&dryRun=All")
+    assert json.loads(body) == {"a": 1} and headers["Content-Type"] == "application/merge-patch+json"
+    assert headers["authorization"] == "Bearer t0ken" and timeout.read_timeout == 30
+
+
+def test_tls_is_verified_by_default_and_files_replace_kubeconfig_data(tmp_path):
+    import ssl
+    path = tmp_path / "kc"
+    doc = kubeconfig_doc("x", SERVER)
+    doc["clusters"][0]["cluster"]["certificate-authority-data"] = "bm90IGEgY2VydA=="  # "not a cert"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(K8sError) as err:  # the kubeconfig's CA is read, and unusable: said, no secret
+        k8s.connect({"kubeconfig": str(path)}, "cluster-x")
+    assert str(err.value).startswith("cluster-x: the TLS settings for %s are unusable" % SERVER)
+    assert "t0ken" not in str(err.value)
+    c = k8s.connect({"kubeconfig": str(path), "validate_certs": False}, "cluster-x")
+    assert c.api_client.pool.connection_pool_kw["cert_reqs"] == "CERT_NONE"
+    doc["clusters"][0]["cluster"].pop("certificate-authority-data")
+    path.write_text(json.dumps(doc))
+    c = k8s.connect({"kubeconfig": str(path)}, "cluster-x")
+    kw = c.api_client.pool.connection_pool_kw
+    assert kw["cert_reqs"] == "CERT_REQUIRED" and kw["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+    assert kw["ssl_context"].check_hostname is True
+
+
+@pytest.mark.parametrize("user, params", [
+    ({"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "true"}}, {}),
+    ({"token": "t"}, {"username": "u", "password": "p"}),
+    ({"token": "t"}, {"proxy": "http://127.0.0.1:3128"}),
+])
+def test_what_the_light_path_does_not_implement_goes_to_the_library(tmp_path, user, params):
+    doc = kubeconfig_doc("x", SERVER)
+    doc["users"][0]["user"] = user
+    c = k8s.connect(dict(params, kubeconfig=doc), "cluster-x")
+    assert type(c.api_client).__module__.startswith("kubernetes.")
+    assert c.server == SERVER
+
+
+def test_token_file_and_relative_paths_resolve_against_the_kubeconfig(tmp_path):
+    (tmp_path / "tok").write_text("from-file\n")
+    doc = kubeconfig_doc("x", SERVER)
+    doc["users"][0]["user"] = {"tokenFile": "tok"}
+    (tmp_path / "kc").write_text(json.dumps(doc))
+    c = k8s.connect({"kubeconfig": str(tmp_path / "kc")}, "cluster-x")
+    assert c.api_client.configuration.auth_settings()["BearerToken"]["value"] == "Bearer from-file"
