@@ -82,35 +82,79 @@ def _refusal(hvars, fetch_var):
     return None
 
 
-def federation_peers(hostvars, members, current, card_var="meshfed_card", in_run=None,
-                     fetch_var="meshfed_peer_metadata"):
+def _check_members(members, name):
     if not isinstance(members, (list, tuple)):
-        raise AnsibleFilterError("federation_peers: members must be a list of inventory names")
+        raise AnsibleFilterError("%s: members must be a list of inventory names" % name)
+
+
+def federation_cards(hostvars, members, card_var="meshfed_card", in_run=None, fetch_var="meshfed_peer_metadata"):
+    """What the apply phase needs of each member (and of each host in the run), read from ``hostvars``
+    once: ``{host: {cluster, card or None, leaving, in_run, refused}}``.
+
+    Reading a host's variables from ``hostvars`` templates them; doing it once per play (run_once)
+    instead of once per member on every host keeps the apply phase linear in the number of clusters.
+    Feed the result to ``federation_split`` on each host."""
+    _check_members(members, "federation_cards")
     in_run = set(members if in_run is None else in_run)
+    out = {}
+    for host in sorted(set(members) | in_run):
+        if host not in hostvars:
+            raise AnsibleFilterError("federation_cards: %s is not an inventory host" % host)
+        hvars = hostvars[host]
+        card = hvars.get(card_var)
+        out[host] = {"cluster": _cluster_name(hvars, host, card_var),
+                     "card": card if isinstance(card, dict) and card.get("name") else None,
+                     "leaving": hvars.get("meshfed_state") == "absent", "in_run": host in in_run,
+                     "refused": _refusal(hvars, fetch_var)}
+    return out
+
+
+def federation_split(cards, members, current):
+    """From ``federation_cards``: this host's card (``local``), the other members' cards (``peers``),
+    the members in this run without one (``unreachable``, with ``refused`` reasons), those leaving
+    (``leaving``) and every member's cluster name (``members``). Fails, naming the cluster, when this
+    host is in the cards without a card (its gather phase did not run)."""
+    _check_members(members, "federation_split")
+    entry = cards.get(current) or {}
+    if entry and not entry.get("card"):
+        raise AnsibleFilterError("%s: no card gathered for this cluster in this run; run the gather phase "
+                                 "(meshfed_phase=gather) on every member before the apply phase." % entry["cluster"])
+    return dict(_split(cards, members, current), local=entry.get("card"))
+
+
+def _split(cards, members, current):
     out = {"peers": [], "unreachable": [], "leaving": [], "members": [], "refused": {}}
     for host in sorted(set(members)):
-        if host not in hostvars:
-            raise AnsibleFilterError("federation_peers: %s is not an inventory host" % host)
-        hvars = hostvars[host]
-        name = _cluster_name(hvars, host, card_var)
-        out["members"].append(name)
+        if host not in cards:
+            raise AnsibleFilterError("federation_split: %s is not in the cards (federation_cards over the same members)"
+                                     % host)
+        entry = cards[host]
+        out["members"].append(entry["cluster"])
         if host == current:
             continue
-        card = hvars.get(card_var)
-        if hvars.get("meshfed_state") == "absent":
-            out["leaving"].append(name)
-        elif isinstance(card, dict) and card.get("name"):
-            out["peers"].append(card)
-        elif host in in_run:
-            out["unreachable"].append(name)
-            if _refusal(hvars, fetch_var):
-                out["refused"][name] = _refusal(hvars, fetch_var)
+        if entry["leaving"]:
+            out["leaving"].append(entry["cluster"])
+        elif entry["card"]:
+            out["peers"].append(entry["card"])
+        elif entry["in_run"]:
+            out["unreachable"].append(entry["cluster"])
+            if entry["refused"]:
+                out["refused"][entry["cluster"]] = entry["refused"]
     out["peers"].sort(key=lambda c: c["name"])
     for key in ("unreachable", "leaving", "members"):
         out[key].sort()
     return out
 
 
+def federation_peers(hostvars, members, current, card_var="meshfed_card", in_run=None,
+                     fetch_var="meshfed_peer_metadata"):
+    """``federation_split`` of ``current`` straight from ``hostvars`` (without ``local``): reads every
+    member's variables, so per host it costs what ``federation_cards`` costs once."""
+    _check_members(members, "federation_peers")
+    return _split(federation_cards(hostvars, members, card_var, in_run, fetch_var), members, current)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"federation_peers": federation_peers}
+        return {"federation_peers": federation_peers, "federation_cards": federation_cards,
+                "federation_split": federation_split}
