@@ -41,6 +41,8 @@ CONTROLLER_FUNCS = [
     (("_engine.py", "template"), "worker: templating (TemplateEngine.template)"),
     (("task_executor.py", "_get_loop_items"), "worker: loop items"),
     (("federation_peers.py", "federation_peers"), "worker: federation_peers filter"),
+    (("federation_peers.py", "federation_cards"), "worker: federation_cards filter (run_once)"),
+    (("federation_peers.py", "federation_split"), "worker: federation_split filter"),
     (("__init__.py", "_configure_module"), "worker: build module payload (AnsiballZ)"),
     (("__init__.py", "_low_level_execute_command"), "worker: run the module process (wait)"),
     (("__init__.py", "_transfer_data"), "worker: write the module file"),

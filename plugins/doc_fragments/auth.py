@@ -103,7 +103,8 @@ options:
     type: int
     default: 30
 requirements:
-  - kubernetes >= 30.1.0
+  - urllib3 (the modules speak REST over it for the usual kubeconfigs, without importing kubernetes)
+  - kubernetes >= 30.1.0 (imported only for exec or auth-provider kubeconfigs, basic auth and the proxy options)
   - PyYAML >= 6.0
   - cryptography >= 42.0
 """
