@@ -50,6 +50,19 @@ def gateway_servers(cluster):
             for gw in kube.gateways(cluster, ns).values() for s in gw["spec"]["servers"]]
 
 
+# Why: names don't resolve -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def no_autoallocation(lab_clusters, tmp_path_factory):
+    """cluster-a's istiod does not auto-allocate ServiceEntry addresses (PILOT_ENABLE_IP_AUTOALLOCATE=false:
+    Istio's default before 1.25, or switched off); its sidecars capture DNS (the lab's mesh config)."""
+    specs = {"cluster-a": shape("cluster-a", istiod_env={"PILOT_ENABLE_IP_AUTOALLOCATE": "false"})}
+    return federate(lab_clusters, tmp_path_factory, "shape-dns", specs)
+
+
+def test_dns_imported_name_resolves_without_auto_allocation(no_autoallocation):
+    assert_hop_ok(no_autoallocation, "dns", BAR)
+
+
 # Why: the cluster domain is guessed -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_domain(lab_clusters, tmp_path_factory):
@@ -100,8 +113,6 @@ def test_eastwest_listener_is_not_broken_by_a_duplicate_server(eastwest):
 # The smaller ones --------------------------------------------------------------------------------------
 SMALL_B_SERVICES = [
     {"namespace": "xyz", "name": "bar", "ports": [{"name": "http", "port": 8080}]},
-    {"namespace": "foo-bar", "name": "baz", "ports": [{"name": "http", "port": 80}]},
-    {"namespace": "foo", "name": "bar-baz", "ports": [{"name": "http", "port": 80}]},
     {"namespace": "xyz", "name": "raw", "ports": [{"port": 7000}]},
     {"namespace": "xyz", "name": "h2", "ports": [
         {"name": "web", "port": 8081, "appProtocol": "kubernetes.io/h2c"},
@@ -115,7 +126,7 @@ TLS_TO_8443 = [{"name": "status-port", "port": 15021, "targetPort": 15021, "prot
 @pytest.fixture(scope="module")
 def small(lab_clusters, tmp_path_factory):
     """cluster-b's gateway Service maps port 15443 to targetPort 8443 (as Istio's gateway chart can), and
-    it exports unnamed / appProtocol / grpc-web ports, a headless Service and two names that join alike."""
+    it exports an unnamed port, appProtocol kubernetes.io/h2c, a grpc-web port and a headless Service."""
     gw = {"ip": lab_seed.gateway_ip_for("cluster-b"), "ports": TLS_TO_8443}
     specs = {"cluster-b": shape("cluster-b", public_services=SMALL_B_SERVICES, gateway=gw)}
     return federate(lab_clusters, tmp_path_factory, "shape-small", specs)
@@ -129,25 +140,37 @@ def test_gateway_server_is_on_the_service_port(small):
 
 def test_protocols_are_derived_as_istio_does(small):
     hosts = kube.se_by_host(small["a"])
-    raw = [p for p in hosts["raw.xyz.svc.cluster-b.local"]["spec"]["ports"] if p["number"] == 7000]
-    assert raw and not raw[0].get("protocol"), raw  # unnamed: Istio sniffs, the collection must not pin TCP
+    raw = hosts.get("raw.xyz.svc.cluster-b.local")
+    assert raw, "the Service with an unnamed port is not imported: %s" % sorted(hosts)
+    (port,) = raw["spec"]["ports"]
+    assert port["number"] == 7000 and not port.get("protocol"), port  # unnamed: Istio sniffs
     h2 = {p["number"]: p.get("protocol") for p in hosts["h2.xyz.svc.cluster-b.local"]["spec"]["ports"]}
     assert (h2.get(8081), (h2.get(8082) or "").lower()) == ("HTTP2", "grpc-web"), h2
 
 
-def test_names_that_join_alike_are_both_imported(small):
-    hosts = kube.se_by_host(small["a"])
-    one, two = hosts.get("baz.foo-bar.svc.cluster-b.local"), hosts.get("bar-baz.foo.svc.cluster-b.local")
-    assert one and two and one["metadata"]["name"] != two["metadata"]["name"], sorted(hosts)
-    assert BAR in hosts  # the clash blocks nothing else of the peer
-    assert small["run"].failed("cluster-a") == 0, small["run"]
-
-
 def test_headless_service_is_exported_and_reached(small):
+    assert_hop_ok(small, "gateway", "db.xyz.svc.cluster-b.local", 5432)
     (db,) = [s for s in small["run"].results("cluster_info", "cluster-b")[0]["card"]["public_services"]
              if s["name"] == "db"]
     assert db["headless"] is True, db
-    assert_hop_ok(small, "gateway", "db.xyz.svc.cluster-b.local", 5432)
+
+
+@pytest.fixture(scope="module")
+def joined_names(lab_clusters, tmp_path_factory):
+    """cluster-b exports foo-bar/baz and foo/bar-baz (names that join alike with '-') beside xyz/bar."""
+    services = [dict(lab_seed.default_spec("cluster-b")["public_services"][0]),
+                {"namespace": "foo-bar", "name": "baz", "ports": [{"name": "http", "port": 80}]},
+                {"namespace": "foo", "name": "bar-baz", "ports": [{"name": "http", "port": 80}]}]
+    return federate(lab_clusters, tmp_path_factory, "shape-names", {"cluster-b": shape("cluster-b", public_services=services)})
+
+
+def test_names_that_join_alike_are_both_imported(joined_names):
+    hosts = kube.se_by_host(joined_names["a"])
+    assert BAR in hosts, sorted(hosts)  # the clash blocks nothing else of the peer
+    one, two = hosts.get("baz.foo-bar.svc.cluster-b.local"), hosts.get("bar-baz.foo.svc.cluster-b.local")
+    assert one and two and one["metadata"]["name"] != two["metadata"]["name"], sorted(hosts)
+    assert joined_names["run"].failed("cluster-a") == 0, joined_names["run"]
+    assert_traffic(joined_names["clusters"], "cluster-a", "cluster-b", "baz.foo-bar.svc.cluster-b.local", 80)
 
 
 @pytest.fixture(scope="module")
