@@ -40,7 +40,7 @@ def shape(name, **overrides):
 def assert_hop_ok(pair, hop, host, port=8080):
     """The bullet's hop first (its failure is the harm), then the whole path."""
     report = check_traffic(pair["clusters"], "cluster-a", "cluster-b", host, port)
-    assert hop not in report.failed, report
+    assert hop not in report.failed, str(report)
     assert_traffic(pair["clusters"], "cluster-a", "cluster-b", host, port)
 
 
@@ -120,13 +120,15 @@ SMALL_B_SERVICES = [
     {"namespace": "xyz", "name": "db", "cluster_ip": "None", "ports": [{"name": "tcp-db", "port": 5432}]},
 ]
 TLS_TO_8443 = [{"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
-               {"name": "tls", "port": 15443, "targetPort": 8443, "protocol": "TCP"}]
+               {"name": "tls", "port": 15443, "targetPort": 8443, "protocol": "TCP"},
+               {"name": "https", "port": 8443, "targetPort": 9443, "protocol": "TCP"}]
 
 
 @pytest.fixture(scope="module")
 def small(lab_clusters, tmp_path_factory):
-    """cluster-b's gateway Service maps port 15443 to targetPort 8443 (as Istio's gateway chart can), and
-    it exports an unnamed port, appProtocol kubernetes.io/h2c, a grpc-web port and a headless Service."""
+    """cluster-b's gateway Service maps port 15443 to targetPort 8443 and also serves port 8443 (-> 9443):
+    a Gateway server on 8443 is istiod's Service port 8443, so it listens on 9443, not where 15443 lands.
+    cluster-b also exports an unnamed port, appProtocol kubernetes.io/h2c, grpc-web and a headless Service."""
     gw = {"ip": lab_seed.gateway_ip_for("cluster-b"), "ports": TLS_TO_8443}
     specs = {"cluster-b": shape("cluster-b", public_services=SMALL_B_SERVICES, gateway=gw)}
     return federate(lab_clusters, tmp_path_factory, "shape-small", specs)
@@ -140,12 +142,11 @@ def test_gateway_server_is_on_the_service_port(small):
 
 def test_protocols_are_derived_as_istio_does(small):
     hosts = kube.se_by_host(small["a"])
-    raw = hosts.get("raw.xyz.svc.cluster-b.local")
-    assert raw, "the Service with an unnamed port is not imported: %s" % sorted(hosts)
-    (port,) = raw["spec"]["ports"]
-    assert port["number"] == 7000 and not port.get("protocol"), port  # unnamed: Istio sniffs
-    h2 = {p["number"]: p.get("protocol") for p in hosts["h2.xyz.svc.cluster-b.local"]["spec"]["ports"]}
-    assert (h2.get(8081), (h2.get(8082) or "").lower()) == ("HTTP2", "grpc-web"), h2
+    got = {(svc, p["number"]): p.get("protocol") or "(sniffed)" for svc in ("raw", "h2")
+           for p in hosts.get("%s.xyz.svc.cluster-b.local" % svc, {"spec": {"ports": []}})["spec"]["ports"]}
+    # unnamed port: no protocol, Istio sniffs; appProtocol kubernetes.io/h2c: HTTP2; name grpc-web: gRPC-Web
+    want = {("raw", 7000): "(sniffed)", ("h2", 8081): "HTTP2", ("h2", 8082): "grpc-web"}
+    assert {k: v.lower() for k, v in got.items()} == {k: v.lower() for k, v in want.items()}, got
 
 
 def test_headless_service_is_exported_and_reached(small):
@@ -166,7 +167,8 @@ def joined_names(lab_clusters, tmp_path_factory):
 
 def test_names_that_join_alike_are_both_imported(joined_names):
     hosts = kube.se_by_host(joined_names["a"])
-    assert BAR in hosts, sorted(hosts)  # the clash blocks nothing else of the peer
+    assert BAR in hosts, "nothing of cluster-b imported on cluster-a: %s\n%s" % (  # a clash blocks nothing else
+        sorted(hosts), "\n".join(r["msg"] for r in joined_names["run"].records if r["msg"]))
     one, two = hosts.get("baz.foo-bar.svc.cluster-b.local"), hosts.get("bar-baz.foo.svc.cluster-b.local")
     assert one and two and one["metadata"]["name"] != two["metadata"]["name"], sorted(hosts)
     assert joined_names["run"].failed("cluster-a") == 0, joined_names["run"]
