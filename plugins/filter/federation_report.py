@@ -58,6 +58,7 @@ IN_RUN = "in this run"
 UNREACHABLE = "unreachable"
 NOT_IN_RUN = "not in this run"
 LEFT = "leaving"
+GONE = (LEFT, "removed")
 
 
 def _parse_ts(text):
@@ -95,10 +96,9 @@ class _Federation(object):
         for host in sorted(hosts):
             self._read_host(host, hostvars[host])
         self.peer_only = {}
-        for name, view in sorted(self.views.items()):
-            for peer in view.get("peers") or []:
-                if peer["name"] not in self.clusters:
-                    self.peer_only.setdefault(peer["name"], peer)
+        for _name, peer in self.peers():
+            if peer["name"] not in self.clusters:
+                self.peer_only.setdefault(peer["name"], peer)
 
     def _read_host(self, host, hv):
         card = hv.get("meshfed_card")
@@ -114,6 +114,10 @@ class _Federation(object):
         if isinstance(result.get("federation"), dict):
             self.views[name] = result["federation"]
 
+    def peers(self):
+        """(cluster, peer entry) for every peer in each cluster's view, by cluster."""
+        return [(name, peer) for name, view in sorted(self.views.items()) for peer in view.get("peers") or []]
+
     def names(self):
         return sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
 
@@ -126,23 +130,14 @@ class _Federation(object):
 
     def imports(self):
         """(importer, hostname, exporter, peer state) for every import each cluster holds."""
-        rows = []
-        for name, view in sorted(self.views.items()):
-            for peer in view.get("peers") or []:
-                if peer["state"] in (LEFT, "removed"):
-                    continue
-                rows.extend((name, host, peer["name"], peer["state"]) for host in peer.get("services") or [])
-        return sorted(rows)
+        return sorted((name, host, peer["name"], peer["state"]) for name, peer in self.peers()
+                      if peer["state"] not in GONE for host in peer.get("services") or [])
 
     def stale(self):
         """(seen from, peer, state, cached at, age) for every kept peer that was not gathered."""
-        rows = []
-        for name, view in sorted(self.views.items()):
-            for peer in view.get("peers") or []:
-                if peer["state"] in (UNREACHABLE, NOT_IN_RUN):
-                    at = peer.get("cached_at") or ""
-                    rows.append((name, peer["name"], peer["state"], at or "never", _age(_parse_ts(at), self.now)))
-        return rows
+        return [(name, peer["name"], peer["state"], peer.get("cached_at") or "never",
+                 _age(_parse_ts(peer.get("cached_at")), self.now))
+                for name, peer in self.peers() if peer["state"] in (UNREACHABLE, NOT_IN_RUN)]
 
     def expiry_warnings(self):
         out = []
@@ -163,10 +158,11 @@ class _Federation(object):
         return out + [w for w in self.warnings if w not in out]
 
 
-def _table(header, rows):
-    lines = ["| %s |" % " | ".join(header), "|%s" % ("---|" * len(header))]
-    lines += ["| %s |" % " | ".join(str(c) for c in row) for row in rows]
-    return lines or ["(none)"]
+def _section(title, header, rows, intro=None):
+    """A Markdown section: its title, the intro paragraph if any, and a table."""
+    lines = ["## " + title, ""] + ([intro, ""] if intro else [])
+    lines += ["| %s |" % " | ".join(header), "|%s" % ("---|" * len(header))]
+    return lines + ["| %s |" % " | ".join(str(c) for c in row) for row in rows]
 
 
 def _clusters_section(fed):
@@ -183,7 +179,7 @@ def _clusters_section(fed):
             state = "failed: %s" % fed.failed[name] if name in fed.failed else peer.get("state", NOT_IN_RUN)
             rows.append((name, peer.get("trust_domain", "?"), "(cached)", ", ".join(peer.get("services") or []) or "—",
                          state))
-    return ["## Clusters", ""] + _table(("cluster", "trust domain", "gateway", "exports", "state"), rows)
+    return _section("Clusters", ("cluster", "trust domain", "gateway", "exports", "state"), rows)
 
 
 def _graph_section(fed):
@@ -198,11 +194,6 @@ def _graph_section(fed):
     return lines + ["```"]
 
 
-def _imports_section(fed):
-    rows = list(fed.imports())
-    return ["## Imports", ""] + _table(("importer", "service", "from", "peer state"), rows)
-
-
 def _roots_section(fed):
     rows = []
     for name in fed.names():
@@ -210,39 +201,30 @@ def _roots_section(fed):
             not_after = _parse_ts(root.get("not_after"))
             days = (not_after - fed.now).days if not_after else "?"
             rows.append((name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"), days))
-    return ["## Roots", ""] + _table(("cluster", "root SHA-256", "subject", "expires", "days left"), rows)
+    return _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"), rows)
 
 
 def _matrix_section(fed):
     names = fed.names()
     rows = []
     for name in sorted(fed.views):
-        trusted = dict((p["name"], p) for p in fed.views[name].get("peers") or [] if p["state"] not in (LEFT, "removed"))
-        cells = []
-        for peer in names:
-            if peer == name:
-                cells.append("—")
-            elif peer in trusted:
-                cells.append(" ".join(_short(r["sha256"]) for r in trusted[peer].get("roots") or []) or "(none)")
-            else:
-                cells.append("not trusted")
-        rows.append([name] + cells)
-    return (["## Trust matrix", "", "Row: the cluster; column: the peer whose root(s) it trusts (scoped to the "
-             "peer's trust domain)."] + [""] + _table(["cluster"] + names, rows))
-
-
-def _stale_section(fed):
-    return ["## Unreachable and stale peers", "",
-            "Peers kept from the metadata cached in the IstioFederation object (last written at, age)."
-            ] + [""] + _table(("seen from", "peer", "state", "cached metadata from", "age"), fed.stale())
+        trusted = dict((p["name"], " ".join(_short(r["sha256"]) for r in p.get("roots") or []) or "(none)")
+                       for p in fed.views[name].get("peers") or [] if p["state"] not in GONE)
+        rows.append([name] + ["—" if peer == name else trusted.get(peer, "not trusted") for peer in names])
+    return _section("Trust matrix", ["cluster"] + names, rows, "Row: the cluster; column: the peer whose root(s) it "
+                    "trusts (scoped to the peer's trust domain).")
 
 
 def federation_report(hostvars, hosts, warning_days=30, now=None):
     now = _parse_ts(now) if now else datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     fed = _Federation(hostvars, hosts, int(warning_days), now)
     warnings = fed.all_warnings()
-    sections = [_clusters_section(fed), _graph_section(fed), _imports_section(fed), _roots_section(fed),
-                _matrix_section(fed), _stale_section(fed),
+    sections = [_clusters_section(fed), _graph_section(fed),
+                _section("Imports", ("importer", "service", "from", "peer state"), fed.imports()),
+                _roots_section(fed), _matrix_section(fed),
+                _section("Unreachable and stale peers", ("seen from", "peer", "state", "cached metadata from", "age"),
+                         fed.stale(), "Peers kept from the metadata cached in the IstioFederation object "
+                         "(last written at, age)."),
                 ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
     head = ["# Istio federation report", "", "Generated %s by meshfed.istio; %d clusters in this run." % (
         now.strftime(TS_FORMAT), len(fed.clusters))]
@@ -251,14 +233,12 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
 
 
 def _summary(fed, warnings):
-    imports = fed.imports()
-    stale = fed.stale()
     lines = ["Federation: %d clusters in this run (%s), %d imports, %d warnings" % (
-        len(fed.clusters), ", ".join(sorted(fed.clusters)) or "none", len(imports), len(warnings))]
+        len(fed.clusters), ", ".join(sorted(fed.clusters)) or "none", len(fed.imports()), len(warnings))]
     for name, view in sorted(fed.views.items()):
         peers = view.get("peers") or []
         lines.append("  %s: %s" % (name, ", ".join("%s (%s)" % (p["name"], p["state"]) for p in peers) or "no peers"))
-    not_in_run = sorted(set(p for _f, p, s, _a, _g in stale if s == NOT_IN_RUN))
+    not_in_run = sorted(set(peer["name"] for _name, peer in fed.peers() if peer["state"] == NOT_IN_RUN))
     if not_in_run:
         lines.append("Not in this run (kept, not removed): %s" % ", ".join(not_in_run))
     lines += ["Warning: %s" % w for w in warnings[:8]]
