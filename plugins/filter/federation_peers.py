@@ -68,13 +68,6 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 
-def _cluster_name(hvars, host, card_var):
-    card = hvars.get(card_var)
-    if isinstance(card, dict) and card.get("name"):
-        return card["name"]
-    return hvars.get("meshfed_cluster_name") or host
-
-
 def _refusal(hvars, fetch_var):
     fetched = hvars.get(fetch_var)
     if isinstance(fetched, dict) and fetched.get("failed"):
@@ -102,8 +95,8 @@ def federation_cards(hostvars, members, card_var="meshfed_card", in_run=None, fe
             raise AnsibleFilterError("federation_cards: %s is not an inventory host" % host)
         hvars = hostvars[host]
         card = hvars.get(card_var)
-        out[host] = {"cluster": _cluster_name(hvars, host, card_var),
-                     "card": card if isinstance(card, dict) and card.get("name") else None,
+        card = card if isinstance(card, dict) and card.get("name") else None
+        out[host] = {"cluster": card["name"] if card else hvars.get("meshfed_cluster_name") or host, "card": card,
                      "leaving": hvars.get("meshfed_state") == "absent", "in_run": host in in_run,
                      "refused": _refusal(hvars, fetch_var)}
     return out
