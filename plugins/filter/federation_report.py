@@ -128,6 +128,15 @@ class _Federation(object):
                     for r in self.clusters[name].get("root_cas") or []]
         return (self.peer_only.get(name) or {}).get("roots") or []
 
+    def roots(self):
+        """(cluster, root CA, days left or None when its expiry is unknown) for every cluster."""
+        out = []
+        for name in self.names():
+            for root in self.roots_of(name):
+                not_after = _parse_ts(root.get("not_after"))
+                out.append((name, root, (not_after - self.now).days if not_after else None))
+        return out
+
     def imports(self):
         """(importer, hostname, exporter, peer state) for every import each cluster holds."""
         return sorted((name, host, peer["name"], peer["state"]) for name, peer in self.peers()
@@ -140,15 +149,9 @@ class _Federation(object):
                 for name, peer in self.peers() if peer["state"] in (UNREACHABLE, NOT_IN_RUN)]
 
     def expiry_warnings(self):
-        out = []
-        for name in self.names():
-            for root in self.roots_of(name):
-                not_after = _parse_ts(root.get("not_after"))
-                if not_after is not None and (not_after - self.now).days < self.warning_days:
-                    out.append("%s: root CA %s (%s) expires on %s, within %d days" % (
-                        name, root["sha256"][:16], root.get("subject") or "?", root["not_after"][:10],
-                        self.warning_days))
-        return out
+        return ["%s: root CA %s (%s) expires on %s, within %d days" % (
+            name, root["sha256"][:16], root.get("subject") or "?", root["not_after"][:10], self.warning_days)
+            for name, root, days in self.roots() if days is not None and days < self.warning_days]
 
     def all_warnings(self):
         out = self.expiry_warnings()
@@ -195,12 +198,8 @@ def _graph_section(fed):
 
 
 def _roots_section(fed):
-    rows = []
-    for name in fed.names():
-        for root in fed.roots_of(name):
-            not_after = _parse_ts(root.get("not_after"))
-            days = (not_after - fed.now).days if not_after else "?"
-            rows.append((name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"), days))
+    rows = [(name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"),
+             "?" if days is None else days) for name, root, days in fed.roots()]
     return _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"), rows)
 
 
