@@ -10,10 +10,6 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     """Attributes shared by the read-only modules (use as C(meshfed.istio.attributes.info_module))."""
 
-    DOCUMENTATION = r"""
-options: {}
-"""
-
     INFO_MODULE = r"""
 options: {}
 attributes:
