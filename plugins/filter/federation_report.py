@@ -121,18 +121,17 @@ class _Federation(object):
     def names(self):
         return sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
 
-    def roots_of(self, name):
-        """Root CAs of a cluster: from its card, else from what a peer cached."""
-        if name in self.clusters:
-            return [{"sha256": r["sha256"], "subject": r.get("subject", ""), "not_after": r.get("not_after", "")}
-                    for r in self.clusters[name].get("root_cas") or []]
-        return (self.peer_only.get(name) or {}).get("roots") or []
-
     def roots(self):
-        """(cluster, root CA, days left or None when its expiry is unknown) for every cluster."""
+        """(cluster, root CA, days left or None when its expiry is unknown) for every cluster's root CAs: from
+        its card, else from what a peer cached."""
         out = []
         for name in self.names():
-            for root in self.roots_of(name):
+            if name in self.clusters:
+                roots = [{"sha256": r["sha256"], "subject": r.get("subject", ""), "not_after": r.get("not_after", "")}
+                         for r in self.clusters[name].get("root_cas") or []]
+            else:
+                roots = (self.peer_only.get(name) or {}).get("roots") or []
+            for root in roots:
                 not_after = _parse_ts(root.get("not_after"))
                 out.append((name, root, (not_after - self.now).days if not_after else None))
         return out
@@ -148,13 +147,10 @@ class _Federation(object):
                  _age(_parse_ts(peer.get("cached_at")), self.now))
                 for name, peer in self.peers() if peer["state"] in (UNREACHABLE, NOT_IN_RUN)]
 
-    def expiry_warnings(self):
-        return ["%s: root CA %s (%s) expires on %s, within %d days" % (
+    def all_warnings(self):
+        out = ["%s: root CA %s (%s) expires on %s, within %d days" % (
             name, root["sha256"][:16], root.get("subject") or "?", root["not_after"][:10], self.warning_days)
             for name, root, days in self.roots() if days is not None and days < self.warning_days]
-
-    def all_warnings(self):
-        out = self.expiry_warnings()
         out += ["%s: %s" % (n, m) if not m.startswith(n + ":") else m for n, m in sorted(self.failed.items())]
         out += ["%s: %s as seen from %s, metadata cached %s ago; its imports and roots are kept" % (p, s, f, age)
                 for f, p, s, _at, age in self.stale() if s == UNREACHABLE]
