@@ -96,7 +96,7 @@ def federation_cards(hostvars, members, card_var="meshfed_card", in_run=None, fe
         hvars = hostvars[host]
         card = hvars.get(card_var)
         card = card if isinstance(card, dict) and card.get("name") else None
-        out[host] = {"cluster": card["name"] if card else hvars.get("meshfed_cluster_name") or host, "card": card,
+        out[host] = {"cluster": card["name"] if card else (hvars.get("meshfed_cluster_name") or host), "card": card,
                      "leaving": hvars.get("meshfed_state") == "absent", "in_run": host in in_run,
                      "refused": _refusal(hvars, fetch_var)}
     return out
