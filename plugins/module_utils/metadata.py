@@ -206,21 +206,21 @@ def parse_root_pins(values):
 
 
 # -- detached signatures -----------------------------------------------------------------------------
+def _compact_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _compact_jws(private_key, header, payload):
+    """``[header, payload, signature]`` of an EdDSA compact JWS, each base64url; ``header`` a dict."""
+    parts = [_b64url(_compact_json(header)), _b64url(payload)]
+    return parts + [_b64url(private_key.sign(".".join(parts).encode("ascii")))]
+
+
 def sign_detached(private_key, payload):
     """JWS compact serialization with a detached payload: ``<header>..<signature>``."""
     header = {"alg": "EdDSA", "typ": JWS_TYPE, "kid": key_fingerprint(private_key.public_key())}
-    protected = _b64url(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
-    signing_input = (protected + "." + _b64url(payload)).encode("ascii")
-    return protected + ".." + _b64url(private_key.sign(signing_input))
-
-
-def signature_kid(signature):
-    """The ``kid`` a detached signature names (unverified), or None."""
-    try:
-        header = json.loads(_b64url_decode(signature.strip().split(".")[0]))
-    except ValueError:
-        return None
-    return header.get("kid") if isinstance(header, dict) else None
+    protected, _payload, signature = _compact_jws(private_key, header, payload)
+    return protected + ".." + signature
 
 
 def verify_detached(public_key, payload, signature, what):
@@ -248,10 +248,7 @@ def make_jwt(private_key, subject, audience, now=None, ttl=JWT_TTL, scope=JWT_SC
     compact JWS, header ``{"alg":"EdDSA"}``; claims iss, aud, sub, scope, nbf = now, exp = now + ttl)."""
     now = int(now if now is not None else utcnow().timestamp())
     claims = {"iss": issuer, "aud": audience, "sub": subject, "scope": scope, "nbf": now, "exp": now + int(ttl)}
-    protected = _b64url(b'{"alg":"EdDSA"}')
-    payload = _b64url(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
-    signing_input = (protected + "." + payload).encode("ascii")
-    return protected + "." + payload + "." + _b64url(private_key.sign(signing_input))
+    return ".".join(_compact_jws(private_key, {"alg": "EdDSA"}, _compact_json(claims)))
 
 
 def jwt_claims(token):
