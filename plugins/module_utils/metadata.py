@@ -65,7 +65,7 @@ PROTOCOLS = ("meshfed", "deckhouse")
 CARD_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS")
 _UUID_NAMESPACE = uuid.UUID("6f7c9a52-2d3e-5b8a-9c41-6d2f0e8b7a13")
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
-_FINGERPRINT = re.compile(r"^([0-9a-f]{64})$")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _HOSTNAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc\.(.+)$")
 
 
@@ -85,8 +85,6 @@ def _b64url(data):
 
 
 def _b64url_decode(text):
-    if isinstance(text, bytes):
-        text = text.decode("ascii")
     if not re.match(r"^[A-Za-z0-9_-]*$", text):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -178,9 +176,8 @@ def generate_private_key_pem():
 def _fingerprint_text(value):
     """Lowercase hex of a SHA-256 pin written as hex, ``sha256:<hex>`` or ``AA:BB:…``; None if it is not one."""
     text = str(value).strip().lower()
-    text = text[len("sha256:"):] if text.startswith("sha256:") else text
-    match = _FINGERPRINT.match(text.replace(":", ""))
-    return match.group(1) if match else None
+    text = (text[len("sha256:"):] if text.startswith("sha256:") else text).replace(":", "")
+    return text if _FINGERPRINT.fullmatch(text) else None
 
 
 def parse_signer_pin(value):
@@ -293,14 +290,6 @@ def _private_document(card, cluster_uuid, times):
     }
 
 
-def build_documents(card, cluster_uuid, public_key, issued_at, expires_at):
-    """``(public, private)`` documents (dicts) for a cluster card (docs/design.md "Cluster card")."""
-    times = {"issuedAt": iso(issued_at), "expiresAt": iso(expires_at)}
-    with about(card.get("name")):
-        return (_public_document(card, cluster_uuid, public_key, times),
-                _private_document(card, cluster_uuid, times))
-
-
 def _stable(doc):
     """A document without its issue/expiry times (to tell whether the content changed)."""
     doc = json.loads(json.dumps(doc))
@@ -336,9 +325,12 @@ def plan_publication(card, cluster_uuid, private_key, existing, now=None, validi
     """
     now = now or utcnow()
     renew_before = validity // 3 if renew_before is None else renew_before
-    docs = dict(zip((PUBLIC_PATH, PRIVATE_PATH), build_documents(
-        card, cluster_uuid, private_key.public_key(), now, now + datetime.timedelta(seconds=validity))))
-    if all(_still_current(private_key.public_key(), rel, doc, existing, now, renew_before) for rel, doc in docs.items()):
+    times = {"issuedAt": iso(now), "expiresAt": iso(now + datetime.timedelta(seconds=validity))}
+    public_key = private_key.public_key()
+    with about(card.get("name")):
+        docs = {PUBLIC_PATH: _public_document(card, cluster_uuid, public_key, times),
+                PRIVATE_PATH: _private_document(card, cluster_uuid, times)}
+    if all(_still_current(public_key, rel, doc, existing, now, renew_before) for rel, doc in docs.items()):
         return dict((rel, existing[rel]) for rel in all_paths()), False
     files = {}
     for rel, doc in docs.items():
@@ -425,10 +417,8 @@ class Fetcher(object):
             if optional and exc.code == 404:
                 return None
             raise _http_error(where, exc)
-        except URLError as exc:
-            raise _connection_error(where, exc.reason)
-        except (ssl.SSLError, OSError) as exc:
-            raise _connection_error(where, exc)
+        except OSError as exc:   # URLError, ssl.SSLError, timeouts
+            raise _connection_error(where, exc.reason if isinstance(exc, URLError) else exc)
 
 
 def _http_error(where, exc):
@@ -644,7 +634,7 @@ def _services(private, extras, warnings):
     return [services[h] for h in sorted(services)]
 
 
-def _gateway_entries(private):
+def _gateway(private, warnings):
     gateways = private.get("ingressGateways")
     if not isinstance(gateways, list) or not gateways:
         raise MetadataError("%s has no ingressGateways; the peer's gateway cannot be reached" % PRIVATE_PATH)
@@ -652,18 +642,10 @@ def _gateway_entries(private):
         if (not isinstance(gw, dict) or not isinstance(gw.get("address"), str) or not gw.get("address")
                 or not isinstance(gw.get("port"), int) or not 1 <= gw["port"] <= 65535):
             raise MetadataError("%s ingressGateways entry %r needs an address and a port" % (PRIVATE_PATH, gw))
-    return [(gw["address"], gw["port"]) for gw in gateways]
-
-
-def _gateway(private, warnings):
-    entries = _gateway_entries(private)
-    port = entries[0][1]
-    if any(p != port for _a, p in entries):
+    port = gateways[0]["port"]
+    if any(gw["port"] != port for gw in gateways):
         warnings.append("ingressGateways use several ports; only those on port %d are used" % port)
-    addresses = []
-    for addr, _p in entries:
-        if _p == port and addr not in addresses:
-            addresses.append(addr)
+    addresses = list(dict.fromkeys(gw["address"] for gw in gateways if gw["port"] == port))
     ips = [a for a in addresses if is_ip(a)]
     if ips and len(ips) != len(addresses):
         warnings.append("ingressGateways mix IPs and hostnames; only the IPs are used")
@@ -736,8 +718,7 @@ def write_published(dest, files):
     """Write each file atomically (temporary file + rename), mode 0644: the documents are public."""
     for rel, data in files.items():
         path = os.path.join(dest, rel)
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path), 0o755)
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
         tmp = "%s.meshfed-%d" % (path, os.getpid())
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -755,8 +736,7 @@ def read_key(path, field, generate=False, dry_run=False):
                                 "config", field=field)
         pem = generate_private_key_pem()
         if not dry_run:
-            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                os.makedirs(os.path.dirname(os.path.abspath(path)), 0o700)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), 0o700, exist_ok=True)
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
                 handle.write(pem)
         return load_private_key(pem, field), True

@@ -87,10 +87,8 @@ def merge_conditions(current, desired, now):
     result = []
     for cond in desired:
         old = by_type.get(cond["type"]) or {}
-        cond = dict(cond)
-        cond["lastTransitionTime"] = (old.get("lastTransitionTime") if old.get("status") == cond["status"]
-                                      and old.get("lastTransitionTime") else now)
-        result.append(cond)
+        kept = old.get("lastTransitionTime") if old.get("status") == cond["status"] else None
+        result.append(dict(cond, lastTransitionTime=kept or now))
     return result
 
 
