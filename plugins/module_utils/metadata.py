@@ -33,7 +33,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import binascii
 import datetime
 import hashlib
 import json
@@ -124,7 +123,7 @@ def _pem_der(text, field, want):
         raise MetadataError("%s is not one PEM %s block" % (field, want), field=field)
     try:
         return base64.b64decode("".join(blocks[0][1].split()), validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:   # binascii.Error
         raise MetadataError("%s has an undecodable PEM body" % field, field=field)
 
 
@@ -293,10 +292,8 @@ def _private_document(card, cluster_uuid, times):
 def _stable(doc):
     """A document without its issue/expiry times (to tell whether the content changed)."""
     doc = json.loads(json.dumps(doc))
-    ext = doc.get(EXTENSION)
-    if isinstance(ext, dict):
-        ext.pop("issuedAt", None)
-        ext.pop("expiresAt", None)
+    for field in ("issuedAt", "expiresAt"):
+        doc[EXTENSION].pop(field, None)
     return doc
 
 
@@ -378,35 +375,32 @@ class Fetcher(object):
                 self.warnings.append("TLS certificate of %s is NOT verified (validate_certs=false); anyone on the "
                                      "path can serve this peer's metadata" % self.location)
         elif scheme in ("", "file"):
-            self.kind = "file"
-            self.base = os.path.abspath(os.path.expanduser(self.location[len("file://"):] if scheme else self.location))
+            path = self.location[len("file://"):] if scheme else self.location
+            self.kind, self.base = "file", os.path.join(os.path.abspath(os.path.expanduser(path)), "")
         else:
             raise MetadataError("metadata location %s must be https:// or a local path (plain %s:// would let anyone "
                                 "on the path change it)" % (self.location, scheme), "config",
                                 field="meshfed_metadata_url")
 
-    def url(self, rel):
-        return self.base + rel if self.kind == "https" else os.path.join(self.base, rel)
-
     def get(self, rel, bearer=None, optional=False):
         """Bytes of ``rel``; None when ``optional`` and it does not exist."""
-        data = self._read_file(rel, optional) if self.kind == "file" else self._read_https(rel, bearer, optional)
+        where = self.base + rel
+        data = self._read_file(where, optional) if self.kind == "file" else self._read_https(where, bearer, optional)
         if data is not None and len(data) > MAX_DOCUMENT_BYTES:
-            raise MetadataError("%s is larger than %d bytes; refused" % (self.url(rel), MAX_DOCUMENT_BYTES))
+            raise MetadataError("%s is larger than %d bytes; refused" % (where, MAX_DOCUMENT_BYTES))
         return data
 
-    def _read_file(self, rel, optional):
-        where = self.url(rel)
+    @staticmethod
+    def _read_file(where, optional):
         try:
             with open(where, "rb") as handle:
                 return handle.read(MAX_DOCUMENT_BYTES + 1)
-        except (IOError, OSError) as exc:
+        except OSError as exc:
             if optional and not os.path.exists(where):
                 return None
             raise MetadataError("cannot read %s: %s" % (where, exc.strerror or exc), "fetch")
 
-    def _read_https(self, rel, bearer, optional):
-        where = self.url(rel)
+    def _read_https(self, where, bearer, optional):
         headers = {"Accept": "application/json", "User-Agent": "meshfed.istio"}
         if bearer:
             headers["Authorization"] = "Bearer " + bearer
@@ -462,16 +456,12 @@ class PeerSpec(object):
                                     field="meshfed_metadata_signer_key")
 
     def coordinates(self):
-        """What the IstioFederation spec records (no secrets)."""
+        """What the IstioFederation spec records (no secrets); pins not given and defaults are left out."""
+        ca_sha256 = hashlib.sha256(self.ca_pem.strip().encode()).hexdigest() if self.ca_pem else None
+        optional = {"signerKeySHA256": self.pinned_fingerprint, "rootCAFingerprints": sorted(self.root_pins),
+                    "caSHA256": ca_sha256, "insecureSkipVerify": not self.validate_certs}
         result = {"metadataEndpoint": self.location, "protocol": self.protocol}
-        if self.pinned_fingerprint:
-            result["signerKeySHA256"] = self.pinned_fingerprint
-        if self.root_pins:
-            result["rootCAFingerprints"] = sorted(self.root_pins)
-        if self.ca_pem:
-            result["caSHA256"] = hashlib.sha256(self.ca_pem.strip().encode()).hexdigest()
-        if not self.validate_certs:
-            result["insecureSkipVerify"] = True
+        result.update((k, v) for k, v in optional.items() if v)
         return result
 
 
@@ -709,7 +699,7 @@ def read_published(dest):
         try:
             with open(os.path.join(dest, rel), "rb") as handle:
                 result[rel] = handle.read()
-        except (IOError, OSError):
+        except OSError:
             result[rel] = None
     return result
 
@@ -746,7 +736,7 @@ def read_key(path, field, generate=False, dry_run=False):
     try:
         with open(path, "rb") as handle:
             return load_private_key(handle.read(), "%s %s" % (field, path)), False
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         raise MetadataError("cannot read %s (%s)" % (path, exc.strerror), "config", field=field)
 
 
@@ -757,6 +747,6 @@ def pem_or_file(value, field):
     try:
         with open(os.path.expanduser(value)) as handle:
             return handle.read()
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         raise MetadataError("%s is neither PEM nor a readable file (%s)" % (value, exc.strerror), "config",
                             field=field)
