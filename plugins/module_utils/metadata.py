@@ -3,26 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Federation metadata: publish a cluster card, fetch and verify a peer's, Deckhouse-compatible.
 
-Layout (the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``)::
-
-    <base>/public/public.json         {clusterUUID, authnKeyPub, rootCA}            + "meshfed" extension
-    <base>/private/federation.json    {ingressGateways[{address,port}],
-                                       publicServices[{hostname,ports[{name,port,protocol}]}]} + "meshfed"
-
-Deckhouse's consumer decodes these into fixed Go structs, so it ignores the ``meshfed`` key, which
-carries what this collection needs beyond them: trust domain, cluster domain, root fingerprints (all
-roots of a rotation are in ``rootCA``), per-service namespace/name/service accounts, issue time and
-expiry. Each document we publish has a detached signature next to it (``<file>.sig``): a JWS compact
-serialization with a detached payload (RFC 7515 appendix F), EdDSA (Ed25519) over the document's exact
-bytes. The signing key is the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use to
-check our JWTs.
-
-A consumer trusts a peer by a pin given out of band: the peer's signing key (PEM, or its SHA-256
-fingerprint ``sha256:<hex>`` of the SubjectPublicKeyInfo DER) and/or the SHA-256 fingerprints of its
-root certificates. Deckhouse exporters do not sign; for them (``protocol: deckhouse``) integrity rests
-on TLS plus the pins, and the private part is fetched with Deckhouse's JWT (EdDSA, ``iss: d8-istio``,
-``sub`` = our cluster UUID, ``aud`` = the peer's UUID, ``scope: private-federation``, ``nbf``/``exp`` one
-minute apart), signed with our key.
+docs/design.md ("Published metadata") lists the documents, their fields, the pins and the Deckhouse JWT.
+The layout is the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``; its consumer
+decodes fixed Go structs, so it ignores the ``meshfed`` key that carries what this collection needs beyond
+them. Each document we publish has a detached JWS next to it (RFC 7515 appendix F): EdDSA over the exact
+bytes, with the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use to check our JWTs.
+Deckhouse exporters do not sign; for them (``protocol: deckhouse``) integrity rests on TLS plus the pins.
 
 No Ansible imports. Private keys are never printed, returned or written anywhere but the key file the
 user names.
@@ -196,7 +182,8 @@ def parse_root_pins(values):
         digest = _fingerprint_text(value)
         if not digest:
             raise MetadataError("meshfed_metadata_root_sha256: %r is not a SHA-256 hex digest (64 hex digits, "
-                                "optionally prefixed sha256:)" % (value,), "config", field="meshfed_metadata_root_sha256")
+                                "optionally prefixed sha256:)" % (value,), "config",
+                                field="meshfed_metadata_root_sha256")
         pins.add(digest)
     return pins
 
@@ -468,7 +455,7 @@ class PeerSpec(object):
 def _json(data, what):
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:   # UnicodeDecodeError too
         raise MetadataError("%s is not JSON (%s)" % (what, exc))
     if not isinstance(doc, dict):
         raise MetadataError("%s is not a JSON object" % what)
@@ -524,7 +511,7 @@ def _extension(doc, rel, document):
 
 
 def _public(spec, fetcher, now, not_before):
-    """The verified public document: ``(doc, extension, key, warnings-free roots)``."""
+    """The verified public document: ``(doc, extension, key, roots, warnings)``."""
     raw = fetcher.get(PUBLIC_PATH)
     doc = _json(raw, PUBLIC_PATH)
     for field in ("clusterUUID", "authnKeyPub", "rootCA"):
@@ -534,8 +521,7 @@ def _public(spec, fetcher, now, not_before):
     if spec.pinned_fingerprint and key_fingerprint(key) != spec.pinned_fingerprint:
         raise MetadataError("metadata is signed by an unknown key %s; the pinned signer is %s "
                             "(meshfed_metadata_signer_key)" % (key_fingerprint(key), spec.pinned_fingerprint),
-                            "unknown_signer",
-                            field="meshfed_metadata_signer_key")
+                            "unknown_signer", field="meshfed_metadata_signer_key")
     ext = {}
     if spec.protocol == "meshfed":
         _signed(fetcher, spec.pinned_key or key, PUBLIC_PATH, raw)

@@ -44,8 +44,7 @@ def spec_fields(peer):
     if not meta:
         return {}
     coords = dict(meta["coordinates"])
-    endpoint = coords.pop("metadataEndpoint")
-    return {"metadataEndpoint": endpoint, "metadata": coords}
+    return {"metadataEndpoint": coords.pop("metadataEndpoint"), "metadata": coords}
 
 
 def public_status_fields(peer):
@@ -53,14 +52,8 @@ def public_status_fields(peer):
     meta = metadata_of(peer)
     if not meta:
         return {}
-    public = meta.get("public") or {}
-    fields = {
-        "clusterUUID": meta.get("clusterUUID"),
-        "authnKeyPub": public.get("authnKeyPub"),
-        "signer": meta.get("signer"),
-        "issuedAt": meta.get("issuedAt"),
-        "expiresAt": meta.get("expiresAt"),
-    }
+    fields = {"clusterUUID": meta.get("clusterUUID"), "authnKeyPub": (meta.get("public") or {}).get("authnKeyPub"),
+              "signer": meta.get("signer"), "issuedAt": meta.get("issuedAt"), "expiresAt": meta.get("expiresAt")}
     return dict((k, v) for k, v in fields.items() if v)
 
 
