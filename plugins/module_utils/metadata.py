@@ -716,9 +716,10 @@ def read_key(path, field, generate=False, dry_run=False):
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
                 handle.write(pem)
         return load_private_key(pem, field), True
-    if os.stat(path).st_mode & 0o077:
-        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (
-            path, os.stat(path).st_mode & 0o777), "config", field=field)
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (path, mode), "config",
+                            field=field)
     try:
         with open(path, "rb") as handle:
             return load_private_key(handle.read(), "%s %s" % (field, path)), False

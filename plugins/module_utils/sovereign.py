@@ -17,18 +17,12 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kinds import PEER_LA
 
 CONDITION = "MetadataVerified"
 
+# MetadataError.reason -> reason of the MetadataVerified condition
 _REASONS = {
-    "fetch": "FetchFailed",
-    "tls": "TLSVerificationFailed",
-    "malformed": "Malformed",
-    "signature": "BadSignature",
-    "unknown_signer": "UnknownSigner",
-    "untrusted_root": "UntrustedRoot",
-    "expired": "Expired",
-    "not_yet_valid": "NotYetValid",
-    "rollback": "Rollback",
-    "config": "InvalidCoordinates",
-    "unauthorized": "Unauthorized",
+    "fetch": "FetchFailed", "tls": "TLSVerificationFailed", "unauthorized": "Unauthorized",
+    "config": "InvalidCoordinates", "malformed": "Malformed", "signature": "BadSignature",
+    "unknown_signer": "UnknownSigner", "untrusted_root": "UntrustedRoot",
+    "expired": "Expired", "not_yet_valid": "NotYetValid", "rollback": "Rollback",
 }
 
 
