@@ -3,26 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Federation metadata: publish a cluster card, fetch and verify a peer's, Deckhouse-compatible.
 
-Layout (the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``)::
-
-    <base>/public/public.json         {clusterUUID, authnKeyPub, rootCA}            + "meshfed" extension
-    <base>/private/federation.json    {ingressGateways[{address,port}],
-                                       publicServices[{hostname,ports[{name,port,protocol}]}]} + "meshfed"
-
-Deckhouse's consumer decodes these into fixed Go structs, so it ignores the ``meshfed`` key, which
-carries what this collection needs beyond them: trust domain, cluster domain, root fingerprints (all
-roots of a rotation are in ``rootCA``), per-service namespace/name/service accounts, issue time and
-expiry. Each document we publish has a detached signature next to it (``<file>.sig``): a JWS compact
-serialization with a detached payload (RFC 7515 appendix F), EdDSA (Ed25519) over the document's exact
-bytes. The signing key is the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use to
-check our JWTs.
-
-A consumer trusts a peer by a pin given out of band: the peer's signing key (PEM, or its SHA-256
-fingerprint ``sha256:<hex>`` of the SubjectPublicKeyInfo DER) and/or the SHA-256 fingerprints of its
-root certificates. Deckhouse exporters do not sign; for them (``protocol: deckhouse``) integrity rests
-on TLS plus the pins, and the private part is fetched with Deckhouse's JWT (EdDSA, ``iss: d8-istio``,
-``sub`` = our cluster UUID, ``aud`` = the peer's UUID, ``scope: private-federation``, ``nbf``/``exp`` one
-minute apart), signed with our key.
+docs/design.md ("Published metadata") lists the documents, their fields, the pins and the Deckhouse JWT.
+The layout is the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``; its consumer
+decodes fixed Go structs, so it ignores the ``meshfed`` key that carries what this collection needs beyond
+them. Each document we publish has a detached JWS next to it (RFC 7515 appendix F): EdDSA over the exact
+bytes, with the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use to check our JWTs.
+Deckhouse exporters do not sign; for them (``protocol: deckhouse``) integrity rests on TLS plus the pins.
 
 No Ansible imports. Private keys are never printed, returned or written anywhere but the key file the
 user names.
@@ -33,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import binascii
 import datetime
 import hashlib
 import json
@@ -65,7 +50,7 @@ PROTOCOLS = ("meshfed", "deckhouse")
 CARD_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS")
 _UUID_NAMESPACE = uuid.UUID("6f7c9a52-2d3e-5b8a-9c41-6d2f0e8b7a13")
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
-_FINGERPRINT = re.compile(r"^([0-9a-f]{64})$")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 _HOSTNAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc\.(.+)$")
 
 
@@ -85,8 +70,6 @@ def _b64url(data):
 
 
 def _b64url_decode(text):
-    if isinstance(text, bytes):
-        text = text.decode("ascii")
     if not re.match(r"^[A-Za-z0-9_-]*$", text):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -126,7 +109,7 @@ def _pem_der(text, field, want):
         raise MetadataError("%s is not one PEM %s block" % (field, want), field=field)
     try:
         return base64.b64decode("".join(blocks[0][1].split()), validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:   # binascii.Error
         raise MetadataError("%s has an undecodable PEM body" % field, field=field)
 
 
@@ -178,9 +161,8 @@ def generate_private_key_pem():
 def _fingerprint_text(value):
     """Lowercase hex of a SHA-256 pin written as hex, ``sha256:<hex>`` or ``AA:BB:…``; None if it is not one."""
     text = str(value).strip().lower()
-    text = text[len("sha256:"):] if text.startswith("sha256:") else text
-    match = _FINGERPRINT.match(text.replace(":", ""))
-    return match.group(1) if match else None
+    text = (text[len("sha256:"):] if text.startswith("sha256:") else text).replace(":", "")
+    return text if _FINGERPRINT.fullmatch(text) else None
 
 
 def parse_signer_pin(value):
@@ -200,27 +182,28 @@ def parse_root_pins(values):
         digest = _fingerprint_text(value)
         if not digest:
             raise MetadataError("meshfed_metadata_root_sha256: %r is not a SHA-256 hex digest (64 hex digits, "
-                                "optionally prefixed sha256:)" % (value,), "config", field="meshfed_metadata_root_sha256")
+                                "optionally prefixed sha256:)" % (value,), "config",
+                                field="meshfed_metadata_root_sha256")
         pins.add(digest)
     return pins
 
 
 # -- detached signatures -----------------------------------------------------------------------------
+def _compact_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _compact_jws(private_key, header, payload):
+    """``[header, payload, signature]`` of an EdDSA compact JWS, each base64url; ``header`` a dict."""
+    parts = [_b64url(_compact_json(header)), _b64url(payload)]
+    return parts + [_b64url(private_key.sign(".".join(parts).encode("ascii")))]
+
+
 def sign_detached(private_key, payload):
     """JWS compact serialization with a detached payload: ``<header>..<signature>``."""
     header = {"alg": "EdDSA", "typ": JWS_TYPE, "kid": key_fingerprint(private_key.public_key())}
-    protected = _b64url(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
-    signing_input = (protected + "." + _b64url(payload)).encode("ascii")
-    return protected + ".." + _b64url(private_key.sign(signing_input))
-
-
-def signature_kid(signature):
-    """The ``kid`` a detached signature names (unverified), or None."""
-    try:
-        header = json.loads(_b64url_decode(signature.strip().split(".")[0]))
-    except ValueError:
-        return None
-    return header.get("kid") if isinstance(header, dict) else None
+    protected, _payload, signature = _compact_jws(private_key, header, payload)
+    return protected + ".." + signature
 
 
 def verify_detached(public_key, payload, signature, what):
@@ -248,10 +231,7 @@ def make_jwt(private_key, subject, audience, now=None, ttl=JWT_TTL, scope=JWT_SC
     compact JWS, header ``{"alg":"EdDSA"}``; claims iss, aud, sub, scope, nbf = now, exp = now + ttl)."""
     now = int(now if now is not None else utcnow().timestamp())
     claims = {"iss": issuer, "aud": audience, "sub": subject, "scope": scope, "nbf": now, "exp": now + int(ttl)}
-    protected = _b64url(b'{"alg":"EdDSA"}')
-    payload = _b64url(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
-    signing_input = (protected + "." + payload).encode("ascii")
-    return protected + "." + payload + "." + _b64url(private_key.sign(signing_input))
+    return ".".join(_compact_jws(private_key, {"alg": "EdDSA"}, _compact_json(claims)))
 
 
 def jwt_claims(token):
@@ -296,21 +276,11 @@ def _private_document(card, cluster_uuid, times):
     }
 
 
-def build_documents(card, cluster_uuid, public_key, issued_at, expires_at):
-    """``(public, private)`` documents (dicts) for a cluster card (docs/design.md "Cluster card")."""
-    times = {"issuedAt": iso(issued_at), "expiresAt": iso(expires_at)}
-    with about(card.get("name")):
-        return (_public_document(card, cluster_uuid, public_key, times),
-                _private_document(card, cluster_uuid, times))
-
-
 def _stable(doc):
     """A document without its issue/expiry times (to tell whether the content changed)."""
     doc = json.loads(json.dumps(doc))
-    ext = doc.get(EXTENSION)
-    if isinstance(ext, dict):
-        ext.pop("issuedAt", None)
-        ext.pop("expiresAt", None)
+    for field in ("issuedAt", "expiresAt"):
+        doc[EXTENSION].pop(field, None)
     return doc
 
 
@@ -339,9 +309,12 @@ def plan_publication(card, cluster_uuid, private_key, existing, now=None, validi
     """
     now = now or utcnow()
     renew_before = validity // 3 if renew_before is None else renew_before
-    docs = dict(zip((PUBLIC_PATH, PRIVATE_PATH), build_documents(
-        card, cluster_uuid, private_key.public_key(), now, now + datetime.timedelta(seconds=validity))))
-    if all(_still_current(private_key.public_key(), rel, doc, existing, now, renew_before) for rel, doc in docs.items()):
+    times = {"issuedAt": iso(now), "expiresAt": iso(now + datetime.timedelta(seconds=validity))}
+    public_key = private_key.public_key()
+    with about(card.get("name")):
+        docs = {PUBLIC_PATH: _public_document(card, cluster_uuid, public_key, times),
+                PRIVATE_PATH: _private_document(card, cluster_uuid, times)}
+    if all(_still_current(public_key, rel, doc, existing, now, renew_before) for rel, doc in docs.items()):
         return dict((rel, existing[rel]) for rel in all_paths()), False
     files = {}
     for rel, doc in docs.items():
@@ -389,35 +362,32 @@ class Fetcher(object):
                 self.warnings.append("TLS certificate of %s is NOT verified (validate_certs=false); anyone on the "
                                      "path can serve this peer's metadata" % self.location)
         elif scheme in ("", "file"):
-            self.kind = "file"
-            self.base = os.path.abspath(os.path.expanduser(self.location[len("file://"):] if scheme else self.location))
+            path = self.location[len("file://"):] if scheme else self.location
+            self.kind, self.base = "file", os.path.join(os.path.abspath(os.path.expanduser(path)), "")
         else:
             raise MetadataError("metadata location %s must be https:// or a local path (plain %s:// would let anyone "
                                 "on the path change it)" % (self.location, scheme), "config",
                                 field="meshfed_metadata_url")
 
-    def url(self, rel):
-        return self.base + rel if self.kind == "https" else os.path.join(self.base, rel)
-
     def get(self, rel, bearer=None, optional=False):
         """Bytes of ``rel``; None when ``optional`` and it does not exist."""
-        data = self._read_file(rel, optional) if self.kind == "file" else self._read_https(rel, bearer, optional)
+        where = self.base + rel
+        data = self._read_file(where, optional) if self.kind == "file" else self._read_https(where, bearer, optional)
         if data is not None and len(data) > MAX_DOCUMENT_BYTES:
-            raise MetadataError("%s is larger than %d bytes; refused" % (self.url(rel), MAX_DOCUMENT_BYTES))
+            raise MetadataError("%s is larger than %d bytes; refused" % (where, MAX_DOCUMENT_BYTES))
         return data
 
-    def _read_file(self, rel, optional):
-        where = self.url(rel)
+    @staticmethod
+    def _read_file(where, optional):
         try:
             with open(where, "rb") as handle:
                 return handle.read(MAX_DOCUMENT_BYTES + 1)
-        except (IOError, OSError) as exc:
+        except OSError as exc:
             if optional and not os.path.exists(where):
                 return None
             raise MetadataError("cannot read %s: %s" % (where, exc.strerror or exc), "fetch")
 
-    def _read_https(self, rel, bearer, optional):
-        where = self.url(rel)
+    def _read_https(self, where, bearer, optional):
         headers = {"Accept": "application/json", "User-Agent": "meshfed.istio"}
         if bearer:
             headers["Authorization"] = "Bearer " + bearer
@@ -428,10 +398,8 @@ class Fetcher(object):
             if optional and exc.code == 404:
                 return None
             raise _http_error(where, exc)
-        except URLError as exc:
-            raise _connection_error(where, exc.reason)
-        except (ssl.SSLError, OSError) as exc:
-            raise _connection_error(where, exc)
+        except OSError as exc:   # URLError, ssl.SSLError, timeouts
+            raise _connection_error(where, exc.reason if isinstance(exc, URLError) else exc)
 
 
 def _http_error(where, exc):
@@ -475,23 +443,19 @@ class PeerSpec(object):
                                     field="meshfed_metadata_signer_key")
 
     def coordinates(self):
-        """What the IstioFederation spec records (no secrets)."""
+        """What the IstioFederation spec records (no secrets); pins not given and defaults are left out."""
+        ca_sha256 = hashlib.sha256(self.ca_pem.strip().encode()).hexdigest() if self.ca_pem else None
+        optional = {"signerKeySHA256": self.pinned_fingerprint, "rootCAFingerprints": sorted(self.root_pins),
+                    "caSHA256": ca_sha256, "insecureSkipVerify": not self.validate_certs}
         result = {"metadataEndpoint": self.location, "protocol": self.protocol}
-        if self.pinned_fingerprint:
-            result["signerKeySHA256"] = self.pinned_fingerprint
-        if self.root_pins:
-            result["rootCAFingerprints"] = sorted(self.root_pins)
-        if self.ca_pem:
-            result["caSHA256"] = hashlib.sha256(self.ca_pem.strip().encode()).hexdigest()
-        if not self.validate_certs:
-            result["insecureSkipVerify"] = True
+        result.update((k, v) for k, v in optional.items() if v)
         return result
 
 
 def _json(data, what):
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:   # UnicodeDecodeError too
         raise MetadataError("%s is not JSON (%s)" % (what, exc))
     if not isinstance(doc, dict):
         raise MetadataError("%s is not a JSON object" % what)
@@ -547,7 +511,7 @@ def _extension(doc, rel, document):
 
 
 def _public(spec, fetcher, now, not_before):
-    """The verified public document: ``(doc, extension, key, warnings-free roots)``."""
+    """The verified public document: ``(doc, extension, key, roots, warnings)``."""
     raw = fetcher.get(PUBLIC_PATH)
     doc = _json(raw, PUBLIC_PATH)
     for field in ("clusterUUID", "authnKeyPub", "rootCA"):
@@ -557,8 +521,7 @@ def _public(spec, fetcher, now, not_before):
     if spec.pinned_fingerprint and key_fingerprint(key) != spec.pinned_fingerprint:
         raise MetadataError("metadata is signed by an unknown key %s; the pinned signer is %s "
                             "(meshfed_metadata_signer_key)" % (key_fingerprint(key), spec.pinned_fingerprint),
-                            "unknown_signer",
-                            field="meshfed_metadata_signer_key")
+                            "unknown_signer", field="meshfed_metadata_signer_key")
     ext = {}
     if spec.protocol == "meshfed":
         _signed(fetcher, spec.pinned_key or key, PUBLIC_PATH, raw)
@@ -647,7 +610,7 @@ def _services(private, extras, warnings):
     return [services[h] for h in sorted(services)]
 
 
-def _gateway_entries(private):
+def _gateway(private, warnings):
     gateways = private.get("ingressGateways")
     if not isinstance(gateways, list) or not gateways:
         raise MetadataError("%s has no ingressGateways; the peer's gateway cannot be reached" % PRIVATE_PATH)
@@ -655,18 +618,10 @@ def _gateway_entries(private):
         if (not isinstance(gw, dict) or not isinstance(gw.get("address"), str) or not gw.get("address")
                 or not isinstance(gw.get("port"), int) or not 1 <= gw["port"] <= 65535):
             raise MetadataError("%s ingressGateways entry %r needs an address and a port" % (PRIVATE_PATH, gw))
-    return [(gw["address"], gw["port"]) for gw in gateways]
-
-
-def _gateway(private, warnings):
-    entries = _gateway_entries(private)
-    port = entries[0][1]
-    if any(p != port for _a, p in entries):
+    port = gateways[0]["port"]
+    if any(gw["port"] != port for gw in gateways):
         warnings.append("ingressGateways use several ports; only those on port %d are used" % port)
-    addresses = []
-    for addr, _p in entries:
-        if _p == port and addr not in addresses:
-            addresses.append(addr)
+    addresses = list(dict.fromkeys(gw["address"] for gw in gateways if gw["port"] == port))
     ips = [a for a in addresses if is_ip(a)]
     if ips and len(ips) != len(addresses):
         warnings.append("ingressGateways mix IPs and hostnames; only the IPs are used")
@@ -730,7 +685,7 @@ def read_published(dest):
         try:
             with open(os.path.join(dest, rel), "rb") as handle:
                 result[rel] = handle.read()
-        except (IOError, OSError):
+        except OSError:
             result[rel] = None
     return result
 
@@ -739,8 +694,7 @@ def write_published(dest, files):
     """Write each file atomically (temporary file + rename), mode 0644: the documents are public."""
     for rel, data in files.items():
         path = os.path.join(dest, rel)
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path), 0o755)
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
         tmp = "%s.meshfed-%d" % (path, os.getpid())
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -758,18 +712,18 @@ def read_key(path, field, generate=False, dry_run=False):
                                 "config", field=field)
         pem = generate_private_key_pem()
         if not dry_run:
-            if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                os.makedirs(os.path.dirname(os.path.abspath(path)), 0o700)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), 0o700, exist_ok=True)
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
                 handle.write(pem)
         return load_private_key(pem, field), True
-    if os.stat(path).st_mode & 0o077:
-        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (
-            path, os.stat(path).st_mode & 0o777), "config", field=field)
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (path, mode), "config",
+                            field=field)
     try:
         with open(path, "rb") as handle:
             return load_private_key(handle.read(), "%s %s" % (field, path)), False
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         raise MetadataError("cannot read %s (%s)" % (path, exc.strerror), "config", field=field)
 
 
@@ -780,6 +734,6 @@ def pem_or_file(value, field):
     try:
         with open(os.path.expanduser(value)) as handle:
             return handle.read()
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         raise MetadataError("%s is neither PEM nor a readable file (%s)" % (value, exc.strerror), "config",
                             field=field)

@@ -17,18 +17,12 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kinds import PEER_LA
 
 CONDITION = "MetadataVerified"
 
+# MetadataError.reason -> reason of the MetadataVerified condition
 _REASONS = {
-    "fetch": "FetchFailed",
-    "tls": "TLSVerificationFailed",
-    "malformed": "Malformed",
-    "signature": "BadSignature",
-    "unknown_signer": "UnknownSigner",
-    "untrusted_root": "UntrustedRoot",
-    "expired": "Expired",
-    "not_yet_valid": "NotYetValid",
-    "rollback": "Rollback",
-    "config": "InvalidCoordinates",
-    "unauthorized": "Unauthorized",
+    "fetch": "FetchFailed", "tls": "TLSVerificationFailed", "unauthorized": "Unauthorized",
+    "config": "InvalidCoordinates", "malformed": "Malformed", "signature": "BadSignature",
+    "unknown_signer": "UnknownSigner", "untrusted_root": "UntrustedRoot",
+    "expired": "Expired", "not_yet_valid": "NotYetValid", "rollback": "Rollback",
 }
 
 
@@ -44,8 +38,7 @@ def spec_fields(peer):
     if not meta:
         return {}
     coords = dict(meta["coordinates"])
-    endpoint = coords.pop("metadataEndpoint")
-    return {"metadataEndpoint": endpoint, "metadata": coords}
+    return {"metadataEndpoint": coords.pop("metadataEndpoint"), "metadata": coords}
 
 
 def public_status_fields(peer):
@@ -53,14 +46,8 @@ def public_status_fields(peer):
     meta = metadata_of(peer)
     if not meta:
         return {}
-    public = meta.get("public") or {}
-    fields = {
-        "clusterUUID": meta.get("clusterUUID"),
-        "authnKeyPub": public.get("authnKeyPub"),
-        "signer": meta.get("signer"),
-        "issuedAt": meta.get("issuedAt"),
-        "expiresAt": meta.get("expiresAt"),
-    }
+    fields = {"clusterUUID": meta.get("clusterUUID"), "authnKeyPub": (meta.get("public") or {}).get("authnKeyPub"),
+              "signer": meta.get("signer"), "issuedAt": meta.get("issuedAt"), "expiresAt": meta.get("expiresAt")}
     return dict((k, v) for k, v in fields.items() if v)
 
 
@@ -87,10 +74,8 @@ def merge_conditions(current, desired, now):
     result = []
     for cond in desired:
         old = by_type.get(cond["type"]) or {}
-        cond = dict(cond)
-        cond["lastTransitionTime"] = (old.get("lastTransitionTime") if old.get("status") == cond["status"]
-                                      and old.get("lastTransitionTime") else now)
-        result.append(cond)
+        kept = old.get("lastTransitionTime") if old.get("status") == cond["status"] else None
+        result.append(dict(cond, lastTransitionTime=kept or now))
     return result
 
 
