@@ -270,7 +270,7 @@ def test_private_key_loads_from_pkcs8_and_deckhouse_pem_and_errors_never_echo_it
 # -- Deckhouse JWT -------------------------------------------------------------------------------
 def test_jwt_has_deckhouse_claims_and_header(key):
     token = md.make_jwt(key, "uuid-mine", "uuid-peer", now=1_800_000_000)
-    header = json.loads(servers._b64url_decode(token.split(".")[0]))
+    header = json.loads(servers._b64url_decode(token.split(".", 1)[0]))
     assert header == {"alg": "EdDSA"}
     assert md.jwt_claims(token) == {"iss": "d8-istio", "sub": "uuid-mine", "aud": "uuid-peer",
                                     "scope": "private-federation", "nbf": 1_800_000_000, "exp": 1_800_000_060}
