@@ -34,45 +34,44 @@ _CLUSTER_FIELDS = {"server", "certificate-authority", "certificate-authority-dat
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
-def read(paths):
-    """Parse and merge kubeconfig files like kubectl: the first file naming a cluster, user or
-    context wins; current-context from the first file that sets one. Relative file references are
-    resolved against the directory of the file that holds them."""
-    merged = {"clusters": [], "users": [], "contexts": [], "current-context": None}
-    for path in paths:
-        with open(path) as fh:
-            doc = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+def read(sources):
+    """Parse and merge kubeconfigs (file paths, or a document given as a dict) like kubectl: the first
+    naming a cluster, user or context wins; current-context from the first that sets one. Relative file
+    references are resolved against the directory of the file that holds them (of a dict: the working
+    directory). Returns {section: {name: body}, "current-context": name}."""
+    merged = {"clusters": {}, "users": {}, "contexts": {}, "current-context": None}
+    for source in sources:
+        doc, base = source, os.getcwd()
+        if not isinstance(source, dict):
+            with open(source) as fh:
+                doc = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+            base = os.path.dirname(os.path.abspath(source))
         if not isinstance(doc, dict):
-            raise ValueError("%s is not a kubeconfig (a mapping)" % path)
-        merge(merged, doc, os.path.dirname(os.path.abspath(path)))
+            raise ValueError("%s is not a kubeconfig (a mapping)" % source)
+        _merge(merged, doc, base)
     return merged
 
 
-def merge(merged, doc, base):
+def _merge(merged, doc, base):
     """Add ``doc``'s entries that ``merged`` does not name yet (file fields made absolute)."""
-    merged["current-context"] = merged.get("current-context") or doc.get("current-context")
+    merged["current-context"] = merged["current-context"] or doc.get("current-context")
     for section, what in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
-        known = set(item.get("name") for item in merged[section])
         for item in doc.get(section) or []:
-            if isinstance(item, dict) and item.get("name") not in known:
-                known.add(item.get("name"))
-                body = dict(item.get(what) or {})
+            if isinstance(item, dict) and item.get("name") not in merged[section]:
+                body = merged[section][item.get("name")] = dict(item.get(what) or {})
                 for field in _FILE_FIELDS:
                     if body.get(field) and not os.path.isabs(str(body[field])):
                         body[field] = os.path.join(base, os.path.expanduser(str(body[field])))
-                merged[section].append({"name": item.get("name"), what: body})
-    return merged
 
 
 def context_names(config):
-    return sorted(c.get("name") for c in config.get("contexts") or [] if isinstance(c, dict) and c.get("name"))
+    return sorted(name for name in config["contexts"] if name)
 
 
 def load(config, context=None):
     """A :class:`Configuration` for ``context`` (default: current) of a merged kubeconfig, or None
     when it uses a feature only the kubernetes library implements. ValueError for a broken one."""
-    name = context or config.get("current-context")
-    ctx = _named(config, "contexts", name, "context")
+    ctx = _named(config, "contexts", context or config["current-context"], "context")
     cluster = _named(config, "clusters", ctx.get("cluster"), "cluster")
     user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
     if set(user) - _USER_FIELDS or set(cluster) - _CLUSTER_FIELDS:
@@ -97,10 +96,9 @@ def load(config, context=None):
 
 
 def _named(config, section, name, what):
-    for item in config.get(section) or []:
-        if isinstance(item, dict) and item.get("name") == name:
-            return item.get(what) or {}
-    raise ValueError("%s %r not found in the kubeconfig" % (what, name))
+    if name not in config[section]:
+        raise ValueError("%s %r not found in the kubeconfig" % (what, name))
+    return config[section][name]
 
 
 def _b64(value, field):
