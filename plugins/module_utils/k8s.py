@@ -201,8 +201,8 @@ class Client(object):
     def server(self):
         return self.api_client.configuration.host
 
-    def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None):
-        """One request (retried while throttled); returns the decoded body, raises K8sError."""
+    def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None, missing_ok=False):
+        """One request (retried while throttled): the decoded body (None on 404 if ``missing_ok``); K8sError."""
         for attempt in range(self.THROTTLE_RETRIES + 1):
             with self._lock:
                 self.calls[verb] = self.calls.get(verb, 0) + 1
@@ -212,6 +212,8 @@ class Client(object):
             self.sleep(_retry_after(headers, self.MAX_WAIT))
         if isinstance(data, bytes):
             data = data.decode("utf-8", "replace")
+        if status == 404 and missing_ok:
+            return None
         if not 200 <= status < 300:
             raise K8sError(self._api_message(status, reason, data, what or "%s %s" % (method, path)),
                            status=status, reason=reason, cluster=self.cluster)
@@ -242,7 +244,7 @@ class Client(object):
     def _send(self, method, path, query, headers, body):
         client = self.api_client
         timeout = (10, self.timeout)
-        if hasattr(client, "param_serialize"):  # kubernetes >= 35 (new generator)
+        if hasattr(client, "param_serialize"):  # kubeconfig.ApiClient, kubernetes >= 35 (new generator)
             method, url, headers, _body, _post = client.param_serialize(
                 method=method, resource_path=path, query_params=query, header_params=headers,
                 auth_settings=["BearerToken"])
@@ -278,7 +280,7 @@ class Client(object):
     # -- verbs ---------------------------------------------------------------------------------
     def get(self, path, what=None):
         """GET an object; returns None on 404."""
-        return self._unless_gone(None, self._request, "get", "GET", path, what=what)
+        return self._request("get", "GET", path, what=what, missing_ok=True)
 
     def list(self, path, label_selector=None, what=None):
         """LIST a collection (all pages); returns the items. 404 (kind not served) raises."""
@@ -309,20 +311,7 @@ class Client(object):
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
-
-        def call():
-            self._request("delete", "DELETE", path, body=body, what=what)
-            return True
-        return self._unless_gone(False, call)
-
-    @staticmethod
-    def _unless_gone(gone, call, *args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except K8sError as exc:
-            if exc.status == 404:
-                return gone
-            raise
+        return self._request("delete", "DELETE", path, body=body, what=what, missing_ok=True) is not None
 
 
 def _retry_after(headers, limit):
