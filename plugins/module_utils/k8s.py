@@ -66,7 +66,9 @@ def connect(params, cluster, pool_size=1):
     context, with_cluster = params.get("context"), dict(cluster=cluster, field="kubeconfig")
     loaded = None
     if params.get("kubeconfig") or not params.get("host"):
-        loaded = _read_kubeconfig(params.get("kubeconfig") or _default_kubeconfig(), context, with_cluster)
+        # else KUBECONFIG as kubectl reads it (every path of a multi-path value, merged), else ~/.kube/config
+        source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep) or "~/.kube/config"
+        loaded = _read_kubeconfig(source, context, with_cluster)
     configuration = None
     if not any(params.get(option) for option in _LIBRARY_OPTIONS):
         configuration = _light(loaded, context, with_cluster)
@@ -90,8 +92,8 @@ def _apply_options(configuration, params):
         if params.get(option):
             setattr(configuration, attribute, params[option])
     if params.get("proxy_headers"):
-        configuration.proxy_headers = urllib3.util.make_headers(
-            **dict((k, v) for k, v in params["proxy_headers"].items() if v))
+        headers = {k: v for k, v in params["proxy_headers"].items() if v}
+        configuration.proxy_headers = urllib3.util.make_headers(**headers)
     if params.get("validate_certs") is False:
         configuration.verify_ssl = False
     # urllib3 retries on connection errors; one retry keeps an unreachable cluster fast to report.
@@ -137,11 +139,6 @@ def _api_client(configuration, library, with_cluster):
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise K8sError("the TLS settings for %s are unusable: %s (fields: ca_cert, client_cert, client_key or the "
                        "kubeconfig)" % (configuration.host, _first_line(exc)), **with_cluster)
-
-
-def _default_kubeconfig():
-    """KUBECONFIG as kubectl reads it (every path of a multi-path value, merged), else ~/.kube/config."""
-    return os.environ.get("KUBECONFIG", "").strip(os.pathsep) or "~/.kube/config"
 
 
 def _read_kubeconfig(source, context, with_cluster):
@@ -261,8 +258,7 @@ class Client(object):
         if not self.impersonate_groups:
             return headers
         merged = urllib3.HTTPHeaderDict(headers)
-        for group in self.impersonate_groups:
-            merged.add("Impersonate-Group", group)
+        merged.extend(("Impersonate-Group", group) for group in self.impersonate_groups)
         return merged
 
     def _api_message(self, status, reason, data, target):

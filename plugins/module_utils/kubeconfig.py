@@ -143,15 +143,12 @@ class Configuration(object):
         return {"BearerToken": {"type": "api_key", "in": "header", "key": "authorization", "value": token}}
 
     def ssl_context(self):
-        """TLS context: verification on unless ``verify_ssl`` is False; client certificate loaded."""
+        """TLS context: verification (against the CA file or data, else the system's CAs) unless ``verify_ssl``
+        is False; client certificate loaded."""
+        cafile, cadata = (self.ssl_ca_cert, self.ca_data) if self.verify_ssl else (None, None)
+        ctx = ssl.create_default_context(cafile=cafile, cadata=cadata.decode("ascii") if cadata else None)
         if not self.verify_ssl:
-            ctx = ssl.create_default_context()
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        elif self.ssl_ca_cert or self.ca_data:
-            ctx = ssl.create_default_context(cafile=self.ssl_ca_cert,
-                                             cadata=self.ca_data.decode("ascii") if self.ca_data else None)
-        else:
-            ctx = ssl.create_default_context()
         if self.cert_file or self.cert_data:
             _load_chain(ctx, (self.cert_file, self.cert_data), (self.key_file, self.key_data))
         return ctx
