@@ -105,7 +105,7 @@ def _light(loaded, context, with_cluster):
     if loaded is None:
         return kubeconfig.Configuration()
     what, config, _loader = loaded
-    with _failing(what, "context %s is unusable" % (context or "(current)"), with_cluster):
+    with _failing(with_cluster, "kubeconfig %s context %s is unusable" % (what, context or "(current)")):
         return kubeconfig.load(config, context)
 
 
@@ -117,28 +117,27 @@ def _library_configuration(loaded, context, with_cluster):
         what, _config, loader = loaded
         loaders = kubernetes.config
         load = loaders.load_kube_config_from_dict if "config_dict" in loader else loaders.load_kube_config
-        with _failing(what, "context %s is unusable" % (context or "(current)"), with_cluster):
+        with _failing(with_cluster, "kubeconfig %s context %s is unusable" % (what, context or "(current)")):
             load(context=context, client_configuration=configuration, persist_config=False, **loader)
     return configuration
 
 
 @contextlib.contextmanager
-def _failing(what, problem, with_cluster):
-    """A failure inside is reported as ``kubeconfig <what> <problem>: <its first line>``."""
+def _failing(with_cluster, problem, fields="(field: kubeconfig)", errors=Exception):
+    """``errors`` raised inside become ``<problem>: <the error's first line> <fields>``. By default any:
+    yaml errors, malformed kubeconfig sections and the library's ConfigException alike."""
     try:
         yield
-    except Exception as exc:  # yaml errors, malformed sections and the library's ConfigException alike
-        raise K8sError("kubeconfig %s %s: %s (field: kubeconfig)" % (what, problem, _first_line(exc)), **with_cluster)
+    except errors as exc:
+        raise K8sError("%s: %s %s" % (problem, _first_line(exc), fields), **with_cluster)
 
 
 def _api_client(configuration, library, with_cluster):
     if library:
         return _kubernetes(with_cluster).client.ApiClient(configuration)
-    try:
+    with _failing(with_cluster, "the TLS settings for %s are unusable" % configuration.host,
+                  "(fields: ca_cert, client_cert, client_key or the kubeconfig)", (ssl.SSLError, OSError, ValueError)):
         return kubeconfig.ApiClient(configuration)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise K8sError("the TLS settings for %s are unusable: %s (fields: ca_cert, client_cert, client_key or the "
-                       "kubeconfig)" % (configuration.host, _first_line(exc)), **with_cluster)
 
 
 def _read_kubeconfig(source, context, with_cluster):
@@ -154,7 +153,7 @@ def _read_kubeconfig(source, context, with_cluster):
                            **with_cluster)
         what = os.pathsep.join(sources)
         loader = dict(config_file=what)
-    with _failing(what, "cannot be read", with_cluster):
+    with _failing(with_cluster, "kubeconfig %s cannot be read" % what):
         config = kubeconfig.read(sources)
     names = kubeconfig.context_names(config)
     if context and context not in names:

@@ -209,10 +209,9 @@ class ApiClient(object):
     def request(self, method, url, headers=None, body=None, _request_timeout=None):
         """Send; urllib3/OS errors propagate (the caller reports the server unreachable)."""
         headers = urllib3.HTTPHeaderDict(headers or {})
-        if body is not None and not isinstance(body, (str, bytes)):
-            body = json.dumps(body)
-        if body is not None and "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json"
+        if body is not None:
+            body = body if isinstance(body, (str, bytes)) else json.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
         connect, read_ = _request_timeout or (10, 30)
         return _Response(self.pool.request(method, url, body=body, headers=headers,
                                            timeout=urllib3.Timeout(connect=connect, read=read_)))
