@@ -66,7 +66,7 @@ def connect(params, cluster, pool_size=1):
     context, with_cluster = params.get("context"), dict(cluster=cluster, field="kubeconfig")
     loaded = None
     if params.get("kubeconfig") or not params.get("host"):
-        # else KUBECONFIG as kubectl reads it (every path of a multi-path value, merged), else ~/.kube/config
+        # the kubeconfig option, else every path of KUBECONFIG (merged as kubectl does), else ~/.kube/config
         source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep) or "~/.kube/config"
         loaded = _read_kubeconfig(source, context, with_cluster)
     configuration = None
