@@ -96,9 +96,10 @@ def load(config, context=None):
 
 
 def _named(config, section, name, what):
-    if name not in config[section]:
+    try:
+        return config[section][name]
+    except (KeyError, TypeError):  # TypeError: a list or mapping where a name belongs
         raise ValueError("%s %r not found in the kubeconfig" % (what, name))
-    return config[section][name]
 
 
 def _b64(value, field):
