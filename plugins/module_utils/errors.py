@@ -28,8 +28,7 @@ class MeshfedError(Exception):
     @property
     def details(self):
         """What ``fail_json`` returns next to ``msg``."""
-        keys = ("cluster", "field", "status", "reason")
-        return dict((k, getattr(self, k)) for k in keys if getattr(self, k) is not None)
+        return {k: getattr(self, k) for k in ("cluster", "field", "status", "reason") if getattr(self, k) is not None}
 
 
 class K8sError(MeshfedError):

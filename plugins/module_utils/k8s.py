@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import json
 import os
 import ssl
@@ -53,29 +54,27 @@ AUTH_ARG_SPEC = dict(
     request_timeout=dict(type="int", default=30),
 )
 # Options Configuration takes as they are (option -> attribute).
-_TLS_OPTIONS = (("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"),
-                ("username", "username"), ("password", "password"), ("proxy", "proxy"), ("no_proxy", "no_proxy"))
+_OPTIONS = (("host", "host"), ("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"),
+            ("username", "username"), ("password", "password"), ("proxy", "proxy"), ("no_proxy", "no_proxy"))
 # Options only the kubernetes library implements: with any of them set, it makes the connection.
 _LIBRARY_OPTIONS = ("username", "password", "proxy", "no_proxy", "proxy_headers")
 
 
 def connect(params, cluster, pool_size=1):
-    """Return a :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``.
-
-    REST over urllib3 (kubeconfig.py) for the usual kubeconfigs and options; the ``kubernetes``
-    library, imported only then, for what that does not implement (exec or auth-provider plugins,
-    basic auth, proxies). ``pool_size``: connections kept open (the most requests in flight)."""
-    host, source = params.get("host"), params.get("kubeconfig")
-    with_cluster = dict(cluster=cluster, field="kubeconfig")
-    configuration = loaded = None
-    if source or not host:
-        loaded = _read_kubeconfig(source or _default_kubeconfig(), params.get("context"), with_cluster)
-        configuration = _light(loaded, params, with_cluster)
-    elif not any(params.get(option) for option in _LIBRARY_OPTIONS):
-        configuration = kubeconfig.Configuration()
+    """Return a :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``. ``pool_size``:
+    connections kept open (the most requests in flight)."""
+    context, with_cluster = params.get("context"), dict(cluster=cluster, field="kubeconfig")
+    loaded = None
+    if params.get("kubeconfig") or not params.get("host"):
+        # the kubeconfig option, else every path of KUBECONFIG (merged as kubectl does), else ~/.kube/config
+        source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep) or "~/.kube/config"
+        loaded = _read_kubeconfig(source, context, with_cluster)
+    configuration = None
+    if not any(params.get(option) for option in _LIBRARY_OPTIONS):
+        configuration = _light(loaded, context, with_cluster)
     library = configuration is None
     if library:
-        configuration = _library_configuration(loaded, params.get("context"), with_cluster)
+        configuration = _library_configuration(loaded, context, with_cluster)
     configuration.connection_pool_maxsize = max(pool_size, configuration.connection_pool_maxsize or 1)
     _apply_options(configuration, params)
     return Client(_api_client(configuration, library, with_cluster), cluster,
@@ -85,67 +84,77 @@ def connect(params, cluster, pool_size=1):
 
 def _apply_options(configuration, params):
     """Module options over the kubeconfig's settings."""
-    if params.get("host"):
-        configuration.host = params["host"]
     if params.get("api_key"):
         # kubernetes < 35 reads the token under "authorization", >= 35 under "BearerToken"
         token = "Bearer %s" % params["api_key"]
         configuration.api_key = {"authorization": token, "BearerToken": token}
-    for option, attribute in _TLS_OPTIONS:
+    for option, attribute in _OPTIONS:
         if params.get(option):
             setattr(configuration, attribute, params[option])
     if params.get("proxy_headers"):
-        configuration.proxy_headers = urllib3.util.make_headers(
-            **dict((k, v) for k, v in params["proxy_headers"].items() if v))
+        headers = {k: v for k, v in params["proxy_headers"].items() if v}
+        configuration.proxy_headers = urllib3.util.make_headers(**headers)
     if params.get("validate_certs") is False:
         configuration.verify_ssl = False
     # urllib3 retries on connection errors; one retry keeps an unreachable cluster fast to report.
     configuration.retries = 1
 
 
-def _light(loaded, params, with_cluster):
-    """The kubeconfig's settings read without the library, or None when the library is needed."""
-    if any(params.get(option) for option in _LIBRARY_OPTIONS):
-        return None
+def _light(loaded, context, with_cluster):
+    """The settings read without the library (kubeconfig.py), or None when the kubeconfig needs it."""
+    if loaded is None:
+        return kubeconfig.Configuration()
     what, config, _loader = loaded
+    with _failing(with_cluster, "kubeconfig %s context %s is unusable" % (what, context or "(current)")):
+        return kubeconfig.load(config, context)
+
+
+def _library_configuration(loaded, context, with_cluster):
+    """A kubernetes.client.Configuration, loaded by the library from the kubeconfig (if any)."""
+    kubernetes = _kubernetes(with_cluster)
+    configuration = kubernetes.client.Configuration()
+    if loaded is not None:
+        what, _config, loader = loaded
+        loaders = kubernetes.config
+        load = loaders.load_kube_config_from_dict if "config_dict" in loader else loaders.load_kube_config
+        with _failing(with_cluster, "kubeconfig %s context %s is unusable" % (what, context or "(current)")):
+            load(context=context, client_configuration=configuration, persist_config=False, **loader)
+    return configuration
+
+
+@contextlib.contextmanager
+def _failing(with_cluster, problem, fields="(field: kubeconfig)", errors=Exception):
+    """``errors`` raised inside become ``<problem>: <the error's first line> <fields>``. By default any:
+    yaml errors, malformed kubeconfig sections and the library's ConfigException alike."""
     try:
-        return kubeconfig.load(config, params.get("context"))
-    except Exception as exc:
-        raise K8sError("kubeconfig %s context %s is unusable: %s (field: kubeconfig)"
-                       % (what, params.get("context") or "(current)", _first_line(exc)), **with_cluster)
+        yield
+    except errors as exc:
+        raise K8sError("%s: %s %s" % (problem, _first_line(exc), fields), **with_cluster)
 
 
 def _api_client(configuration, library, with_cluster):
     if library:
         return _kubernetes(with_cluster).client.ApiClient(configuration)
-    try:
+    with _failing(with_cluster, "the TLS settings for %s are unusable" % configuration.host,
+                  "(fields: ca_cert, client_cert, client_key or the kubeconfig)", (ssl.SSLError, OSError, ValueError)):
         return kubeconfig.ApiClient(configuration)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise K8sError("the TLS settings for %s are unusable: %s (fields: ca_cert, client_cert, client_key or the "
-                       "kubeconfig)" % (configuration.host, _first_line(exc)), **with_cluster)
-
-
-def _default_kubeconfig():
-    """KUBECONFIG as kubectl reads it: every path of a multi-path value, merged; else ~/.kube/config."""
-    paths = [os.path.expanduser(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    return os.pathsep.join(paths) if paths else os.path.expanduser("~/.kube/config")
 
 
 def _read_kubeconfig(source, context, with_cluster):
     """(what, merged kubeconfig, library loader arguments) of a kubeconfig given as a dict, a path, or
-    several paths joined like KUBECONFIG; checks that ``context`` is in it."""
+    several paths joined like KUBECONFIG (those that exist); checks that ``context`` is in it."""
     if isinstance(source, dict):
-        what, loader = "(kubeconfig given as a dict)", dict(config_dict=source)
+        what, sources, loader = "(kubeconfig given as a dict)", [source], dict(config_dict=source)
     else:
-        what, loader = _kubeconfig_files(str(source), with_cluster)
-    try:
-        if "config_dict" in loader:
-            config = kubeconfig.merge({"clusters": [], "users": [], "contexts": []}, source, os.getcwd())
-        else:
-            config = kubeconfig.read(what.split(os.pathsep))
-    except Exception as exc:  # yaml errors and malformed sections alike
-        raise K8sError("kubeconfig %s cannot be read: %s (field: kubeconfig)" % (what, _first_line(exc)),
-                       **with_cluster)
+        paths = [os.path.expanduser(p) for p in str(source).split(os.pathsep) if p]
+        sources = [p for p in paths if os.path.isfile(p)]
+        if not sources:
+            raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(paths) or "''"),
+                           **with_cluster)
+        what = os.pathsep.join(sources)
+        loader = dict(config_file=what)
+    with _failing(with_cluster, "kubeconfig %s cannot be read" % what):
+        config = kubeconfig.read(sources)
     names = kubeconfig.context_names(config)
     if context and context not in names:
         raise K8sError("context %r is not in kubeconfig %s (field: context; it has: %s)"
@@ -154,42 +163,12 @@ def _read_kubeconfig(source, context, with_cluster):
     return what, config, loader
 
 
-def _library_configuration(loaded, context, with_cluster):
-    """A kubernetes.client.Configuration, loaded by the library from the kubeconfig (if any)."""
-    kubernetes = _kubernetes(with_cluster)
-    configuration = kubernetes.client.Configuration()
-    if loaded is None:
-        return configuration
-    what, _config, loader = loaded
-    try:
-        if "config_dict" in loader:
-            kubernetes.config.load_kube_config_from_dict(context=context, client_configuration=configuration,
-                                                         persist_config=False, **loader)
-        else:
-            kubernetes.config.load_kube_config(context=context, client_configuration=configuration,
-                                               persist_config=False, **loader)
-    except Exception as exc:
-        raise K8sError("kubeconfig %s context %s is unusable: %s (field: kubeconfig)"
-                       % (what, context or "(current)", _first_line(exc)), **with_cluster)
-    return configuration
-
-
 def _kubernetes(with_cluster):
     try:
         return deps.kubernetes_library()
     except ImportError:
         raise K8sError("this connection (exec or auth-provider kubeconfig, basic auth or proxy options) needs the "
                        "kubernetes Python library: %s" % missing_required_lib("kubernetes"), **with_cluster)
-
-
-def _kubeconfig_files(source, with_cluster):
-    paths = [os.path.expanduser(p) for p in source.split(os.pathsep) if p]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if not paths or len(missing) == len(paths):
-        raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(missing) or "''"),
-                       **with_cluster)
-    existing = os.pathsep.join(p for p in paths if p not in missing)
-    return existing, dict(config_file=existing)
 
 
 def _first_line(exc):
@@ -218,8 +197,8 @@ class Client(object):
     def server(self):
         return self.api_client.configuration.host
 
-    def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None):
-        """One request (retried while throttled); returns the decoded body, raises K8sError."""
+    def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None, missing_ok=False):
+        """One request (retried while throttled): the decoded body (None on 404 if ``missing_ok``); K8sError."""
         for attempt in range(self.THROTTLE_RETRIES + 1):
             with self._lock:
                 self.calls[verb] = self.calls.get(verb, 0) + 1
@@ -229,6 +208,8 @@ class Client(object):
             self.sleep(_retry_after(headers, self.MAX_WAIT))
         if isinstance(data, bytes):
             data = data.decode("utf-8", "replace")
+        if status == 404 and missing_ok:
+            return None
         if not 200 <= status < 300:
             raise K8sError(self._api_message(status, reason, data, what or "%s %s" % (method, path)),
                            status=status, reason=reason, cluster=self.cluster)
@@ -259,7 +240,7 @@ class Client(object):
     def _send(self, method, path, query, headers, body):
         client = self.api_client
         timeout = (10, self.timeout)
-        if hasattr(client, "param_serialize"):  # kubernetes >= 35 (new generator)
+        if hasattr(client, "param_serialize"):  # kubeconfig.ApiClient, kubernetes >= 35 (new generator)
             method, url, headers, _body, _post = client.param_serialize(
                 method=method, resource_path=path, query_params=query, header_params=headers,
                 auth_settings=["BearerToken"])
@@ -276,8 +257,7 @@ class Client(object):
         if not self.impersonate_groups:
             return headers
         merged = urllib3.HTTPHeaderDict(headers)
-        for group in self.impersonate_groups:
-            merged.add("Impersonate-Group", group)
+        merged.extend(("Impersonate-Group", group) for group in self.impersonate_groups)
         return merged
 
     def _api_message(self, status, reason, data, target):
@@ -295,7 +275,7 @@ class Client(object):
     # -- verbs ---------------------------------------------------------------------------------
     def get(self, path, what=None):
         """GET an object; returns None on 404."""
-        return self._unless_gone(None, self._request, "get", "GET", path, what=what)
+        return self._request("get", "GET", path, what=what, missing_ok=True)
 
     def list(self, path, label_selector=None, what=None):
         """LIST a collection (all pages); returns the items. 404 (kind not served) raises."""
@@ -326,20 +306,7 @@ class Client(object):
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
-
-        def call():
-            self._request("delete", "DELETE", path, body=body, what=what)
-            return True
-        return self._unless_gone(False, call)
-
-    @staticmethod
-    def _unless_gone(gone, call, *args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except K8sError as exc:
-            if exc.status == 404:
-                return gone
-            raise
+        return self._request("delete", "DELETE", path, body=body, what=what, missing_ok=True) is not None
 
 
 def _retry_after(headers, limit):

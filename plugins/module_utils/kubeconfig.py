@@ -34,45 +34,44 @@ _CLUSTER_FIELDS = {"server", "certificate-authority", "certificate-authority-dat
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
-def read(paths):
-    """Parse and merge kubeconfig files like kubectl: the first file naming a cluster, user or
-    context wins; current-context from the first file that sets one. Relative file references are
-    resolved against the directory of the file that holds them."""
-    merged = {"clusters": [], "users": [], "contexts": [], "current-context": None}
-    for path in paths:
-        with open(path) as fh:
-            doc = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+def read(sources):
+    """Parse and merge kubeconfigs (file paths, or a document given as a dict) like kubectl: the first
+    naming a cluster, user or context wins; current-context from the first that sets one. Relative file
+    references are resolved against the directory of the file that holds them (of a dict: the working
+    directory). Returns {section: {name: body}, "current-context": name}."""
+    merged = {"clusters": {}, "users": {}, "contexts": {}, "current-context": None}
+    for source in sources:
+        doc, base = source, os.getcwd()
+        if not isinstance(source, dict):
+            with open(source) as fh:
+                doc = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+            base = os.path.dirname(os.path.abspath(source))
         if not isinstance(doc, dict):
-            raise ValueError("%s is not a kubeconfig (a mapping)" % path)
-        merge(merged, doc, os.path.dirname(os.path.abspath(path)))
+            raise ValueError("%s is not a kubeconfig (a mapping)" % source)
+        _merge(merged, doc, base)
     return merged
 
 
-def merge(merged, doc, base):
+def _merge(merged, doc, base):
     """Add ``doc``'s entries that ``merged`` does not name yet (file fields made absolute)."""
-    merged["current-context"] = merged.get("current-context") or doc.get("current-context")
+    merged["current-context"] = merged["current-context"] or doc.get("current-context")
     for section, what in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
-        known = set(item.get("name") for item in merged[section])
         for item in doc.get(section) or []:
-            if isinstance(item, dict) and item.get("name") not in known:
-                known.add(item.get("name"))
-                body = dict(item.get(what) or {})
+            if isinstance(item, dict) and item.get("name") not in merged[section]:
+                body = merged[section][item.get("name")] = dict(item.get(what) or {})
                 for field in _FILE_FIELDS:
                     if body.get(field) and not os.path.isabs(str(body[field])):
                         body[field] = os.path.join(base, os.path.expanduser(str(body[field])))
-                merged[section].append({"name": item.get("name"), what: body})
-    return merged
 
 
 def context_names(config):
-    return sorted(c.get("name") for c in config.get("contexts") or [] if isinstance(c, dict) and c.get("name"))
+    return sorted(name for name in config["contexts"] if name)
 
 
 def load(config, context=None):
     """A :class:`Configuration` for ``context`` (default: current) of a merged kubeconfig, or None
     when it uses a feature only the kubernetes library implements. ValueError for a broken one."""
-    name = context or config.get("current-context")
-    ctx = _named(config, "contexts", name, "context")
+    ctx = _named(config, "contexts", context or config["current-context"], "context")
     cluster = _named(config, "clusters", ctx.get("cluster"), "cluster")
     user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
     if set(user) - _USER_FIELDS or set(cluster) - _CLUSTER_FIELDS:
@@ -97,10 +96,10 @@ def load(config, context=None):
 
 
 def _named(config, section, name, what):
-    for item in config.get(section) or []:
-        if isinstance(item, dict) and item.get("name") == name:
-            return item.get(what) or {}
-    raise ValueError("%s %r not found in the kubeconfig" % (what, name))
+    try:
+        return config[section][name]
+    except (KeyError, TypeError):  # TypeError: a list or mapping where a name belongs
+        raise ValueError("%s %r not found in the kubeconfig" % (what, name))
 
 
 def _b64(value, field):
@@ -145,15 +144,12 @@ class Configuration(object):
         return {"BearerToken": {"type": "api_key", "in": "header", "key": "authorization", "value": token}}
 
     def ssl_context(self):
-        """TLS context: verification on unless ``verify_ssl`` is False; client certificate loaded."""
+        """TLS context: verification (against the CA file or data, else the system's CAs) unless ``verify_ssl``
+        is False; client certificate loaded."""
+        cafile, cadata = (self.ssl_ca_cert, self.ca_data) if self.verify_ssl else (None, None)
+        ctx = ssl.create_default_context(cafile=cafile, cadata=cadata.decode("ascii") if cadata else None)
         if not self.verify_ssl:
-            ctx = ssl.create_default_context()
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        elif self.ssl_ca_cert or self.ca_data:
-            ctx = ssl.create_default_context(cafile=self.ssl_ca_cert,
-                                             cadata=self.ca_data.decode("ascii") if self.ca_data else None)
-        else:
-            ctx = ssl.create_default_context()
         if self.cert_file or self.cert_data:
             _load_chain(ctx, (self.cert_file, self.cert_data), (self.key_file, self.key_data))
         return ctx
@@ -214,10 +210,9 @@ class ApiClient(object):
     def request(self, method, url, headers=None, body=None, _request_timeout=None):
         """Send; urllib3/OS errors propagate (the caller reports the server unreachable)."""
         headers = urllib3.HTTPHeaderDict(headers or {})
-        if body is not None and not isinstance(body, (str, bytes)):
-            body = json.dumps(body)
-        if body is not None and "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json"
+        if body is not None:
+            body = body if isinstance(body, (str, bytes)) else json.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
         connect, read_ = _request_timeout or (10, 30)
         return _Response(self.pool.request(method, url, body=body, headers=headers,
                                            timeout=urllib3.Timeout(connect=connect, read=read_)))
