@@ -56,7 +56,8 @@ def mesh_configmaps(configmaps):
 
 
 def discovery_container(deployment):
-    containers = ((((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    pod_spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = pod_spec.get("containers") or []
     return next((c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {})
 
 
