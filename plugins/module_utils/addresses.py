@@ -40,15 +40,10 @@ def parse_range(value):
     return net
 
 
-def _usable(net):
-    """(first, count) of the usable addresses: the network and broadcast addresses are skipped."""
-    return int(net.network_address) + 1, net.num_addresses - 2
-
-
 def allocate(hostnames, network, existing=None):
     """``{hostname: address}`` for every hostname, stable given ``existing`` (``{hostname: address}``)."""
-    net = network if isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else parse_range(network)
-    first, count = _usable(net)
+    net = parse_range(network)
+    first, count = int(net.network_address) + 1, net.num_addresses - 2  # network and broadcast addresses skipped
     hosts = sorted(set(hostnames))
     if len(hosts) > count:
         raise AddressRangeError("%d imported hosts do not fit in %s (%d addresses)" % (len(hosts), net, count))
