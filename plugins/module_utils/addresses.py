@@ -47,8 +47,7 @@ def allocate(hostnames, network, existing=None):
     hosts = sorted(set(hostnames))
     if len(hosts) > count:
         raise AddressRangeError("%d imported hosts do not fit in %s (%d addresses)" % (len(hosts), net, count))
-    taken = {}
-    result = {}
+    taken, result = {}, {}
     for host in hosts:
         addr = (existing or {}).get(host)
         try:
@@ -58,9 +57,7 @@ def allocate(hostnames, network, existing=None):
         if ip is not None and ip in net and first <= int(ip) < first + count and int(ip) not in taken:
             taken[int(ip)] = host
             result[host] = str(ip)
-    for host in hosts:
-        if host in result:
-            continue
+    for host in [h for h in hosts if h not in result]:
         slot = int(hashlib.sha256(host.encode("utf-8")).hexdigest(), 16) % count
         while first + slot in taken:
             slot = (slot + 1) % count

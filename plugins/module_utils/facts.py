@@ -103,7 +103,7 @@ def _alias_ready(ref, selector, ports, warnings):
 def _identities(meta, ref, backing, warnings):
     """Service accounts importers check: the annotation when set, else those of the Service's pods."""
     annotated = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
-    annotated = sorted(set(a.strip() for a in annotated if a.strip()))
+    annotated = sorted(set(a.strip() for a in annotated) - {""})
     if annotated:
         return annotated
     if not backing:

@@ -41,9 +41,7 @@ def coexistence(gateways, workload, hosts, scope_to_namespace=False):
     ``workload``: ``{namespace, labels: [pod label dicts], service_port, target_port, service_ports}``.
     Returns ``{"covered": {host: "ns/name"}, "passthrough": {"ns/name": [hosts]}, "clashes": [str]}``.
     """
-    covered = {}
-    passthrough = {}
-    clashes = []
+    covered, passthrough, clashes = {}, {}, []
     for gw in sorted(gateways, key=lambda g: (g["metadata"].get("namespace") or "", g["metadata"]["name"])):
         meta = gw["metadata"]
         ref = "%s/%s" % (meta.get("namespace"), meta["name"])

@@ -96,11 +96,9 @@ def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
     """
     if (k8s_protocol or "TCP").upper() == "UDP":
         return "UDP"
-    candidate = name or ""
-    if app_protocol:
-        candidate = app_protocol
-        if app_protocol in _K8S_APP_PROTOCOLS:
-            return _K8S_APP_PROTOCOLS[app_protocol]
+    if app_protocol in _K8S_APP_PROTOCOLS:
+        return _K8S_APP_PROTOCOLS[app_protocol]
+    candidate = app_protocol or name or ""
     if candidate[:8].lower() == "grpc-web":
         return "GRPC-Web"
     prefix = candidate.split("-", 1)[0].lower()

@@ -190,15 +190,13 @@ def _rewrite(doc, new_list):
 
 
 def _verified(new_text, old_doc, new_list):
+    """Whether ``new_text`` is ``old_doc`` with caCertificates ``new_list`` and nothing else changed."""
     try:
-        new_doc = yaml.safe_load(new_text) or {}
-    except yaml.YAMLError:
+        new_doc = load_mesh(new_text)
+    except MeshConfigError:
         return False
-    if not isinstance(new_doc, dict):
-        return False
-    rest_new = dict((k, v) for k, v in new_doc.items() if k != "caCertificates")
-    rest_old = dict((k, v) for k, v in old_doc.items() if k != "caCertificates")
-    return rest_new == rest_old and (new_doc.get("caCertificates") or []) == new_list
+    return (dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None)
+            and (new_doc.get("caCertificates") or []) == new_list)
 
 
 def check_multiroot(mesh, istiod_env):
