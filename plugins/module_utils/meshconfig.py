@@ -55,17 +55,13 @@ def fingerprint(entry):
         return None
 
 
-def _str_representer(dumper, data):
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
 def _dump(doc):
-    """YAML with PEM blocks as literal scalars."""
+    """YAML with PEM blocks (multi-line strings) as literal scalars."""
     class LiteralDumper(yaml.SafeDumper):
-        pass
+        def represent_literal(self, data):
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
 
-    LiteralDumper.add_representer(str, _str_representer)
+    LiteralDumper.add_representer(str, LiteralDumper.represent_literal)
     return yaml.dump(doc, Dumper=LiteralDumper, sort_keys=False, default_flow_style=False, width=4096)
 
 
