@@ -40,20 +40,14 @@ def parse_range(value):
     return net
 
 
-def _usable(net):
-    """(first, count) of the usable addresses: the network and broadcast addresses are skipped."""
-    return int(net.network_address) + 1, net.num_addresses - 2
-
-
 def allocate(hostnames, network, existing=None):
     """``{hostname: address}`` for every hostname, stable given ``existing`` (``{hostname: address}``)."""
-    net = network if isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else parse_range(network)
-    first, count = _usable(net)
+    net = parse_range(network)
+    first, count = int(net.network_address) + 1, net.num_addresses - 2  # network and broadcast addresses skipped
     hosts = sorted(set(hostnames))
     if len(hosts) > count:
         raise AddressRangeError("%d imported hosts do not fit in %s (%d addresses)" % (len(hosts), net, count))
-    taken = {}
-    result = {}
+    taken, result = {}, {}
     for host in hosts:
         addr = (existing or {}).get(host)
         try:
@@ -63,9 +57,7 @@ def allocate(hostnames, network, existing=None):
         if ip is not None and ip in net and first <= int(ip) < first + count and int(ip) not in taken:
             taken[int(ip)] = host
             result[host] = str(ip)
-    for host in hosts:
-        if host in result:
-            continue
+    for host in [h for h in hosts if h not in result]:
         slot = int(hashlib.sha256(host.encode("utf-8")).hexdigest(), 16) % count
         while first + slot in taken:
             slot = (slot + 1) % count

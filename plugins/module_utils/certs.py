@@ -49,7 +49,8 @@ def parse_root_bundle(pem_text, cluster, field, now=None, warning_days=EXPIRY_WA
             seen.add(digest)
             subject = cert.subject.rfc4514_string()
             label = "certificate #%d (%s)" % (number, subject or "no subject")
-            warnings.extend(prefixed(cluster, "%s: %s" % (field, w)) for w in _check_root(cert, label, field, now, warning_days))
+            warnings.extend(prefixed(cluster, "%s: %s" % (field, w))
+                            for w in _check_root(cert, label, field, now, warning_days))
             roots.append({"pem": pem, "sha256": digest, "subject": subject,
                           "not_after": _iso(cert.not_valid_after_utc)})
     return roots, warnings
@@ -73,7 +74,7 @@ def certificate_blocks(text, field):
     if not blocks:
         raise _error(field, "holds no PEM CERTIFICATE block%s" % (
             " (found: %s)" % ", ".join(sorted(set(kinds))) if kinds else ""))
-    if len(kinds) != len(blocks) or len(_BLOCK.findall(text)) != len(kinds):
+    if len(kinds) != len(blocks):  # a BEGIN without its END, or a block of another type
         raise _error(field, "has a truncated or non-certificate PEM block; expected only CERTIFICATE blocks")
     return [normalize_pem(m.group(0)) for m in blocks]
 

@@ -103,7 +103,7 @@ def _alias_ready(ref, selector, ports, warnings):
 def _identities(meta, ref, backing, warnings):
     """Service accounts importers check: the annotation when set, else those of the Service's pods."""
     annotated = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
-    annotated = sorted(set(a.strip() for a in annotated if a.strip()))
+    annotated = sorted(set(a.strip() for a in annotated) - {""})
     if annotated:
         return annotated
     if not backing:
@@ -117,12 +117,12 @@ def _exported_ports(svc, ref, backing, warnings):
     ports = []
     for port in (svc.get("spec") or {}).get("ports") or []:
         number = int(port["port"])
-        protocol = istio.port_protocol(number, port.get("name"), port.get("protocol") or "TCP", port.get("appProtocol"))
         if (port.get("protocol") or "TCP") != "TCP":
             warnings.append("Service %s port %s uses %s; only TCP-based ports can cross the gateway; port skipped"
                             % (ref, port.get("name") or number, port.get("protocol")))
             continue
-        ports.append({"name": port.get("name") or "port-%d" % number, "number": number, "protocol": protocol,
+        ports.append({"name": port.get("name") or "port-%d" % number, "number": number,
+                      "protocol": istio.port_protocol(number, port.get("name"), "TCP", port.get("appProtocol")),
                       "target_port": workloads.resolve_target_port(port.get("targetPort", number), backing)})
     return ports
 
@@ -138,30 +138,28 @@ def gateway_info(client, params, pods=None):
     if svc is None and not override:
         raise FactsError("gateway Service %s not found (field: gateway_service); install the east-west "
                          "gateway or set gateway_addresses" % ref, field="gateway_service")
-    port = target_port = service_port = params.get("gateway_port") or DEFAULT_GATEWAY_PORT
-    source, addresses = "override", override
-    selector = ((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector")
-    selector = dict(selector or {"istio": "eastwestgateway"})
+    spec = (svc or {}).get("spec") or {}
+    selector = dict(spec.get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
     gateway_pods = workloads.selected(pods or {}, namespace, selector)
-    if svc is not None:
-        chosen = _gateway_port(svc, params.get("gateway_port"), ref)
-        port = target_port = service_port = chosen["port"]
-        target_port = workloads.resolve_target_port(chosen.get("targetPort", port), gateway_pods) or target_port
-        if not override:
-            source = (svc.get("spec") or {}).get("type") or "ClusterIP"
-            addresses, port = _address_source(source, ref)(client, svc, chosen, ref)
+    chosen = _gateway_port(svc, params.get("gateway_port"), ref)
+    service_port = chosen["port"]
+    target_port = workloads.resolve_target_port(chosen.get("targetPort", service_port), gateway_pods) or service_port
+    source = "override" if override else spec.get("type") or "ClusterIP"
+    addresses, port = (override, service_port) if override else _address_source(source, ref)(client, svc, chosen, ref)
     if not 1 <= int(port) <= 65535:
         raise FactsError("gateway port %s is not a valid port (field: gateway_port)" % port, field="gateway_port")
     addresses = sorted(set(addresses), key=addresses.index)
     return {"addresses": addresses, "resolution": _resolution(addresses), "port": int(port),
             "service_port": int(service_port), "target_port": int(target_port), "source": source,
             "service": {"namespace": namespace, "name": name}, "selector": selector,
-            "service_ports": sorted(int(p["port"]) for p in ((svc or {}).get("spec") or {}).get("ports") or []),
+            "service_ports": sorted(int(p["port"]) for p in spec.get("ports") or []),
             "pod_labels": workloads.labels_of(gateway_pods) or [dict(selector)]}
 
 
 def _gateway_port(svc, wanted, ref):
-    """The Service port peers reach: ``wanted``, else the one named tls, else 15443."""
+    """The Service port peers reach: ``wanted``, else the one named tls, else 15443 (without a Service, as given)."""
+    if svc is None:
+        return {"port": wanted or DEFAULT_GATEWAY_PORT}
     ports = (svc.get("spec") or {}).get("ports") or []
     if wanted:
         matches = [p for p in ports if p.get("port") == wanted]
@@ -217,19 +215,14 @@ def _resolution(addresses):
 
 
 def node_addresses(client):
-    result = []
+    """Per Ready node, its first ExternalIP, else its first InternalIP."""
+    result = set()
     for node in client.list(core_path("nodes"), what="list Nodes"):
         status = node.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        if not ready:
-            continue
-        by_type = {}
-        for addr in status.get("addresses") or []:
-            by_type.setdefault(addr.get("type"), addr.get("address"))
-        addr = by_type.get("ExternalIP") or by_type.get("InternalIP")
-        if addr:
-            result.append(addr)
-    return sorted(set(result))
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            first = dict((a.get("type"), a.get("address")) for a in reversed(status.get("addresses") or []))
+            result.add(first.get("ExternalIP") or first.get("InternalIP"))
+    return sorted(a for a in result if a)
 
 
 # -- card ---------------------------------------------------------------------------------------------

@@ -27,17 +27,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshfed.istio.plugins.module_utils.istio import host_matches
-
-
-def _selects(selector, workload_labels):
-    selector = selector or {}
-    return any(all(labels.get(k) == v for k, v in selector.items()) for labels in workload_labels)
+from ansible_collections.meshfed.istio.plugins.module_utils.workloads import matches
 
 
 def _on_port(number, workload):
-    if number == workload["service_port"]:
-        return True
-    return number == workload["target_port"] and number not in workload.get("service_ports", ())
+    return number == workload["service_port"] or (
+        number == workload["target_port"] and number not in workload.get("service_ports", ()))
 
 
 def coexistence(gateways, workload, hosts, scope_to_namespace=False):
@@ -46,22 +41,20 @@ def coexistence(gateways, workload, hosts, scope_to_namespace=False):
     ``workload``: ``{namespace, labels: [pod label dicts], service_port, target_port, service_ports}``.
     Returns ``{"covered": {host: "ns/name"}, "passthrough": {"ns/name": [hosts]}, "clashes": [str]}``.
     """
-    covered = {}
-    passthrough = {}
-    clashes = []
+    covered, passthrough, clashes = {}, {}, []
     for gw in sorted(gateways, key=lambda g: (g["metadata"].get("namespace") or "", g["metadata"]["name"])):
         meta = gw["metadata"]
         ref = "%s/%s" % (meta.get("namespace"), meta["name"])
         spec = gw.get("spec") or {}
         if scope_to_namespace and meta.get("namespace") != workload["namespace"]:
             continue
-        if not _selects(spec.get("selector"), workload["labels"]):
+        if not any(matches(spec.get("selector"), labels) for labels in workload["labels"]):
             continue
         for server in spec.get("servers") or []:
             port = server.get("port") or {}
             if not _on_port(port.get("number"), workload):
                 continue
-            server_hosts = [h.split("/", 1)[1] if "/" in h else h for h in server.get("hosts") or []]
+            server_hosts = [h.split("/", 1)[-1] for h in server.get("hosts") or []]
             mode = (server.get("tls") or {}).get("mode")
             if not server.get("tls"):
                 clashes.append("Gateway %s has a plain-text server (protocol %s) on port %s of the same gateway "

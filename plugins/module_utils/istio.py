@@ -15,7 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import re
+import fnmatch
 
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_REVISION = "default"
@@ -35,37 +35,30 @@ _WELL_KNOWN_TCP_PORTS = (25, 53, 3306, 27017)
 SNIFFED = ""  # protocol left empty: Istio detects it (protocol sniffing)
 
 
+def _revisioned(base, revision):
+    return base if not revision or revision == DEFAULT_REVISION else "%s-%s" % (base, revision)
+
+
 def mesh_configmap_name(revision):
     """ConfigMap istiod of ``revision`` reads (pilot bootstrap getMeshConfigMapName)."""
-    if not revision or revision == DEFAULT_REVISION:
-        return MESH_CONFIGMAP
-    return "%s-%s" % (MESH_CONFIGMAP, revision)
+    return _revisioned(MESH_CONFIGMAP, revision)
 
 
 def istiod_deployment_name(revision):
     """Deployment name the istiod Helm chart gives ``revision``."""
-    if not revision or revision == DEFAULT_REVISION:
-        return ISTIOD
-    return "%s-%s" % (ISTIOD, revision)
+    return _revisioned(ISTIOD, revision)
 
 
 def mesh_configmaps(configmaps):
     """Names of the ConfigMaps that look like a mesh config (``istio`` / ``istio-<rev>`` with key mesh)."""
-    names = []
-    for cm in configmaps:
-        meta = cm.get("metadata") or {}
-        name = meta.get("name") or ""
-        if (name == MESH_CONFIGMAP or name.startswith(MESH_CONFIGMAP + "-")) and "mesh" in (cm.get("data") or {}):
-            names.append(name)
-    return sorted(names)
+    names = ((cm.get("metadata") or {}).get("name") or "" for cm in configmaps if "mesh" in (cm.get("data") or {}))
+    return sorted(name for name in names if name == MESH_CONFIGMAP or name.startswith(MESH_CONFIGMAP + "-"))
 
 
 def discovery_container(deployment):
-    containers = ((((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    for container in containers:
-        if container.get("name") == "discovery":
-            return container
-    return containers[0] if containers else {}
+    pod_spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = pod_spec.get("containers") or []
+    return next((c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {})
 
 
 def container_env(container):
@@ -88,12 +81,10 @@ def istiod_domain(deployment):
     """istiod's DNS domain suffix from its ``--domain`` argument (pilot-discovery default cluster.local)."""
     container = discovery_container(deployment)
     args = [str(a) for a in (container.get("args") or []) + (container.get("command") or [])]
-    for i, arg in enumerate(args):
-        if arg in ("--domain", "-domain") and i + 1 < len(args):
-            return args[i + 1].strip().strip(".").lower()
-        for prefix in ("--domain=", "-domain="):
-            if arg.startswith(prefix):
-                return arg[len(prefix):].strip().strip(".").lower()
+    for arg, following in zip(args, args[1:] + [None]):
+        flag, equals, value = arg.partition("=")
+        if flag in ("--domain", "-domain") and (equals or following is not None):
+            return (value if equals else following).strip().strip(".").lower()
     return DEFAULT_DOMAIN
 
 
@@ -105,11 +96,9 @@ def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
     """
     if (k8s_protocol or "TCP").upper() == "UDP":
         return "UDP"
-    candidate = name or ""
-    if app_protocol:
-        candidate = app_protocol
-        if app_protocol in _K8S_APP_PROTOCOLS:
-            return _K8S_APP_PROTOCOLS[app_protocol]
+    if app_protocol in _K8S_APP_PROTOCOLS:
+        return _K8S_APP_PROTOCOLS[app_protocol]
+    candidate = app_protocol or name or ""
     if candidate[:8].lower() == "grpc-web":
         return "GRPC-Web"
     prefix = candidate.split("-", 1)[0].lower()
@@ -128,7 +117,7 @@ def canonical_protocol(value):
 
 def host_matches(hostname, pattern):
     """``host.Name(hostname).SubsetOf(pattern)``: ``*`` matches all, ``*.suffix`` by suffix, else equal."""
-    pattern = pattern.split("/", 1)[1] if "/" in pattern else pattern
+    pattern = pattern.split("/", 1)[-1]
     if pattern == "*":
         return True
     if pattern.startswith("*."):
@@ -144,13 +133,6 @@ def dns_capture(mesh):
     return str(metadata.get("ISTIO_META_DNS_CAPTURE", "")).lower() == "true"
 
 
-_GLOB_CACHE = {}
-
-
 def glob_match(hostname, pattern):
-    """Shell-style glob over a hostname (``*`` spans dots too): ``bar.*``, ``*.xyz.svc.*``."""
-    rx = _GLOB_CACHE.get(pattern)
-    if rx is None:
-        rx = _GLOB_CACHE[pattern] = re.compile(
-            "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$")
-    return bool(rx.match(hostname))
+    """Shell-style glob over a hostname (``*`` spans dots too): ``bar.*``, ``*.xyz.svc.*``; ``[`` is literal."""
+    return fnmatch.fnmatchcase(hostname, pattern.replace("[", "[[]"))

@@ -55,17 +55,13 @@ def fingerprint(entry):
         return None
 
 
-def _str_representer(dumper, data):
-    style = "|" if "\n" in data else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
 def _dump(doc):
-    """YAML with PEM blocks as literal scalars."""
+    """YAML with PEM blocks (multi-line strings) as literal scalars."""
     class LiteralDumper(yaml.SafeDumper):
-        pass
+        def represent_literal(self, data):
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
 
-    LiteralDumper.add_representer(str, _str_representer)
+    LiteralDumper.add_representer(str, LiteralDumper.represent_literal)
     return yaml.dump(doc, Dumper=LiteralDumper, sort_keys=False, default_flow_style=False, width=4096)
 
 
@@ -190,15 +186,13 @@ def _rewrite(doc, new_list):
 
 
 def _verified(new_text, old_doc, new_list):
+    """Whether ``new_text`` is ``old_doc`` with caCertificates ``new_list`` and nothing else changed."""
     try:
-        new_doc = yaml.safe_load(new_text) or {}
-    except yaml.YAMLError:
+        new_doc = load_mesh(new_text)
+    except MeshConfigError:
         return False
-    if not isinstance(new_doc, dict):
-        return False
-    rest_new = dict((k, v) for k, v in new_doc.items() if k != "caCertificates")
-    rest_old = dict((k, v) for k, v in old_doc.items() if k != "caCertificates")
-    return rest_new == rest_old and (new_doc.get("caCertificates") or []) == new_list
+    return (dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None)
+            and (new_doc.get("caCertificates") or []) == new_list)
 
 
 def check_multiroot(mesh, istiod_env):

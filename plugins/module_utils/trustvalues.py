@@ -16,15 +16,6 @@ __metaclass__ = type
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import fingerprint, merge_roots, render_roots
 
 
-def entries(ca_entries):
-    """caCertificates entries (one per distinct root; trust domains merged), sorted by peer then fingerprint,
-    and ``{fingerprint: peers}``: the same merge as the ConfigMap mode, with no entry of anyone else."""
-    slots = {}
-    merge_roots(slots, ca_entries, set())
-    peers_by_fp, wanted = render_roots(slots)
-    return wanted, peers_by_fp
-
-
 def live_state(mesh, wanted, peers_by_fp):
     """Which wanted entries the live mesh config has (same root, trust domains included)."""
     live = {}
@@ -41,8 +32,11 @@ def live_state(mesh, wanted, peers_by_fp):
 
 
 def render(ca_entries, mesh, revision=None):
-    """The ``trust`` result of values mode: Helm values, IstioOperator overlay, and whether they are live."""
-    wanted, peers_by_fp = entries(ca_entries)
+    """The ``trust`` result of values mode: Helm values, IstioOperator overlay, and whether they are live.
+    caCertificates is the ConfigMap mode's merge (one entry per distinct root), with no entry of anyone else."""
+    slots = {}
+    merge_roots(slots, ca_entries, set())
+    peers_by_fp, wanted = render_roots(slots)
     missing = live_state(mesh, wanted, peers_by_fp)
     overlay = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
                "spec": {"meshConfig": {"caCertificates": wanted}}}

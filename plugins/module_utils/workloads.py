@@ -19,39 +19,32 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-def live(pods):
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            continue
-        if ((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
-            continue
-        yield pod
-
-
 def index(pods):
     """``{namespace: [pod, ...]}`` of the live pods."""
     by_ns = {}
-    for pod in live(pods):
-        by_ns.setdefault((pod.get("metadata") or {}).get("namespace"), []).append(pod)
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if not meta.get("deletionTimestamp") and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            by_ns.setdefault(meta.get("namespace"), []).append(pod)
     return by_ns
+
+
+def matches(selector, labels):
+    """Whether ``labels`` contain every key and value of ``selector``."""
+    return all(labels.get(k) == v for k, v in (selector or {}).items())
 
 
 def selected(by_ns, namespace, selector):
     """Pods of ``namespace`` whose labels contain ``selector`` (an empty selector selects none, as for Services)."""
     if not selector:
         return []
-    out = []
-    for pod in by_ns.get(namespace) or []:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        if all(labels.get(k) == v for k, v in selector.items()):
-            out.append(pod)
-    return out
+    pods = by_ns.get(namespace) or []
+    return [pod for pod, labels in zip(pods, labels_of(pods)) if matches(selector, labels)]
 
 
 def service_accounts(pods):
-    return sorted(set(((p.get("spec") or {}).get("serviceAccountName") or (p.get("spec") or {}).get("serviceAccount")
-                       or "default") for p in pods))
+    specs = [p.get("spec") or {} for p in pods]
+    return sorted(set(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default" for spec in specs))
 
 
 def resolve_target_port(target_port, pods):
@@ -60,12 +53,10 @@ def resolve_target_port(target_port, pods):
         return target_port
     if isinstance(target_port, str) and target_port.isdigit():
         return int(target_port)
-    for pod in pods:
-        for container in (pod.get("spec") or {}).get("containers") or []:
-            for port in container.get("ports") or []:
-                if port.get("name") == target_port and port.get("containerPort"):
-                    return int(port["containerPort"])
-    return None
+    ports = (port for pod in pods for container in (pod.get("spec") or {}).get("containers") or []
+             for port in container.get("ports") or [])
+    return next((int(p["containerPort"]) for p in ports if p.get("name") == target_port and p.get("containerPort")),
+                None)
 
 
 def labels_of(pods):
