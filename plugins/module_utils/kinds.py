@@ -43,6 +43,11 @@ KINDS = (
 BY_NAME = dict((k.name, k) for k in KINDS)
 
 
+def object_key(obj):
+    """``(kind, namespace, name)``: what names an object in a plan and on a cluster."""
+    return (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+
+
 def api_version(kind, istio_version):
     """``group/version`` of ``kind`` (a name) when Istio objects are written as ``istio_version``."""
     row = BY_NAME[kind]

@@ -27,7 +27,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sErr
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
-    ROLE_LABEL, api_version as kind_api_version, kind_path)
+    ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import check_multiroot, load_mesh, update_ca_certificates
 from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
 
@@ -75,11 +75,6 @@ def _as_text(value):
     return value
 
 
-def _key(obj):
-    meta = obj["metadata"]
-    return (obj["kind"], meta.get("namespace"), meta["name"])
-
-
 def _ref(obj):
     meta = obj["metadata"]
     return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
@@ -121,10 +116,14 @@ class Reconciler(object):
     def _warn(self, text):
         self.warnings.append(prefixed(self.cluster, text))
 
-    def _record_diff(self, before, after, header):
+    def _changed(self, ref, before, after, listed_in=None):
+        """A write went out (in check mode, would): listed in ``summary[listed_in]``, shown in --diff."""
+        self.changed = True
+        if listed_in:
+            self.summary[listed_in].append(ref)
         if self.want_diff:
             before, after = _as_text(before), _as_text(after)
-            self.diffs.append({"before": before, "after": after, "before_header": header, "after_header": header})
+            self.diffs.append({"before": before, "after": after, "before_header": ref, "after_header": ref})
 
     # -- reads ------------------------------------------------------------------------------------
     def list_existing(self):
@@ -139,7 +138,7 @@ class Reconciler(object):
                         kind.name, kind_api_version(kind.name, self.api_version), kind.install),
                         status=404, cluster=self.cluster)
                 raise
-            existing.update((_key(dict(item, kind=kind.name)), item) for item in items)
+            existing.update((object_key(dict(item, kind=kind.name)), item) for item in items)
         return existing
 
     def held_addresses(self, existing):
@@ -158,11 +157,8 @@ class Reconciler(object):
         return [obj for key, obj in sorted(existing.items()) if key[0] == "Gateway" and not is_owned(obj, self.cluster)]
 
     def local_hostnames(self, cluster_domain):
-        hosts = set()
-        for svc in self.client.list(core_path("services"), what="list Services"):
-            meta = svc.get("metadata") or {}
-            hosts.add("%s.%s.svc.%s" % (meta.get("name"), meta.get("namespace"), cluster_domain))
-        return hosts
+        metas = [svc.get("metadata") or {} for svc in self.client.list(core_path("services"), what="list Services")]
+        return set("%s.%s.svc.%s" % (meta.get("name"), meta.get("namespace"), cluster_domain) for meta in metas)
 
     # -- objects -----------------------------------------------------------------------------------
     def converge_objects(self, desired, existing):
@@ -174,7 +170,7 @@ class Reconciler(object):
         desired_keys = set()
         waves = ([], [])
         for obj in desired["objects"]:
-            key = _key(obj)
+            key = object_key(obj)
             if obj["kind"] == "DestinationRule" and key[1:] in blocked:
                 continue
             desired_keys.add(key)
@@ -197,8 +193,8 @@ class Reconciler(object):
     def _blocked_imports(self, desired, existing):
         """(namespace, name) of imports whose ServiceEntry name a foreign object holds: not federated,
         so their DestinationRule (same name) is not wanted either and an owned one is pruned."""
-        return set(_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
-                   and _key(obj) in existing and not is_owned(existing[_key(obj)], self.cluster))
+        return set(object_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
+                   and object_key(obj) in existing and not is_owned(existing[object_key(obj)], self.cluster))
 
     def _conflict(self, obj, current):
         owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
@@ -211,14 +207,11 @@ class Reconciler(object):
         if _up_to_date(current, obj):
             self.summary["unchanged"] += 1
             return None
-        meta = obj["metadata"]
+        meta, ref = obj["metadata"], _ref(obj)
         path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])
-
-        def record(_result):
-            self.changed = True
-            self.summary["created" if current is None else "updated"].append(_ref(obj))
-            self._record_diff(trimmed(current), trimmed(obj), _ref(obj))
-        return lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + _ref(obj)), record
+        return (lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + ref),
+                lambda _result: self._changed(ref, trimmed(current), trimmed(obj),
+                                              "created" if current is None else "updated"))
 
     def _status_step(self, obj, current, cache, conditions=None):
         """``(call, record)`` writing the metadata cache (and, for metadata peers, the MetadataVerified
@@ -234,7 +227,8 @@ class Reconciler(object):
         new = {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}
         if conditions:
             new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, now_rfc3339())
-        return self._status_write(obj, new, {"metadataCache": before, "conditions": status.get("conditions") or []})
+        return self._status_write(obj["kind"], obj["metadata"]["name"], new,
+                                  {"metadataCache": before, "conditions": status.get("conditions") or []})
 
     def converge_refused(self, desired, existing):
         """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
@@ -247,22 +241,18 @@ class Reconciler(object):
                 continue
             new = dict(status, conditions=sovereign.merge_conditions(status.get("conditions"), conditions,
                                                                      now_rfc3339()))
-            obj = {"apiVersion": kind_api_version("IstioFederation", self.api_version), "kind": "IstioFederation",
-                   "metadata": {"name": name}}
-            run_jobs([[self._status_write(obj, new, status)]], 1)
+            run_jobs([[self._status_write("IstioFederation", name, new, status)]], 1)
 
-    def _status_write(self, obj, status, before):
-        """``(call, record)`` applying ``status`` to ``obj``'s status subresource."""
-        body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]},
+    def _status_write(self, kind, name, status, before):
+        """``(call, record)`` applying ``status`` to the status subresource of ``kind`` ``name`` (cluster-scoped)."""
+        body = {"apiVersion": kind_api_version(kind, self.api_version), "kind": kind, "metadata": {"name": name},
                 "status": status}
-        path = kind_path(obj["kind"], None, self.api_version, obj["metadata"]["name"], "status")
+        path, ref = kind_path(kind, None, self.api_version, name, "status"), "%s %s" % (kind, name)
 
         def record(_result):
-            self.changed = True
-            if _ref(obj) not in self.summary["created"] + self.summary["updated"]:
-                self.summary["updated"].append(_ref(obj) + " status")
-            self._record_diff(before, status, _ref(obj) + " status")
-        return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj)), record
+            listed = ref in self.summary["created"] + self.summary["updated"]  # the object's own write says it
+            self._changed(ref + " status", before, status, None if listed else "updated")
+        return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + ref), record
 
     def prune(self, existing, desired_keys, preserve_peers):
         """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports
@@ -282,12 +272,13 @@ class Reconciler(object):
     def _delete_step(self, key, obj):
         """``(call, record)`` deleting ``obj`` (nothing is sent in check mode); an object that changed
         meanwhile (409) is left for the next run."""
+        path, ref = kind_path(key[0], key[1], self.api_version, key[2]), _ref(obj)
+        version = obj["metadata"].get("resourceVersion")
+
         def call():
-            if self.check_mode:
-                return True
             try:
-                self.client.delete(kind_path(key[0], key[1], self.api_version, key[2]),
-                                   resource_version=obj["metadata"].get("resourceVersion"), what="delete " + _ref(obj))
+                if not self.check_mode:
+                    self.client.delete(path, resource_version=version, what="delete " + ref)
             except K8sError as exc:
                 if exc.status != 409:
                     raise
@@ -295,12 +286,10 @@ class Reconciler(object):
             return True
 
         def record(deleted):
-            if not deleted:
-                self._warn("%s changed while pruning it; left for the next run" % _ref(obj))
-                return
-            self.changed = True
-            self.summary["pruned"].append(_ref(obj))
-            self._record_diff(trimmed(obj), {}, _ref(obj))
+            if deleted:
+                self._changed(ref, trimmed(obj), {}, "pruned")
+            else:
+                self._warn("%s changed while pruning it; left for the next run" % ref)
         return call, record
 
     # -- trust ----------------------------------------------------------------------------------------
@@ -383,10 +372,9 @@ class Reconciler(object):
             if exc.status == 409 and not last:
                 return False  # someone else changed it meanwhile: re-read, re-merge
             raise
-        self.changed = True
         self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
         self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
-        self._record_diff(text, new_text, "ConfigMap %s/%s key mesh" % (self.namespace, self.mesh_configmap))
+        self._changed("ConfigMap %s/%s key mesh" % (self.namespace, self.mesh_configmap), text, new_text)
         return True
 
     def check_istiod(self, mesh, deployment="istiod"):
