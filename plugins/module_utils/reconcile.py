@@ -41,13 +41,10 @@ def now_rfc3339():
 def contains(actual, desired):
     """True when ``actual`` holds everything in ``desired`` (dicts by subset, lists exactly)."""
     if isinstance(desired, dict):
-        if not isinstance(actual, dict):
-            return False
-        return all(k in actual and contains(actual[k], v) for k, v in desired.items())
+        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
     if isinstance(desired, list):
-        if not isinstance(actual, list) or len(actual) != len(desired):
-            return False
-        return all(contains(a, d) for a, d in zip(actual, desired))
+        return (isinstance(actual, list) and len(actual) == len(desired)
+                and all(contains(a, d) for a, d in zip(actual, desired)))
     return actual == desired
 
 
@@ -95,7 +92,9 @@ class Reconciler(object):
                  write_concurrency=1, mesh_configmap="istio", trust_mode="configmap", revision=None):
         self.client, self.cluster, self.namespace, self.api_version = client, cluster, namespace, api_version
         self.check_mode, self.want_diff, self.write_concurrency = check_mode, want_diff, write_concurrency
-        self.mesh_configmap, self.trust_mode, self.revision = mesh_configmap, trust_mode, revision
+        self.trust_mode, self.revision = trust_mode, revision
+        self.mesh_ref = "%s/%s" % (namespace, mesh_configmap)  # the mesh ConfigMap, as messages name it
+        self.mesh_path = core_path("configmaps", namespace, mesh_configmap)
         self.summary = {"created": [], "updated": [], "pruned": [], "unchanged": 0, "kept_unreachable": [],
                         "conflicts": [], "trust": {"added": [], "removed": [], "kept": [], "reverted": []}}
         self.diffs, self.warnings, self.changed, self.trust = [], [], False, None
@@ -296,8 +295,7 @@ class Reconciler(object):
     def converge_trust(self, desired):
         """Merge the peers' roots into the mesh config, re-reading on conflict; returns the mesh config."""
         for attempt in range(_CONFLICT_RETRIES):
-            cm = self._mesh_configmap()
-            text = (cm.get("data") or {}).get("mesh") or ""
+            cm, text = self._mesh_configmap()
             managed = self._managed_roots(cm)
             self._report_reverted(text, managed, desired)
             new_text, new_managed, changed, warnings = update_ca_certificates(
@@ -312,12 +310,12 @@ class Reconciler(object):
         # not reached: the last attempt's conflict is raised by _write_trust
 
     def _mesh_configmap(self):
-        ref = "%s/%s" % (self.namespace, self.mesh_configmap)
-        cm = self.client.get(core_path("configmaps", self.namespace, self.mesh_configmap), what="get ConfigMap " + ref)
+        """The mesh ConfigMap and the text of its ``mesh`` key."""
+        cm = self.client.get(self.mesh_path, what="get ConfigMap " + self.mesh_ref)
         if cm is None:
-            raise K8sError("ConfigMap %s not found; cannot add the peers' roots" % ref,
+            raise K8sError("ConfigMap %s not found; cannot add the peers' roots" % self.mesh_ref,
                            cluster=self.cluster, field="istio_namespace")
-        return cm
+        return cm, (cm.get("data") or {}).get("mesh") or ""
 
     def _report_reverted(self, text, managed, desired):
         """Roots an earlier run wrote that are gone from the mesh config (an installer rewrote it)."""
@@ -331,20 +329,20 @@ class Reconciler(object):
         gone = sorted(fp for fp in managed if fp not in present and fp in wanted)
         self.summary["trust"]["reverted"] = ["%s (%s)" % (fp, managed[fp]) for fp in gone]
         if gone:
-            self._warn("the roots of %s that an earlier run wrote to ConfigMap %s/%s were gone: something rewrote "
+            self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
                        "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
                        "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
                        "upgrades, put them in the install's values (trust_mode: values)"
-                       % (", ".join(sorted(set(managed[fp] for fp in gone))), self.namespace, self.mesh_configmap))
+                       % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
 
     def trust_values(self, desired):
         """trust_mode values: nothing written; the Helm values / IstioOperator overlay, and whether they are live."""
-        mesh = load_mesh((self._mesh_configmap().get("data") or {}).get("mesh") or "", self.cluster)
+        mesh = load_mesh(self._mesh_configmap()[1], self.cluster)
         self.trust = trustvalues.render(desired["ca_entries"], mesh, self.revision)
         if not self.trust["in_place"]:
-            self._warn("trust_mode values: the live mesh config (ConfigMap %s/%s) lacks the peer roots %s; add "
+            self._warn("trust_mode values: the live mesh config (ConfigMap %s) lacks the peer roots %s; add "
                        "the returned trust.helm_values (or trust.istio_operator) to your Istio install"
-                       % (self.namespace, self.mesh_configmap, ", ".join(self.trust["missing"])))
+                       % (self.mesh_ref, ", ".join(self.trust["missing"])))
         return mesh
 
     def _managed_roots(self, cm):
@@ -355,8 +353,8 @@ class Reconciler(object):
             if not isinstance(managed, dict):
                 raise ValueError("not a mapping")
         except ValueError as exc:
-            raise K8sError("annotation %s on ConfigMap %s/%s is not valid JSON (%s); fix or remove it"
-                           % (MANAGED_CA_ANNOTATION, self.namespace, self.mesh_configmap, exc), cluster=self.cluster)
+            raise K8sError("annotation %s on ConfigMap %s is not valid JSON (%s); fix or remove it"
+                           % (MANAGED_CA_ANNOTATION, self.mesh_ref, exc), cluster=self.cluster)
         return managed
 
     def _write_trust(self, cm, text, new_text, managed, new_managed, last):
@@ -365,16 +363,15 @@ class Reconciler(object):
                              "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
                 "data": {"mesh": new_text}}
         try:
-            self.client.merge_patch(core_path("configmaps", self.namespace, self.mesh_configmap), body,
-                                    dry_run=self.check_mode,
-                                    what="patch ConfigMap %s/%s" % (self.namespace, self.mesh_configmap))
+            self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode,
+                                    what="patch ConfigMap " + self.mesh_ref)
         except K8sError as exc:
             if exc.status == 409 and not last:
                 return False  # someone else changed it meanwhile: re-read, re-merge
             raise
         self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
         self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
-        self._changed("ConfigMap %s/%s key mesh" % (self.namespace, self.mesh_configmap), text, new_text)
+        self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
         return True
 
     def check_istiod(self, mesh, deployment="istiod"):
