@@ -103,8 +103,8 @@ class Reconciler(object):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
         existing = self.list_existing() if existing is None else existing
-        sovereign.demote_replays(desired, dict((key[2], obj.get("status")) for key, obj in existing.items()
-                                               if key[0] == "IstioFederation" and is_owned(obj, self.cluster)))
+        owned = self.federations(existing)
+        sovereign.demote_replays(desired, dict((name, obj.get("status")) for name, obj in owned.items()))
         self.warnings.extend(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
@@ -139,6 +139,11 @@ class Reconciler(object):
                 raise
             existing.update((object_key(dict(item, kind=kind.name)), item) for item in items)
         return existing
+
+    def federations(self, existing):
+        """``{peer: IstioFederation}`` this cluster wrote: its record of the federation's members."""
+        return dict((key[2], obj) for key, obj in existing.items()
+                    if key[0] == "IstioFederation" and is_owned(obj, self.cluster))
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""

@@ -16,7 +16,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError, PlanError, about
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan, validate_card
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler, is_owned
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
 
 
 def run_module(module, run_class):
@@ -74,7 +74,7 @@ class FederationRun(_Run):
                                            write_concurrency=writes, mesh_configmap=card.get("mesh_configmap") or "istio",
                                            trust_mode=params["trust_mode"], revision=card.get("revision"))
         existing = rec.list_existing()
-        members = membership(params, known_peers(existing, name))
+        members = membership(params, sorted(rec.federations(existing)))
         rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
         desired = self._plan(rec, members, existing, namespace)
         deployment = params["istiod_deployment"] or (card.get("istiod") or {}).get("deployment") or "istiod"
@@ -86,19 +86,16 @@ class FederationRun(_Run):
 
     def _plan(self, rec, members, existing, namespace):
         """The desired state: the peers of this run (none when this cluster leaves), imports as configured."""
-        params, card = self.params, self.params["local"]
-        if params["state"] == "absent":
-            peers, preserve, export = [], [], False
-        else:
-            peers, preserve, export = params["peers"], members["unreachable"] + members["not_in_run"], params["export_gateway"]
+        params, card, present = self.params, self.params["local"], self.params["state"] == "present"
         local_hosts = ()
-        if params["check_local_services"] and params["state"] == "present":
+        if params["check_local_services"] and present:
             local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"))
         imports = {"namespaces": params["import_namespaces"], "hosts": params["import_hosts"],
                    "address_range": params["dns_address_range"], "addresses": rec.held_addresses(existing)}
-        return plan(card, peers, unreachable=preserve, namespace=namespace, api_version=params["istio_api_version"],
-                    local_hostnames=local_hosts, export=export, refused=params["refused_peers"], imports=imports,
-                    other_gateways=rec.other_gateways(existing))
+        return plan(card, params["peers"] if present else [], namespace=namespace, local_hostnames=local_hosts,
+                    unreachable=members["unreachable"] + members["not_in_run"] if present else [],
+                    api_version=params["istio_api_version"], export=present and params["export_gateway"],
+                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing))
 
     def progress(self):
         rec = self.reconciler
@@ -107,12 +104,6 @@ class FederationRun(_Run):
         if rec and rec.trust is not None:
             out["trust"] = rec.trust
         return out
-
-
-def known_peers(existing, cluster):
-    """Peers this cluster records as members: its own IstioFederation objects, by name."""
-    return sorted(obj["metadata"]["name"] for key, obj in existing.items()
-                  if key[0] == "IstioFederation" and is_owned(obj, cluster))
 
 
 def membership(params, known):
