@@ -299,7 +299,7 @@ class Reconciler(object):
     # -- trust ----------------------------------------------------------------------------------------
     def converge_trust(self, desired):
         """Merge the peers' roots into the mesh config, re-reading on conflict; returns the mesh config."""
-        for attempt in range(_CONFLICT_RETRIES):
+        for attempt in range(1, _CONFLICT_RETRIES + 1):
             cm, text = self._mesh_configmap()
             managed = self._managed_roots(cm)
             self._report_reverted(text, managed, desired)
@@ -309,10 +309,13 @@ class Reconciler(object):
             preserved = set(desired["preserve_peers"])
             self.summary["trust"]["kept"] = sorted(
                 "%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)
-            if (not changed and new_managed == managed) or self._write_trust(cm, text, new_text, managed, new_managed,
-                                                                             last=attempt + 1 == _CONFLICT_RETRIES):
+            try:
+                if changed or new_managed != managed:
+                    self._write_trust(cm, text, new_text, managed, new_managed)
                 return load_mesh(new_text, self.cluster)
-        # not reached: the last attempt's conflict is raised by _write_trust
+            except K8sError as exc:
+                if exc.status != 409 or attempt == _CONFLICT_RETRIES:
+                    raise  # else someone else changed it meanwhile: re-read, re-merge
 
     def _mesh_configmap(self):
         """The mesh ConfigMap and the text of its ``mesh`` key."""
@@ -362,22 +365,15 @@ class Reconciler(object):
                            % (MANAGED_CA_ANNOTATION, self.mesh_ref, exc), cluster=self.cluster)
         return managed
 
-    def _write_trust(self, cm, text, new_text, managed, new_managed, last):
-        """Patch the mesh config (resourceVersion-guarded); False on a conflict worth a retry."""
+    def _write_trust(self, cm, text, new_text, managed, new_managed):
+        """Patch the mesh config, guarded by the resourceVersion read (409 when it changed meanwhile)."""
         body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
                              "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
                 "data": {"mesh": new_text}}
-        try:
-            self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode,
-                                    what="patch ConfigMap " + self.mesh_ref)
-        except K8sError as exc:
-            if exc.status == 409 and not last:
-                return False  # someone else changed it meanwhile: re-read, re-merge
-            raise
+        self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode, what="patch ConfigMap " + self.mesh_ref)
         self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
         self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
         self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
-        return True
 
     def check_istiod(self, mesh, deployment="istiod"):
         """Warn when the peers' roots in ``mesh`` (as converge_trust left it) would not take effect."""
