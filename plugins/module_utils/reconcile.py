@@ -236,11 +236,9 @@ class Reconciler(object):
 
     def converge_refused(self, desired, existing):
         """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
-        for name in sorted(set(desired["conditions"]) - set(desired["statuses"])):
-            current = existing.get(("IstioFederation", None, name))
-            if current is None or not is_owned(current, self.cluster):
-                continue
-            status, conditions = current.get("status") or {}, desired["conditions"][name]
+        owned = self.federations(existing)
+        for name in sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned)):
+            status, conditions = owned[name].get("status") or {}, desired["conditions"][name]
             if sovereign.same_conditions(status.get("conditions"), conditions):
                 continue
             new = dict(status, conditions=sovereign.merge_conditions(status.get("conditions"), conditions,
