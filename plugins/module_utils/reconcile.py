@@ -147,14 +147,10 @@ class Reconciler(object):
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        held = {}
-        for key, obj in existing.items():
-            labels = obj["metadata"].get("labels") or {}
-            spec = obj.get("spec") or {}
-            if (key[0] == "ServiceEntry" and is_owned(obj, self.cluster) and labels.get(ROLE_LABEL) == "import"
-                    and len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1):
-                held[spec["hosts"][0]] = spec["addresses"][0]
-        return held
+        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
+                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
+                    if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
     def other_gateways(self, existing):
         """Gateways this collection did not write for this cluster (they share the gateway workload)."""
