@@ -50,8 +50,7 @@ def object_key(obj):
 
 def api_version(kind, istio_version):
     """``group/version`` of ``kind`` (a name) when Istio objects are written as ``istio_version``."""
-    row = BY_NAME[kind]
-    return "%s/%s" % (row.group, row.version or istio_version)
+    return "%s/%s" % (BY_NAME[kind].group, BY_NAME[kind].version or istio_version)
 
 
 def kind_path(kind, namespace, istio_version, name=None, subresource=None):
