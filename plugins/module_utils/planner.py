@@ -26,12 +26,11 @@ import hashlib
 import json
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils import addresses, gateways, istio
+from ansible_collections.meshfed.istio.plugins.module_utils import addresses, gateways, istio, sovereign
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     CLUSTER_LABEL, EXPORT_GATEWAY_NAME, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PEER_LABEL, ROLE_LABEL,
     api_version as kind_api_version, object_key)
-from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

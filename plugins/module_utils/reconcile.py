@@ -19,8 +19,7 @@ import copy
 import datetime
 import json
 
-from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
-from ansible_collections.meshfed.istio.plugins.module_utils import trustvalues
+from ansible_collections.meshfed.istio.plugins.module_utils import sovereign, trustvalues
 from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
@@ -55,9 +54,7 @@ def is_owned(obj, cluster):
 
 def trimmed(obj):
     """An object as a user reads it in a diff: no server bookkeeping."""
-    if obj is None:
-        return {}
-    out = copy.deepcopy(obj)
+    out = copy.deepcopy(obj or {})
     meta = out.get("metadata") or {}
     for key in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"):
         meta.pop(key, None)
@@ -218,11 +215,10 @@ class Reconciler(object):
         condition) in the status, or None when it is current."""
         status = (current or {}).get("status") or {}
         before = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
+        if self.check_mode and current is None:
+            return None  # nothing to dry-run against yet; the object's creation is already reported
         if current is not None and before == cache and sovereign.same_conditions(status.get("conditions"),
                                                                                  conditions or []):
-            return None
-        if self.check_mode and current is None:
-            # nothing to dry-run against yet; the object's creation is already reported
             return None
         new = {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}
         if conditions:
