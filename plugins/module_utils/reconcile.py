@@ -27,7 +27,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path,
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
     ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import check_multiroot, load_mesh, update_ca_certificates
+from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
+    check_multiroot, fingerprint, load_mesh, update_ca_certificates)
 from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
 
 _CONFLICT_RETRIES = 5
@@ -317,12 +318,7 @@ class Reconciler(object):
 
     def _report_reverted(self, text, managed, desired):
         """Roots an earlier run wrote that are gone from the mesh config (an installer rewrote it)."""
-        present = set()
-        for entry in load_mesh(text, self.cluster).get("caCertificates") or []:
-            try:
-                present.add(pem_sha256(entry["pem"]))
-            except Exception:  # pylint: disable=broad-except
-                continue
+        present = set(fingerprint(entry) for entry in load_mesh(text, self.cluster).get("caCertificates") or [])
         wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
         gone = sorted(fp for fp in managed if fp not in present and fp in wanted)
         self.summary["trust"]["reverted"] = ["%s (%s)" % (fp, managed[fp]) for fp in gone]
