@@ -42,6 +42,15 @@ class _Run(object):
     def progress(self):
         return dict(api_calls=self.client.calls if self.client else {})
 
+    def _private_key(self, name, generate=False):
+        """``(key, generated)``: the PEM given as ``name``, else the file ``<name>_file`` (created when
+        ``generate``); ``(None, False)`` when neither is set."""
+        if self.params[name]:
+            return md.load_private_key(self.params[name], name), False
+        if self.params[name + "_file"]:
+            return md.read_key(self.params[name + "_file"], name + "_file", generate, self.module.check_mode)
+        return None, False
+
 
 class FactsRun(_Run):
     """cluster_info: the card of one cluster."""
@@ -158,7 +167,7 @@ class PublishRun(_Run):
                 raise PlanError(validate_card(card, role="local"))
             if params["validity"] < 120:
                 raise MeshfedError("validity %d is shorter than two minutes" % params["validity"], field="validity")
-            key, generated = self._key()
+            key, generated = self._private_key("key", params["generate_key"])
             cluster_uuid = params["cluster_uuid"] or md.default_cluster_uuid(name)
             existing = md.read_published(params["dest"])
             files, changed = md.plan_publication(card, cluster_uuid, key, existing, validity=params["validity"],
@@ -172,11 +181,6 @@ class PublishRun(_Run):
         if changed and self.module._diff:
             result["diff"] = _documents_diff(params["dest"], existing, files)
         return result
-
-    def _key(self):
-        if self.params["key"]:
-            return md.load_private_key(self.params["key"], "key"), False
-        return md.read_key(self.params["key_file"], "key_file", self.params["generate_key"], self.module.check_mode)
 
 
 def _documents_diff(dest, before, after):
@@ -197,7 +201,7 @@ class PeerMetadataRun(_Run):
                                validate_certs=params["validate_certs"], trust_domain=params["trust_domain"])
             not_before = md.parse_time(params["not_before"], "not_before") if params["not_before"] else None
             fetcher = md.Fetcher(spec.location, spec.ca_pem, spec.validate_certs, timeout=params["timeout"])
-            card = md.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._client_key(),
+            card = md.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._private_key("client_key")[0],
                                  not_before=not_before, fetcher=fetcher)
         for warning in card["warnings"]:
             self.module.warn(warning)
@@ -206,10 +210,3 @@ class PeerMetadataRun(_Run):
     def _client_uuid(self):
         name = self.params["client_name"]
         return self.params["client_uuid"] or (md.default_cluster_uuid(name) if name else None)
-
-    def _client_key(self):
-        if self.params["client_key"]:
-            return md.load_private_key(self.params["client_key"], "client_key")
-        if self.params["client_key_file"]:
-            return md.read_key(self.params["client_key_file"], "client_key_file")[0]
-        return None
