@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import datetime
 import json
 
 from ansible_collections.meshfed.istio.plugins.module_utils import sovereign, trustvalues
@@ -29,13 +28,10 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
 from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
     check_multiroot, fingerprint, load_mesh, update_ca_certificates)
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import iso, utcnow
 from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
 
 _CONFLICT_RETRIES = 5
-
-
-def now_rfc3339():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def contains(actual, desired):
@@ -221,9 +217,9 @@ class Reconciler(object):
         if current is not None and before == cache and sovereign.same_conditions(status.get("conditions"),
                                                                                  conditions or []):
             return None
-        new = {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}
+        new = {"metadataCache": dict(cache, lastChangeTimestamp=iso(utcnow()))}
         if conditions:
-            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, now_rfc3339())
+            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
         return self._status_write(obj["kind"], obj["metadata"]["name"], new,
                                   {"metadataCache": before, "conditions": status.get("conditions") or []})
 
@@ -234,9 +230,8 @@ class Reconciler(object):
             status, conditions = owned[name].get("status") or {}, desired["conditions"][name]
             if sovereign.same_conditions(status.get("conditions"), conditions):
                 continue
-            new = dict(status, conditions=sovereign.merge_conditions(status.get("conditions"), conditions,
-                                                                     now_rfc3339()))
-            run_jobs([[self._status_write("IstioFederation", name, new, status)]], 1)
+            merged = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+            run_jobs([[self._status_write("IstioFederation", name, dict(status, conditions=merged), status)]], 1)
 
     def _status_write(self, kind, name, status, before):
         """``(call, record)`` applying ``status`` to the status subresource of ``kind`` ``name`` (cluster-scoped)."""
