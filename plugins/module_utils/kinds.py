@@ -43,10 +43,14 @@ KINDS = (
 BY_NAME = dict((k.name, k) for k in KINDS)
 
 
+def object_key(obj):
+    """``(kind, namespace, name)``: what names an object in a plan and on a cluster."""
+    return (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+
+
 def api_version(kind, istio_version):
     """``group/version`` of ``kind`` (a name) when Istio objects are written as ``istio_version``."""
-    row = BY_NAME[kind]
-    return "%s/%s" % (row.group, row.version or istio_version)
+    return "%s/%s" % (BY_NAME[kind].group, BY_NAME[kind].version or istio_version)
 
 
 def kind_path(kind, namespace, istio_version, name=None, subresource=None):

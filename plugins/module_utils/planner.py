@@ -26,12 +26,11 @@ import hashlib
 import json
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils import addresses, gateways, istio
+from ansible_collections.meshfed.istio.plugins.module_utils import addresses, gateways, istio, sovereign
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     CLUSTER_LABEL, EXPORT_GATEWAY_NAME, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PEER_LABEL, ROLE_LABEL,
-    api_version as kind_api_version)
-from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
+    api_version as kind_api_version, object_key)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -391,21 +390,13 @@ def _unique_names(objects, warnings, local_name):
     """Objects whose (kind, namespace, name) is taken twice are left out, both, with a warning naming both."""
     owners = {}
     for obj in objects:
-        owners.setdefault(_key(obj), []).append(obj)
-    kept = []
-    for obj in objects:
-        twins = owners[_key(obj)]
-        if len(twins) == 1:
-            kept.append(obj)
-        elif obj is twins[0]:
+        owners.setdefault(object_key(obj), []).append(obj)
+    for twins in owners.values():
+        if len(twins) > 1:
             warnings.append(prefixed(local_name, "%s %s would be written for %s; neither is federated. Rename one "
-                                                 "of the services" % (obj["kind"], obj["metadata"]["name"],
+                                                 "of the services" % (twins[0]["kind"], twins[0]["metadata"]["name"],
                                                                       " and ".join(_origin(o) for o in twins))))
-    return kept
-
-
-def _key(obj):
-    return (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+    return [obj for obj in objects if len(owners[object_key(obj)]) == 1]
 
 
 def _origin(obj):

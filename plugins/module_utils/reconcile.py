@@ -16,38 +16,31 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import datetime
 import json
 
-from ansible_collections.meshfed.istio.plugins.module_utils import sovereign
-from ansible_collections.meshfed.istio.plugins.module_utils import trustvalues
+from ansible_collections.meshfed.istio.plugins.module_utils import sovereign, trustvalues
 from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
-    ROLE_LABEL, api_version as kind_api_version, kind_path)
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import check_multiroot, load_mesh, update_ca_certificates
+    ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
+from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
+    check_multiroot, fingerprint, load_mesh, update_ca_certificates)
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import iso, utcnow
 from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
 
 _CONFLICT_RETRIES = 5
 
 
-def now_rfc3339():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def contains(actual, desired):
     """True when ``actual`` holds everything in ``desired`` (dicts by subset, lists exactly)."""
     if isinstance(desired, dict):
-        if not isinstance(actual, dict):
-            return False
-        return all(k in actual and contains(actual[k], v) for k, v in desired.items())
+        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
     if isinstance(desired, list):
-        if not isinstance(actual, list) or len(actual) != len(desired):
-            return False
-        return all(contains(a, d) for a, d in zip(actual, desired))
+        return (isinstance(actual, list) and len(actual) == len(desired)
+                and all(contains(a, d) for a, d in zip(actual, desired)))
     return actual == desired
 
 
@@ -58,9 +51,7 @@ def is_owned(obj, cluster):
 
 def trimmed(obj):
     """An object as a user reads it in a diff: no server bookkeeping."""
-    if obj is None:
-        return {}
-    out = copy.deepcopy(obj)
+    out = copy.deepcopy(obj or {})
     meta = out.get("metadata") or {}
     for key in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"):
         meta.pop(key, None)
@@ -73,11 +64,6 @@ def _as_text(value):
     if isinstance(value, dict):
         return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, width=4096) if value else ""
     return value
-
-
-def _key(obj):
-    meta = obj["metadata"]
-    return (obj["kind"], meta.get("namespace"), meta["name"])
 
 
 def _ref(obj):
@@ -100,7 +86,9 @@ class Reconciler(object):
                  write_concurrency=1, mesh_configmap="istio", trust_mode="configmap", revision=None):
         self.client, self.cluster, self.namespace, self.api_version = client, cluster, namespace, api_version
         self.check_mode, self.want_diff, self.write_concurrency = check_mode, want_diff, write_concurrency
-        self.mesh_configmap, self.trust_mode, self.revision = mesh_configmap, trust_mode, revision
+        self.trust_mode, self.revision = trust_mode, revision
+        self.mesh_ref = "%s/%s" % (namespace, mesh_configmap)  # the mesh ConfigMap, as messages name it
+        self.mesh_path = core_path("configmaps", namespace, mesh_configmap)
         self.summary = {"created": [], "updated": [], "pruned": [], "unchanged": 0, "kept_unreachable": [],
                         "conflicts": [], "trust": {"added": [], "removed": [], "kept": [], "reverted": []}}
         self.diffs, self.warnings, self.changed, self.trust = [], [], False, None
@@ -109,8 +97,8 @@ class Reconciler(object):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
         existing = self.list_existing() if existing is None else existing
-        sovereign.demote_replays(desired, dict((key[2], obj.get("status")) for key, obj in existing.items()
-                                               if key[0] == "IstioFederation" and is_owned(obj, self.cluster)))
+        owned = self.federations(existing)
+        sovereign.demote_replays(desired, dict((name, obj.get("status")) for name, obj in owned.items()))
         self.warnings.extend(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
@@ -121,10 +109,14 @@ class Reconciler(object):
     def _warn(self, text):
         self.warnings.append(prefixed(self.cluster, text))
 
-    def _record_diff(self, before, after, header):
+    def _changed(self, ref, before, after, listed_in=None):
+        """A write went out (in check mode, would): listed in ``summary[listed_in]``, shown in --diff."""
+        self.changed = True
+        if listed_in:
+            self.summary[listed_in].append(ref)
         if self.want_diff:
             before, after = _as_text(before), _as_text(after)
-            self.diffs.append({"before": before, "after": after, "before_header": header, "after_header": header})
+            self.diffs.append({"before": before, "after": after, "before_header": ref, "after_header": ref})
 
     # -- reads ------------------------------------------------------------------------------------
     def list_existing(self):
@@ -139,30 +131,28 @@ class Reconciler(object):
                         kind.name, kind_api_version(kind.name, self.api_version), kind.install),
                         status=404, cluster=self.cluster)
                 raise
-            existing.update((_key(dict(item, kind=kind.name)), item) for item in items)
+            existing.update((object_key(dict(item, kind=kind.name)), item) for item in items)
         return existing
+
+    def federations(self, existing):
+        """``{peer: IstioFederation}`` this cluster wrote: its record of the federation's members."""
+        return dict((key[2], obj) for key, obj in existing.items()
+                    if key[0] == "IstioFederation" and is_owned(obj, self.cluster))
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        held = {}
-        for key, obj in existing.items():
-            labels = obj["metadata"].get("labels") or {}
-            spec = obj.get("spec") or {}
-            if (key[0] == "ServiceEntry" and is_owned(obj, self.cluster) and labels.get(ROLE_LABEL) == "import"
-                    and len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1):
-                held[spec["hosts"][0]] = spec["addresses"][0]
-        return held
+        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
+                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
+                    if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
     def other_gateways(self, existing):
         """Gateways this collection did not write for this cluster (they share the gateway workload)."""
         return [obj for key, obj in sorted(existing.items()) if key[0] == "Gateway" and not is_owned(obj, self.cluster)]
 
     def local_hostnames(self, cluster_domain):
-        hosts = set()
-        for svc in self.client.list(core_path("services"), what="list Services"):
-            meta = svc.get("metadata") or {}
-            hosts.add("%s.%s.svc.%s" % (meta.get("name"), meta.get("namespace"), cluster_domain))
-        return hosts
+        metas = [svc.get("metadata") or {} for svc in self.client.list(core_path("services"), what="list Services")]
+        return set("%s.%s.svc.%s" % (meta.get("name"), meta.get("namespace"), cluster_domain) for meta in metas)
 
     # -- objects -----------------------------------------------------------------------------------
     def converge_objects(self, desired, existing):
@@ -174,7 +164,7 @@ class Reconciler(object):
         desired_keys = set()
         waves = ([], [])
         for obj in desired["objects"]:
-            key = _key(obj)
+            key = object_key(obj)
             if obj["kind"] == "DestinationRule" and key[1:] in blocked:
                 continue
             desired_keys.add(key)
@@ -197,8 +187,8 @@ class Reconciler(object):
     def _blocked_imports(self, desired, existing):
         """(namespace, name) of imports whose ServiceEntry name a foreign object holds: not federated,
         so their DestinationRule (same name) is not wanted either and an owned one is pruned."""
-        return set(_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
-                   and _key(obj) in existing and not is_owned(existing[_key(obj)], self.cluster))
+        return set(object_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
+                   and object_key(obj) in existing and not is_owned(existing[object_key(obj)], self.cluster))
 
     def _conflict(self, obj, current):
         owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
@@ -211,58 +201,48 @@ class Reconciler(object):
         if _up_to_date(current, obj):
             self.summary["unchanged"] += 1
             return None
-        meta = obj["metadata"]
+        meta, ref = obj["metadata"], _ref(obj)
         path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])
-
-        def record(_result):
-            self.changed = True
-            self.summary["created" if current is None else "updated"].append(_ref(obj))
-            self._record_diff(trimmed(current), trimmed(obj), _ref(obj))
-        return lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + _ref(obj)), record
+        return (lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + ref),
+                lambda _result: self._changed(ref, trimmed(current), trimmed(obj),
+                                              "created" if current is None else "updated"))
 
     def _status_step(self, obj, current, cache, conditions=None):
         """``(call, record)`` writing the metadata cache (and, for metadata peers, the MetadataVerified
         condition) in the status, or None when it is current."""
         status = (current or {}).get("status") or {}
         before = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
+        if self.check_mode and current is None:
+            return None  # nothing to dry-run against yet; the object's creation is already reported
         if current is not None and before == cache and sovereign.same_conditions(status.get("conditions"),
                                                                                  conditions or []):
             return None
-        if self.check_mode and current is None:
-            # nothing to dry-run against yet; the object's creation is already reported
-            return None
-        new = {"metadataCache": dict(cache, lastChangeTimestamp=now_rfc3339())}
+        new = {"metadataCache": dict(cache, lastChangeTimestamp=iso(utcnow()))}
         if conditions:
-            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, now_rfc3339())
-        return self._status_write(obj, new, {"metadataCache": before, "conditions": status.get("conditions") or []})
+            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+        return self._status_write(obj["kind"], obj["metadata"]["name"], new,
+                                  {"metadataCache": before, "conditions": status.get("conditions") or []})
 
     def converge_refused(self, desired, existing):
         """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
-        for name in sorted(set(desired["conditions"]) - set(desired["statuses"])):
-            current = existing.get(("IstioFederation", None, name))
-            if current is None or not is_owned(current, self.cluster):
-                continue
-            status, conditions = current.get("status") or {}, desired["conditions"][name]
+        owned = self.federations(existing)
+        for name in sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned)):
+            status, conditions = owned[name].get("status") or {}, desired["conditions"][name]
             if sovereign.same_conditions(status.get("conditions"), conditions):
                 continue
-            new = dict(status, conditions=sovereign.merge_conditions(status.get("conditions"), conditions,
-                                                                     now_rfc3339()))
-            obj = {"apiVersion": kind_api_version("IstioFederation", self.api_version), "kind": "IstioFederation",
-                   "metadata": {"name": name}}
-            run_jobs([[self._status_write(obj, new, status)]], 1)
+            merged = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+            run_jobs([[self._status_write("IstioFederation", name, dict(status, conditions=merged), status)]], 1)
 
-    def _status_write(self, obj, status, before):
-        """``(call, record)`` applying ``status`` to ``obj``'s status subresource."""
-        body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]},
+    def _status_write(self, kind, name, status, before):
+        """``(call, record)`` applying ``status`` to the status subresource of ``kind`` ``name`` (cluster-scoped)."""
+        body = {"apiVersion": kind_api_version(kind, self.api_version), "kind": kind, "metadata": {"name": name},
                 "status": status}
-        path = kind_path(obj["kind"], None, self.api_version, obj["metadata"]["name"], "status")
+        path, ref = kind_path(kind, None, self.api_version, name, "status"), "%s %s" % (kind, name)
 
         def record(_result):
-            self.changed = True
-            if _ref(obj) not in self.summary["created"] + self.summary["updated"]:
-                self.summary["updated"].append(_ref(obj) + " status")
-            self._record_diff(before, status, _ref(obj) + " status")
-        return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + _ref(obj)), record
+            listed = ref in self.summary["created"] + self.summary["updated"]  # the object's own write says it
+            self._changed(ref + " status", before, status, None if listed else "updated")
+        return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + ref), record
 
     def prune(self, existing, desired_keys, preserve_peers):
         """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports
@@ -282,12 +262,13 @@ class Reconciler(object):
     def _delete_step(self, key, obj):
         """``(call, record)`` deleting ``obj`` (nothing is sent in check mode); an object that changed
         meanwhile (409) is left for the next run."""
+        path, ref = kind_path(key[0], key[1], self.api_version, key[2]), _ref(obj)
+        version = obj["metadata"].get("resourceVersion")
+
         def call():
-            if self.check_mode:
-                return True
             try:
-                self.client.delete(kind_path(key[0], key[1], self.api_version, key[2]),
-                                   resource_version=obj["metadata"].get("resourceVersion"), what="delete " + _ref(obj))
+                if not self.check_mode:
+                    self.client.delete(path, resource_version=version, what="delete " + ref)
             except K8sError as exc:
                 if exc.status != 409:
                     raise
@@ -295,20 +276,17 @@ class Reconciler(object):
             return True
 
         def record(deleted):
-            if not deleted:
-                self._warn("%s changed while pruning it; left for the next run" % _ref(obj))
-                return
-            self.changed = True
-            self.summary["pruned"].append(_ref(obj))
-            self._record_diff(trimmed(obj), {}, _ref(obj))
+            if deleted:
+                self._changed(ref, trimmed(obj), {}, "pruned")
+            else:
+                self._warn("%s changed while pruning it; left for the next run" % ref)
         return call, record
 
     # -- trust ----------------------------------------------------------------------------------------
     def converge_trust(self, desired):
         """Merge the peers' roots into the mesh config, re-reading on conflict; returns the mesh config."""
-        for attempt in range(_CONFLICT_RETRIES):
-            cm = self._mesh_configmap()
-            text = (cm.get("data") or {}).get("mesh") or ""
+        for attempt in range(1, _CONFLICT_RETRIES + 1):
+            cm, text = self._mesh_configmap()
             managed = self._managed_roots(cm)
             self._report_reverted(text, managed, desired)
             new_text, new_managed, changed, warnings = update_ca_certificates(
@@ -317,45 +295,43 @@ class Reconciler(object):
             preserved = set(desired["preserve_peers"])
             self.summary["trust"]["kept"] = sorted(
                 "%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)
-            if (not changed and new_managed == managed) or self._write_trust(cm, text, new_text, managed, new_managed,
-                                                                             last=attempt + 1 == _CONFLICT_RETRIES):
+            try:
+                if changed or new_managed != managed:
+                    self._write_trust(cm, text, new_text, managed, new_managed)
                 return load_mesh(new_text, self.cluster)
-        # not reached: the last attempt's conflict is raised by _write_trust
+            except K8sError as exc:
+                if exc.status != 409 or attempt == _CONFLICT_RETRIES:
+                    raise  # else someone else changed it meanwhile: re-read, re-merge
 
     def _mesh_configmap(self):
-        ref = "%s/%s" % (self.namespace, self.mesh_configmap)
-        cm = self.client.get(core_path("configmaps", self.namespace, self.mesh_configmap), what="get ConfigMap " + ref)
+        """The mesh ConfigMap and the text of its ``mesh`` key."""
+        cm = self.client.get(self.mesh_path, what="get ConfigMap " + self.mesh_ref)
         if cm is None:
-            raise K8sError("ConfigMap %s not found; cannot add the peers' roots" % ref,
+            raise K8sError("ConfigMap %s not found; cannot add the peers' roots" % self.mesh_ref,
                            cluster=self.cluster, field="istio_namespace")
-        return cm
+        return cm, (cm.get("data") or {}).get("mesh") or ""
 
     def _report_reverted(self, text, managed, desired):
         """Roots an earlier run wrote that are gone from the mesh config (an installer rewrote it)."""
-        present = set()
-        for entry in load_mesh(text, self.cluster).get("caCertificates") or []:
-            try:
-                present.add(pem_sha256(entry["pem"]))
-            except Exception:  # pylint: disable=broad-except
-                continue
+        present = set(fingerprint(entry) for entry in load_mesh(text, self.cluster).get("caCertificates") or [])
         wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
         gone = sorted(fp for fp in managed if fp not in present and fp in wanted)
         self.summary["trust"]["reverted"] = ["%s (%s)" % (fp, managed[fp]) for fp in gone]
         if gone:
-            self._warn("the roots of %s that an earlier run wrote to ConfigMap %s/%s were gone: something rewrote "
+            self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
                        "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
                        "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
                        "upgrades, put them in the install's values (trust_mode: values)"
-                       % (", ".join(sorted(set(managed[fp] for fp in gone))), self.namespace, self.mesh_configmap))
+                       % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
 
     def trust_values(self, desired):
         """trust_mode values: nothing written; the Helm values / IstioOperator overlay, and whether they are live."""
-        mesh = load_mesh((self._mesh_configmap().get("data") or {}).get("mesh") or "", self.cluster)
+        mesh = load_mesh(self._mesh_configmap()[1], self.cluster)
         self.trust = trustvalues.render(desired["ca_entries"], mesh, self.revision)
         if not self.trust["in_place"]:
-            self._warn("trust_mode values: the live mesh config (ConfigMap %s/%s) lacks the peer roots %s; add "
+            self._warn("trust_mode values: the live mesh config (ConfigMap %s) lacks the peer roots %s; add "
                        "the returned trust.helm_values (or trust.istio_operator) to your Istio install"
-                       % (self.namespace, self.mesh_configmap, ", ".join(self.trust["missing"])))
+                       % (self.mesh_ref, ", ".join(self.trust["missing"])))
         return mesh
 
     def _managed_roots(self, cm):
@@ -366,28 +342,19 @@ class Reconciler(object):
             if not isinstance(managed, dict):
                 raise ValueError("not a mapping")
         except ValueError as exc:
-            raise K8sError("annotation %s on ConfigMap %s/%s is not valid JSON (%s); fix or remove it"
-                           % (MANAGED_CA_ANNOTATION, self.namespace, self.mesh_configmap, exc), cluster=self.cluster)
+            raise K8sError("annotation %s on ConfigMap %s is not valid JSON (%s); fix or remove it"
+                           % (MANAGED_CA_ANNOTATION, self.mesh_ref, exc), cluster=self.cluster)
         return managed
 
-    def _write_trust(self, cm, text, new_text, managed, new_managed, last):
-        """Patch the mesh config (resourceVersion-guarded); False on a conflict worth a retry."""
+    def _write_trust(self, cm, text, new_text, managed, new_managed):
+        """Patch the mesh config, guarded by the resourceVersion read (409 when it changed meanwhile)."""
         body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
                              "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
                 "data": {"mesh": new_text}}
-        try:
-            self.client.merge_patch(core_path("configmaps", self.namespace, self.mesh_configmap), body,
-                                    dry_run=self.check_mode,
-                                    what="patch ConfigMap %s/%s" % (self.namespace, self.mesh_configmap))
-        except K8sError as exc:
-            if exc.status == 409 and not last:
-                return False  # someone else changed it meanwhile: re-read, re-merge
-            raise
-        self.changed = True
+        self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode, what="patch ConfigMap " + self.mesh_ref)
         self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
         self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
-        self._record_diff(text, new_text, "ConfigMap %s/%s key mesh" % (self.namespace, self.mesh_configmap))
-        return True
+        self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
 
     def check_istiod(self, mesh, deployment="istiod"):
         """Warn when the peers' roots in ``mesh`` (as converge_trust left it) would not take effect."""

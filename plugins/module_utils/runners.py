@@ -16,7 +16,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError, PlanError, about
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan, validate_card
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler, is_owned
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
 
 
 def run_module(module, run_class):
@@ -41,6 +41,15 @@ class _Run(object):
 
     def progress(self):
         return dict(api_calls=self.client.calls if self.client else {})
+
+    def _private_key(self, name, generate=False):
+        """``(key, generated)``: the PEM given as ``name``, else the file ``<name>_file`` (created when
+        ``generate``); ``(None, False)`` when neither is set."""
+        if self.params[name]:
+            return md.load_private_key(self.params[name], name), False
+        if self.params[name + "_file"]:
+            return md.read_key(self.params[name + "_file"], name + "_file", generate, self.module.check_mode)
+        return None, False
 
 
 class FactsRun(_Run):
@@ -74,7 +83,7 @@ class FederationRun(_Run):
                                            write_concurrency=writes, mesh_configmap=card.get("mesh_configmap") or "istio",
                                            trust_mode=params["trust_mode"], revision=card.get("revision"))
         existing = rec.list_existing()
-        members = membership(params, known_peers(existing, name))
+        members = membership(params, sorted(rec.federations(existing)))
         rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
         desired = self._plan(rec, members, existing, namespace)
         deployment = params["istiod_deployment"] or (card.get("istiod") or {}).get("deployment") or "istiod"
@@ -86,19 +95,16 @@ class FederationRun(_Run):
 
     def _plan(self, rec, members, existing, namespace):
         """The desired state: the peers of this run (none when this cluster leaves), imports as configured."""
-        params, card = self.params, self.params["local"]
-        if params["state"] == "absent":
-            peers, preserve, export = [], [], False
-        else:
-            peers, preserve, export = params["peers"], members["unreachable"] + members["not_in_run"], params["export_gateway"]
+        params, card, present = self.params, self.params["local"], self.params["state"] == "present"
         local_hosts = ()
-        if params["check_local_services"] and params["state"] == "present":
+        if params["check_local_services"] and present:
             local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"))
         imports = {"namespaces": params["import_namespaces"], "hosts": params["import_hosts"],
                    "address_range": params["dns_address_range"], "addresses": rec.held_addresses(existing)}
-        return plan(card, peers, unreachable=preserve, namespace=namespace, api_version=params["istio_api_version"],
-                    local_hostnames=local_hosts, export=export, refused=params["refused_peers"], imports=imports,
-                    other_gateways=rec.other_gateways(existing))
+        return plan(card, params["peers"] if present else [], namespace=namespace, local_hostnames=local_hosts,
+                    unreachable=members["unreachable"] + members["not_in_run"] if present else [],
+                    api_version=params["istio_api_version"], export=present and params["export_gateway"],
+                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing))
 
     def progress(self):
         rec = self.reconciler
@@ -107,12 +113,6 @@ class FederationRun(_Run):
         if rec and rec.trust is not None:
             out["trust"] = rec.trust
         return out
-
-
-def known_peers(existing, cluster):
-    """Peers this cluster records as members: its own IstioFederation objects, by name."""
-    return sorted(obj["metadata"]["name"] for key, obj in existing.items()
-                  if key[0] == "IstioFederation" and is_owned(obj, cluster))
 
 
 def membership(params, known):
@@ -167,7 +167,7 @@ class PublishRun(_Run):
                 raise PlanError(validate_card(card, role="local"))
             if params["validity"] < 120:
                 raise MeshfedError("validity %d is shorter than two minutes" % params["validity"], field="validity")
-            key, generated = self._key()
+            key, generated = self._private_key("key", params["generate_key"])
             cluster_uuid = params["cluster_uuid"] or md.default_cluster_uuid(name)
             existing = md.read_published(params["dest"])
             files, changed = md.plan_publication(card, cluster_uuid, key, existing, validity=params["validity"],
@@ -181,11 +181,6 @@ class PublishRun(_Run):
         if changed and self.module._diff:
             result["diff"] = _documents_diff(params["dest"], existing, files)
         return result
-
-    def _key(self):
-        if self.params["key"]:
-            return md.load_private_key(self.params["key"], "key"), False
-        return md.read_key(self.params["key_file"], "key_file", self.params["generate_key"], self.module.check_mode)
 
 
 def _documents_diff(dest, before, after):
@@ -206,7 +201,7 @@ class PeerMetadataRun(_Run):
                                validate_certs=params["validate_certs"], trust_domain=params["trust_domain"])
             not_before = md.parse_time(params["not_before"], "not_before") if params["not_before"] else None
             fetcher = md.Fetcher(spec.location, spec.ca_pem, spec.validate_certs, timeout=params["timeout"])
-            card = md.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._client_key(),
+            card = md.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._private_key("client_key")[0],
                                  not_before=not_before, fetcher=fetcher)
         for warning in card["warnings"]:
             self.module.warn(warning)
@@ -215,10 +210,3 @@ class PeerMetadataRun(_Run):
     def _client_uuid(self):
         name = self.params["client_name"]
         return self.params["client_uuid"] or (md.default_cluster_uuid(name) if name else None)
-
-    def _client_key(self):
-        if self.params["client_key"]:
-            return md.load_private_key(self.params["client_key"], "client_key")
-        if self.params["client_key_file"]:
-            return md.read_key(self.params["client_key_file"], "client_key_file")[0]
-        return None
