@@ -168,6 +168,8 @@ class PublishRun(_Run):
             if params["validity"] < 120:
                 raise MeshfedError("validity %d is shorter than two minutes" % params["validity"], field="validity")
             key, generated = self._private_key("key", params["generate_key"])
+            if key is None:  # key: "" passes required_one_of
+                raise MeshfedError("key is empty and key_file is not set; give the signing key", field="key")
             cluster_uuid = params["cluster_uuid"] or md.default_cluster_uuid(name)
             existing = md.read_published(params["dest"])
             files, changed = md.plan_publication(card, cluster_uuid, key, existing, validity=params["validity"],

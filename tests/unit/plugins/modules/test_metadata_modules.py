@@ -44,6 +44,12 @@ def test_publish_refuses_a_key_file_readable_by_others_and_a_missing_one(connect
     assert out.failed and "does not exist" in out.result["msg"]
 
 
+def test_publish_refuses_an_empty_key_naming_the_field(connected, tmp_path):  # noqa: F811
+    out = run(federation_metadata.main, {"card": card("cluster-a"), "dest": str(tmp_path / "pub"), "key": ""})
+    assert out.failed and out.result["msg"] == "cluster-a: key is empty and key_file is not set; give the signing key"
+    assert out.result["field"] == "key" and not (tmp_path / "pub").exists()
+
+
 def test_publish_refuses_a_bad_card(connected, tmp_path):  # noqa: F811
     bad = card("cluster-a")
     bad["gateway"]["addresses"] = []
