@@ -107,7 +107,11 @@ class Reconciler(object):
         return mesh
 
     def _warn(self, text):
-        self.warnings.append(prefixed(self.cluster, text))
+        self._add_warnings([prefixed(self.cluster, text)])
+
+    def _add_warnings(self, texts):
+        """Each warning once (the trust merge runs again after a conflict)."""
+        self.warnings.extend(text for text in texts if text not in self.warnings)
 
     def _changed(self, ref, before, after, listed_in=None):
         """A write went out (in check mode, would): listed in ``summary[listed_in]``, shown in --diff."""
@@ -291,7 +295,7 @@ class Reconciler(object):
             self._report_reverted(text, managed, desired)
             new_text, new_managed, changed, warnings = update_ca_certificates(
                 text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"])
-            self.warnings.extend(warnings)
+            self._add_warnings(warnings)
             preserved = set(desired["preserve_peers"])
             self.summary["trust"]["kept"] = sorted(
                 "%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)

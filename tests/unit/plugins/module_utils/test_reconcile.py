@@ -247,3 +247,14 @@ def test_values_mode_writes_nothing_to_the_mesh_configmap(desired):
     rec = Reconciler(live, "cluster-a", "istio-system", trust_mode="values")
     rec.converge(desired)
     assert rec.trust["in_place"] is True and not [w for w in rec.warnings if "lacks" in w]
+
+
+def test_installer_revert_met_by_conflicts_is_reported_once(desired):
+    first = cluster_state()
+    converge(first, desired)
+    (patch,) = [r for r in first.requests if r[0] == "patch"]
+    managed = json.loads(patch[2]["body"]["metadata"]["annotations"][MANAGED_CA_ANNOTATION])
+    client = Conflicting(cluster_state(mesh="trustDomain: cluster-a.local\n", managed=managed), "patch", conflicts=2)
+    rec = converge(client, desired)
+    assert [r[0] for r in client.requests].count("patch") == 3
+    assert len([w for w in rec.warnings if "were gone" in w]) == 1
