@@ -616,7 +616,7 @@ def _gateway(private, warnings):
         raise MetadataError("%s has no ingressGateways; the peer's gateway cannot be reached" % PRIVATE_PATH)
     for gw in gateways:
         if (not isinstance(gw, dict) or not isinstance(gw.get("address"), str) or not gw.get("address")
-                or not isinstance(gw.get("port"), int) or not 1 <= gw["port"] <= 65535):
+                or not isinstance(gw.get("port"), int) or isinstance(gw["port"], bool) or not 1 <= gw["port"] <= 65535):
             raise MetadataError("%s ingressGateways entry %r needs an address and a port" % (PRIVATE_PATH, gw))
     port = gateways[0]["port"]
     if any(gw["port"] != port for gw in gateways):

@@ -353,6 +353,20 @@ def test_https_fetch_with_pinned_ca_and_refusal_of_a_wrong_certificate(tmp_path,
         assert err.value.reason == "tls"
 
 
+@pytest.mark.parametrize("port", [True, 0, 65536, "15443"])
+def test_deckhouse_gateway_without_a_port_number_is_refused(tmp_path, port):
+    root_pem = make_cert("Deckhouse root")[2]
+    deckhouse_dir(tmp_path, root_pem, servers.deckhouse_keypair()[2])
+    doc = tmp_path / "private/federation.json"
+    doc.write_text(json.dumps(dict(json.loads(doc.read_text()), ingressGateways=[{"address": "192.0.2.50",
+                                                                                 "port": port}])))
+    from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
+    peer = md.PeerSpec("d8", str(tmp_path), protocol="deckhouse", root_sha256=[pem_sha256(root_pem)])
+    with pytest.raises(md.MetadataError) as err:
+        md.fetch_peer(peer, now=LATER)
+    assert "ingressGateways entry" in str(err.value) and "needs an address and a port" in str(err.value)
+
+
 def test_deckhouse_exporter_accepts_our_token_over_https_and_the_card_follows(serving, key):
     ca_pem, cert_pem, key_pem = serving
     root_pem = make_cert("Deckhouse root")[2]
