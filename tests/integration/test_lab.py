@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -340,3 +341,35 @@ def _alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+_HELD = """
+import sys, time
+from concurrent.futures import thread
+from tests.lab.lab import Lab
+lab = Lab(sys.argv[1], bin_dir=sys.argv[2])
+c, = lab.start(['cluster-held'])
+with thread._global_shutdown_lock:  # where SIGTERM finds a ThreadPoolExecutor.submit starting its thread
+    print(c.etcd.pid, c.apiserver.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_sigterm_inside_a_thread_pool_submit_stops_the_lab_and_exits(tmp_path, lab_bin_dir):
+    """The lab's SIGTERM handler runs on the interrupted thread: it must not wait for a lock that thread holds
+    (the benchmark, SIGTERMed in one of its many thread pools, hung with every etcd left running)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", _HELD, str(tmp_path / "held"), str(lab_bin_dir)],
+                            cwd=repo, stdout=subprocess.PIPE, text=True)
+    pids = []
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == -signal.SIGTERM
+        assert not any(_alive(p) for p in pids)
+    finally:
+        for p in pids + ([proc.pid] if proc.poll() is None else []):  # never leak, even if an assertion failed
+            if _alive(p):
+                os.kill(p, 9)
+        proc.wait(30)

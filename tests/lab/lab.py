@@ -563,6 +563,17 @@ def stop_all_labs():
 atexit.register(stop_all_labs)
 
 
+def _stop_all_labs_from_signal():
+    """stop_all_labs for a signal handler: no lock, no thread pool. The code the signal interrupted may hold
+    a lock that those need (a ThreadPoolExecutor.submit holds concurrent.futures' global lock while its
+    thread starts), and the handler runs on that same thread: waiting for it would never end."""
+    procs = [p for lab in list(_labs) for c in list(lab.clusters) for p in (c.apiserver, c.etcd) if p is not None]
+    for proc in procs:  # API servers first, then etcds, all signalled before any wait
+        proc.terminate()
+    for proc in procs:
+        proc.stop(timeout=5.0)
+
+
 def _install_signal_handlers():
     """Stop every lab on SIGTERM/SIGINT, then defer to whatever handler was there before
     (SIGINT's default raises KeyboardInterrupt; SIGTERM's default terminates the process)."""
@@ -576,7 +587,7 @@ def _install_signal_handlers():
             continue
 
         def handler(signum, frame, prev=prev):
-            stop_all_labs()
+            _stop_all_labs_from_signal()
             if callable(prev):
                 prev(signum, frame)  # e.g. default_int_handler -> KeyboardInterrupt
             elif prev == signal.SIG_IGN:
