@@ -95,6 +95,8 @@ options:
     description:
       - Groups to impersonate (one C(Impersonate-Group) header each).
       - Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS) (comma-separated).
+      - Where the kubernetes library makes the connection (exec or auth-provider kubeconfig, basic auth, proxy
+        options), this needs kubernetes 35 or later; older versions fail naming this option.
     type: list
     elements: str
   request_timeout:

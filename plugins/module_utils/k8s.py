@@ -247,6 +247,10 @@ class Client(object):
             resp = client.rest_client.request(method, url, headers=self._with_groups(headers), body=body,
                                               _request_timeout=timeout)
             return resp.status, resp.reason, resp.read(), getattr(resp, "headers", None)
+        if self.impersonate_groups:  # its header_params hold one value per header name
+            raise K8sError("impersonate_groups needs kubernetes >= 35 for this connection (the kubernetes library "
+                           "makes it: exec or auth-provider kubeconfig, basic auth or proxy options); upgrade the "
+                           "library (field: impersonate_groups)", cluster=self.cluster, field="impersonate_groups")
         resp = client.call_api(path, method, query_params=query, header_params=headers, body=body,
                                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
         resp = resp[0] if isinstance(resp, tuple) else resp

@@ -231,6 +231,15 @@ def test_impersonation_headers_one_group_header_each():
     assert headers.getlist("Impersonate-Group") == ["g1", "g2"]
 
 
+def test_impersonated_groups_the_old_generator_cannot_send_fail_naming_the_field():
+    api = OldApiClient([Response(200, {})])
+    with pytest.raises(K8sError) as err:
+        k8s.Client(api, "cluster-a", impersonate=("jane", ["g1"])).get("/api/v1/namespaces/x")
+    assert (err.value.cluster, err.value.field) == ("cluster-a", "impersonate_groups")
+    assert "needs kubernetes >= 35" in str(err.value) and api.sent == []
+    k8s.Client(OldApiClient([Response(200, {})]), "cluster-a", impersonate=("jane", [])).get("/api/v1/namespaces/x")
+
+
 @pytest.mark.parametrize("env, value, expected", [
     ("K8S_AUTH_VERIFY_SSL", "false", False),
     ("K8S_AUTH_SSL_CA_CERT", "/env-ca.pem", "/env-ca.pem"),
