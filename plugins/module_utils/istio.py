@@ -88,6 +88,11 @@ def istiod_domain(deployment):
     return DEFAULT_DOMAIN
 
 
+def valid_port(value):
+    """A port number (an int, not a bool, 1-65535)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
 def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
     """Protocol Istio derives for a Kubernetes Service port (kube.ConvertProtocol).
 

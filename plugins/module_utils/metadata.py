@@ -33,6 +33,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.certs import parse_r
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import InvalidSignature, ed25519, serialization
 from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError, about, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import is_ip, port_protocol
+from ansible_collections.meshfed.istio.plugins.module_utils.istio import valid_port
 
 FORMAT_VERSION = 1
 EXTENSION = "meshfed"
@@ -616,7 +617,7 @@ def _gateway(private, warnings):
         raise MetadataError("%s has no ingressGateways; the peer's gateway cannot be reached" % PRIVATE_PATH)
     for gw in gateways:
         if (not isinstance(gw, dict) or not isinstance(gw.get("address"), str) or not gw.get("address")
-                or not isinstance(gw.get("port"), int) or isinstance(gw["port"], bool) or not 1 <= gw["port"] <= 65535):
+                or not valid_port(gw.get("port"))):
             raise MetadataError("%s ingressGateways entry %r needs an address and a port" % (PRIVATE_PATH, gw))
     port = gateways[0]["port"]
     if any(gw["port"] != port for gw in gateways):

@@ -103,7 +103,7 @@ def _gateway_problems(gw):
                     for addr in addresses if not isinstance(addr, str) or not addr or " " in addr)
     if gw.get("resolution") not in ("STATIC", "DNS"):
         problems.append("field gateway.resolution: %r must be STATIC or DNS" % (gw.get("resolution"),))
-    if not _valid_port(gw.get("port")):
+    if not istio.valid_port(gw.get("port")):
         problems.append("field gateway.port: %r is not a port number (1-65535)" % (gw.get("port"),))
     return problems
 
@@ -117,7 +117,7 @@ def _service_problems(svc):
     names = set()
     for port in svc.get("ports") or []:
         number, name = port.get("number"), port.get("name")
-        if not _valid_port(number):
+        if not istio.valid_port(number):
             problems.append(field + "%r is not a port number (1-65535)" % (number,))
         if not name or not _DNS_LABEL.match(str(name)):
             problems.append(field + "port %r needs a valid name" % (number,))
@@ -129,10 +129,6 @@ def _service_problems(svc):
             problems.append(field + "port name %r is used twice" % (name,))
         names.add(name)
     return problems
-
-
-def _valid_port(value):
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
 # -- objects ----------------------------------------------------------------------------------------

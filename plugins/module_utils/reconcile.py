@@ -99,7 +99,7 @@ class Reconciler(object):
         existing = self.list_existing() if existing is None else existing
         owned = self.federations(existing)
         sovereign.demote_replays(desired, dict((name, obj.get("status")) for name, obj in owned.items()))
-        self.warnings.extend(desired.get("warnings") or [])
+        self._add_warnings(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
         self.converge_refused(desired, existing)
@@ -110,7 +110,7 @@ class Reconciler(object):
         self._add_warnings([prefixed(self.cluster, text)])
 
     def _add_warnings(self, texts):
-        """Each warning once (the trust merge runs again after a conflict)."""
+        """The one way warnings are recorded: each once (the trust merge runs again after a conflict)."""
         self.warnings.extend(text for text in texts if text not in self.warnings)
 
     def _changed(self, ref, before, after, listed_in=None):
