@@ -18,7 +18,9 @@ options:
         document itself as a dict.
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
       - When neither O(kubeconfig) nor O(host) is set, every path of E(KUBECONFIG), else C(~/.kube/config), is used.
-      - The kubeconfig's content is never returned or logged.
+      - The secrets of a kubeconfig given as a dict (user C(token), C(password), C(client-key-data),
+        C(client-certificate-data), auth-provider config and exec env values) are masked in every result,
+        failure and log line. A text with line breaks (kubeconfig content where a path belongs) is refused.
     type: raw
   context:
     description:

@@ -53,6 +53,31 @@ AUTH_ARG_SPEC = dict(
     impersonate_groups=dict(type="list", elements="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
     request_timeout=dict(type="int", default=30),
 )
+# Keys of a kubeconfig's user entry (and of its auth-provider config / exec env) whose values are secret.
+_SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
+
+
+def kubeconfig_secrets(value):
+    """The secret strings of a kubeconfig option, for the module's ``no_log_values``: a dict's user
+    tokens, passwords, client keys and certificates, auth-provider config and exec env values; a string
+    with a line break (kubeconfig content given where a path belongs) whole."""
+    if isinstance(value, str):
+        return {value} if "\n" in value else set()
+    if not isinstance(value, dict):
+        return set()
+    found = set()
+    for entry in value.get("users") or []:
+        user = (entry or {}).get("user") if isinstance(entry, dict) else None
+        if not isinstance(user, dict):
+            continue
+        found.update(user.get(key) for key in _SECRET_USER_KEYS)
+        provider = user.get("auth-provider") or {}
+        found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
+        exec_ = user.get("exec") if isinstance(user.get("exec"), dict) else {}
+        found.update(item.get("value") for item in exec_.get("env") or [] if isinstance(item, dict))
+    return set(v for v in found if isinstance(v, str) and v)
+
+
 # Options Configuration takes as they are (option -> attribute).
 _OPTIONS = (("host", "host"), ("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"),
             ("username", "username"), ("password", "password"), ("proxy", "proxy"), ("no_proxy", "no_proxy"))
@@ -145,6 +170,10 @@ def _read_kubeconfig(source, context, with_cluster):
     several paths joined like KUBECONFIG (those that exist); checks that ``context`` is in it."""
     if isinstance(source, dict):
         what, sources, loader = "(kubeconfig given as a dict)", [source], dict(config_dict=source)
+    elif "\n" in str(source):  # content where a path belongs: never echo it
+        raise K8sError("kubeconfig is a text with line breaks, not a path (field: kubeconfig); give the path of "
+                       "the file or the kubeconfig document as a dict (e.g. \"{{ lookup('file', path) | from_yaml }}\")",
+                       **with_cluster)
     else:
         paths = [os.path.expanduser(p) for p in str(source).split(os.pathsep) if p]
         sources = [p for p in paths if os.path.isfile(p)]

@@ -10,6 +10,8 @@ __metaclass__ = type
 import json
 import os
 
+from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.meshfed.istio.plugins.module_utils import k8s
 from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
 from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
@@ -17,6 +19,23 @@ from ansible_collections.meshfed.istio.plugins.module_utils.errors import Meshfe
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
+
+
+class MeshfedModule(AnsibleModule):
+    """AnsibleModule that also masks the secrets inside a ``kubeconfig`` given as a dict (its tokens and
+    keys) in every result, failure and log line, including argument-validation failures, without
+    masking the whole option (its names and paths would then be starred out of every message)."""
+
+    def _mask_kubeconfig(self):
+        self.no_log_values.update(k8s.kubeconfig_secrets((self.params or {}).get("kubeconfig")))
+
+    def _log_invocation(self):
+        self._mask_kubeconfig()
+        super(MeshfedModule, self)._log_invocation()
+
+    def _return_formatted(self, kwargs):
+        self._mask_kubeconfig()
+        super(MeshfedModule, self)._return_formatted(kwargs)
 
 
 def run_module(module, run_class):

@@ -172,11 +172,9 @@ api_calls:
   sample: {"get": 3, "list": 2}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun, run_module
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun, MeshfedModule, run_module
 
 
 def argument_spec():
@@ -199,7 +197,7 @@ def argument_spec():
 
 
 def main():
-    run_module(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), FactsRun)
+    run_module(MeshfedModule(argument_spec=argument_spec(), supports_check_mode=True), FactsRun)
 
 
 if __name__ == "__main__":

@@ -278,10 +278,8 @@ api_calls:
   sample: {"get": 2, "list": 5, "apply": 3}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun, run_module
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun, MeshfedModule, run_module
 
 
 def argument_spec():
@@ -309,7 +307,7 @@ def argument_spec():
 
 
 def main():
-    run_module(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), FederationRun)
+    run_module(MeshfedModule(argument_spec=argument_spec(), supports_check_mode=True), FederationRun)
 
 
 if __name__ == "__main__":

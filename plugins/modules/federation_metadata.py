@@ -111,10 +111,8 @@ expires_at:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata import DEFAULT_VALIDITY
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import PublishRun, run_module
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import MeshfedModule, PublishRun, run_module
 
 
 def argument_spec():
@@ -131,7 +129,7 @@ def argument_spec():
 
 
 def main():
-    run_module(AnsibleModule(argument_spec=argument_spec(), required_one_of=[("key_file", "key")],
+    run_module(MeshfedModule(argument_spec=argument_spec(), required_one_of=[("key_file", "key")],
                              mutually_exclusive=[("key_file", "key")], supports_check_mode=True), PublishRun)
 
 

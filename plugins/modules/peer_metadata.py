@@ -120,10 +120,8 @@ reason:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata import PROTOCOLS
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import PeerMetadataRun, run_module
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import MeshfedModule, PeerMetadataRun, run_module
 
 
 def argument_spec():
@@ -147,7 +145,7 @@ def argument_spec():
 
 
 def main():
-    run_module(AnsibleModule(argument_spec=argument_spec(), required_one_of=[("url", "path")],
+    run_module(MeshfedModule(argument_spec=argument_spec(), required_one_of=[("url", "path")],
                              mutually_exclusive=[("url", "path"), ("client_key_file", "client_key")],
                              supports_check_mode=True), PeerMetadataRun)
 
