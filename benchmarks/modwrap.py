@@ -72,7 +72,7 @@ def _patch(module):
             finally:
                 PHASES["args"] += time.perf_counter() - t
         module.AnsibleModule.__init__ = init
-    elif name.endswith("module_utils.k8s"):
+    elif name.endswith("module_utils.kube.client"):
         for fn in ("connect",):
             if hasattr(module, fn):
                 setattr(module, fn, _timed("connect", getattr(module, fn)))
@@ -81,9 +81,9 @@ def _patch(module):
             if client is not None and meth in vars(client):
                 setattr(client, meth, _timed("reads", vars(client)[meth], _request_phase))
                 break
-    elif name.endswith("module_utils.parallel") and hasattr(module, "run_jobs"):
+    elif name.endswith("module_utils.kube.parallel") and hasattr(module, "run_jobs"):
         module.run_jobs = _timed("writes", module.run_jobs)  # concurrent writes: their wall time
-    elif name.endswith("module_utils.planner"):
+    elif name.endswith("module_utils.plan.planner"):
         if hasattr(module, "plan"):
             module.plan = _timed("plan", module.plan)
 

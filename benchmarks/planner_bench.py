@@ -21,7 +21,7 @@ def cards(peers, services):
 def time_plan(peers=10, services=100, repeat=5):
     """Median CPU seconds of plan() for peers x services imported services (CPU time of this process:
     the planning cost itself, not how long a loaded machine kept the process waiting)."""
-    from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
     local, others = cards(peers, services)
     times = []
     for _ in range(repeat):

@@ -12,13 +12,13 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshfed.istio.plugins.module_utils import k8s
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError, PlanError, about
-from ansible_collections.meshfed.istio.plugins.module_utils.facts import gather
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan, validate_card
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
+from ansible_collections.meshfed.istio.plugins.module_utils.kube import client as k8s
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
+from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
+from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
 
 
 class MeshfedModule(AnsibleModule):

@@ -172,8 +172,8 @@ api_calls:
   sample: {"get": 3, "list": 2}
 """
 
-from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
+from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import DEFAULT_PUBLIC_LABELS
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.client import AUTH_ARG_SPEC
 from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun, MeshfedModule, run_module
 
 

@@ -278,7 +278,7 @@ api_calls:
   sample: {"get": 2, "list": 5, "apply": 3}
 """
 
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import AUTH_ARG_SPEC
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.client import AUTH_ARG_SPEC
 from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun, MeshfedModule, run_module
 
 

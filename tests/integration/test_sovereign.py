@@ -8,6 +8,7 @@ expiry, wrong TLS certificate) are proven against the real clusters: the run fai
 the reason, and nothing cluster-a holds for cluster-b is removed.
 """
 
+import datetime
 import json
 import os
 import shutil
@@ -263,7 +264,7 @@ def test_unknown_signer_is_refused(world):
 def test_expired_metadata_is_refused(world):
     def expire(d):
         card = _card_of(world["b"], world["team_b"])
-        past = md.utcnow() - md.datetime.timedelta(days=3)
+        past = md.utcnow() - datetime.timedelta(days=3)
         files, _changed = md.plan_publication(card, world["team_b"].uuid, world["team_b"].key, {}, now=past,
                                               validity=24 * 3600)
         for rel, body in files.items():

@@ -14,7 +14,7 @@ def root_pem(name):
 
 
 def card(name, services=None, addresses=None, domain=None):
-    from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
+    from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     domain = domain or "%s.local" % name
     addresses = addresses or ["192.0.2.%d" % (10 + ord(name[-1]) - ord("a"))]
     services = services if services is not None else [("web", "svc-%s" % name, [("http", 80, "HTTP")])]

@@ -4,9 +4,9 @@ and the clusters the unit tests read from (a facts world, a federation target)."
 import copy
 import json
 
-from ansible_collections.meshfed.istio.plugins.module_utils.facts import DEFAULT_PUBLIC_LABELS
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import K8sError
-from ansible_collections.meshfed.istio.plugins.module_utils.kinds import MANAGED_CA_ANNOTATION, kind_path
+from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import DEFAULT_PUBLIC_LABELS
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.client import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MANAGED_CA_ANNOTATION, kind_path
 
 
 class FakeClient:

@@ -4,7 +4,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import CertError, parse_root_bundle, pem_sha256
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import CertError, parse_root_bundle, pem_sha256
 
 from ...conftest import NOW, make_cert
 

@@ -1,12 +1,12 @@
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import CertError
-from ansible_collections.meshfed.istio.plugins.module_utils.facts import (
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import CertError
+from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import (
     DEFAULT_PUBLIC_LABELS,
     FactsError,
     gather,
-    port_protocol,
 )
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import port_protocol
 
 from ...conftest import make_cert
 from ...fakes import gateway, istiod, pod, service, world
@@ -100,7 +100,7 @@ def test_service_accounts_annotation(root_pem):
     ("web", "http", "HTTP"), ("api", "grpc", "GRPC"), ("http", "kubernetes.io/h2c", "HTTP2"), ("web", None, ""),
 ])
 def test_protocol_from_app_protocol_or_name(name, app, expected):
-    assert port_protocol(name, app) == expected
+    assert port_protocol(0, name, "TCP", app) == expected
 
 
 def test_hostname_load_balancer_resolves_by_dns(root_pem):

@@ -4,7 +4,9 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils import addresses, gateways, istio
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import addresses
+from ansible_collections.meshfed.istio.plugins.module_utils.istio import gateways
+from ansible_collections.meshfed.istio.plugins.module_utils.istio import rules as istio
 
 
 @pytest.mark.parametrize("number,name,proto,app,expected", [
@@ -168,7 +170,7 @@ def _pod(ns, name, labels, sa, phase="Running", ports=None):
 
 
 def test_service_accounts_from_selected_live_pods():
-    from ansible_collections.meshfed.istio.plugins.module_utils import workloads
+    from ansible_collections.meshfed.istio.plugins.module_utils.istio import workloads
     pods = [_pod("xyz", "bar-1", {"app": "bar", "v": "1"}, "bar-sa"),
             _pod("xyz", "bar-2", {"app": "bar"}, "bar-sa"),
             _pod("xyz", "bar-old", {"app": "bar"}, "old-sa", phase="Succeeded"),
@@ -181,7 +183,7 @@ def test_service_accounts_from_selected_live_pods():
 
 
 def test_named_target_port_resolved_from_container_ports():
-    from ansible_collections.meshfed.istio.plugins.module_utils import workloads
+    from ansible_collections.meshfed.istio.plugins.module_utils.istio import workloads
     pods = [_pod("xyz", "bar-1", {}, "sa", ports=[{"name": "web", "containerPort": 8080}])]
     assert workloads.resolve_target_port("web", pods) == 8080
     assert workloads.resolve_target_port(9090, pods) == 9090
@@ -190,7 +192,7 @@ def test_named_target_port_resolved_from_container_ports():
 
 
 def test_values_mode_renders_entries_and_reports_whether_live():
-    from ansible_collections.meshfed.istio.plugins.module_utils import trustvalues
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan import trustvalues
     from ...cards import root_pem
     b, c = root_pem("cluster-b"), root_pem("cluster-c")
     ca = [{"pem": b, "trustDomains": ["cluster-b.local"], "peer": "cluster-b"},

@@ -7,8 +7,8 @@ import pytest
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from ansible_collections.meshfed.istio.plugins.module_utils import k8s
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.kube import client as k8s
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
 
 SERVER = "https://127.0.0.1:6443"
 
@@ -263,12 +263,12 @@ def test_usual_kubeconfigs_connect_without_the_kubernetes_library(tmp_path):
     import subprocess
     import sys
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    code = ("import sys; from ansible_collections.meshfed.istio.plugins.module_utils import k8s; "
+    code = ("import sys; from ansible_collections.meshfed.istio.plugins.module_utils.kube import client as k8s; "
             "c = k8s.connect({'kubeconfig': %r, 'context': 'b'}, 'cluster-a'); "
             "print(type(c.api_client).__module__, 'kubernetes' in sys.modules)" % kubeconfig(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=env).stdout.split()
-    assert out == ["ansible_collections.meshfed.istio.plugins.module_utils.kubeconfig", "False"]
+    assert out == ["ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig", "False"]
 
 
 def test_light_client_sends_token_query_and_json_body(tmp_path):

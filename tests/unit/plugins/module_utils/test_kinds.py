@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.meshfed.istio.plugins.module_utils.kinds import KINDS, api_version, kind_path
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import KINDS, api_version, kind_path
 
 RBAC = Path(__file__).resolve().parents[4] / "meta" / "rbac"
 
@@ -54,7 +54,7 @@ def test_paths_and_versions_come_from_the_table():
 
 
 def test_design_doc_names_every_label_annotation_and_kind():
-    from ansible_collections.meshfed.istio.plugins.module_utils import kinds
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan import kinds
     design = (RBAC.parents[1] / "docs" / "design.md").read_text()
     names = [v for k, v in vars(kinds).items() if k.endswith(("_LABEL", "_ANNOTATION", "_VALUE"))]
     assert len(names) == 7

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import (
     MeshConfigError,
     check_multiroot,
     load_mesh,

@@ -6,7 +6,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
 from tests.lab import metadata_server as servers
 
 from ...cards import card
@@ -81,14 +81,14 @@ def test_fetched_peer_is_the_same_card_the_planner_consumes(tmp_path, key):
     assert got["gateway"]["port"] == 15443
     assert got["metadata"]["clusterUUID"] == UUID_A
     assert got["metadata"]["signer"] == md.key_fingerprint(key.public_key())
-    from ansible_collections.meshfed.istio.plugins.module_utils.planner import validate_card
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import validate_card
     assert validate_card(got) == []
 
 
 def test_several_roots_during_rotation_are_all_published_and_imported(tmp_path, key):
     the_card = card("cluster-a")
     second = make_cert("Root cluster-a next")[2]
-    from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
+    from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     the_card["root_cas"].append({"pem": second, "sha256": pem_sha256(second), "subject": "x", "not_after": "y"})
     publish(tmp_path, the_card, key)
     got = fetch(tmp_path, key)
@@ -218,7 +218,7 @@ def test_root_pin_accepts_pinned_and_refuses_unpinned_roots(tmp_path, key):
     assert err.value.reason == "untrusted_root"
     # an extra root (e.g. slipped in by whoever controls the host and re-signs) is not trusted
     extra = make_cert("Attacker root")[2]
-    from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
+    from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     the_card["root_cas"].append({"pem": extra, "sha256": pem_sha256(extra), "subject": "x", "not_after": "y"})
     publish(tmp_path, the_card, Ed25519PrivateKey.generate(), now=NOW + datetime.timedelta(minutes=1))
     with pytest.raises(md.MetadataError) as err:
@@ -310,7 +310,7 @@ def test_deckhouse_documents_convert_to_a_card(tmp_path):
     root_pem = make_cert("Deckhouse root")[2]
     _key, _priv, pub_pem = servers.deckhouse_keypair()
     deckhouse_dir(tmp_path, root_pem, pub_pem)
-    from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
+    from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     peer = md.PeerSpec("d8", str(tmp_path), protocol="deckhouse", root_sha256=[pem_sha256(root_pem)],
                        trust_domain="d8.example")
     got = md.fetch_peer(peer, now=LATER)
@@ -322,7 +322,7 @@ def test_deckhouse_documents_convert_to_a_card(tmp_path):
         "ports": [{"name": "http", "number": 80, "protocol": "HTTP"},
                   {"name": "grpc-api", "number": 9090, "protocol": "GRPC"}],
         "service_accounts": []}]
-    from ansible_collections.meshfed.istio.plugins.module_utils.planner import validate_card
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import validate_card
     assert validate_card(got) == []
     # unsigned documents are only accepted when the inventory says the peer is a Deckhouse exporter
     with pytest.raises(md.MetadataError) as err:
@@ -360,7 +360,7 @@ def test_deckhouse_gateway_without_a_port_number_is_refused(tmp_path, port):
     doc = tmp_path / "private/federation.json"
     doc.write_text(json.dumps(dict(json.loads(doc.read_text()), ingressGateways=[{"address": "192.0.2.50",
                                                                                  "port": port}])))
-    from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
+    from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     peer = md.PeerSpec("d8", str(tmp_path), protocol="deckhouse", root_sha256=[pem_sha256(root_pem)])
     with pytest.raises(md.MetadataError) as err:
         md.fetch_peer(peer, now=LATER)
@@ -376,7 +376,7 @@ def test_deckhouse_exporter_accepts_our_token_over_https_and_the_card_follows(se
                "publicServices": [{"hostname": "echo.apps.svc.d8.example",
                                    "ports": [{"name": "http", "port": 80, "protocol": "HTTP"}]}]}
     remote = {UUID_A: {"clusterUUID": UUID_A, "authnKeyPub": md.public_key_pem(key.public_key()), "rootCA": "x"}}
-    from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
+    from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     with servers.DeckhousePeerServer(public, private, remote, cert_pem, key_pem) as srv:
         peer = md.PeerSpec("d8", srv.endpoint, protocol="deckhouse", root_sha256=[pem_sha256(root_pem)],
                            ca_pem=ca_pem, trust_domain="d8.example")

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
-from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import Reconciler
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.parallel import run_jobs
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
 
 from ...cards import card
 from ...fakes import FakeClient, cluster_state

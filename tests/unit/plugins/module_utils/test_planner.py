@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import (
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import (
     PlanError,
     config_hash,
     object_name,

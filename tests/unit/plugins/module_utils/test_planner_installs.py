@@ -5,8 +5,8 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan, unique_name
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import PlanError
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, unique_name
 
 from ...cards import BAR, card
 
@@ -56,7 +56,7 @@ def test_names_are_injective_and_a_clash_blocks_only_its_two(a):
 
 
 def test_name_collision_leaves_out_both_with_a_warning(a, b, monkeypatch):
-    from ansible_collections.meshfed.istio.plugins.module_utils import planner
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan import planner
     c = card("cluster-c", services=[("web", "x", [("http", 80, "HTTP")]), ("web", "y", [("http", 80, "HTTP")])])
     monkeypatch.setattr(planner, "unique_name", lambda prefix, peer, ns, name: "same" if peer == "cluster-c" else
                         "%s-%s-%s" % (peer, ns, name))

@@ -4,9 +4,9 @@ import yaml
 
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
-from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile import (
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import (
     MANAGED_CA_ANNOTATION,
     Reconciler,
     contains,

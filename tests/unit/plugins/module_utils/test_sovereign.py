@@ -1,6 +1,6 @@
 """IstioFederation fields for metadata peers (module_utils/sovereign.py)."""
 
-from ansible_collections.meshfed.istio.plugins.module_utils import sovereign as sv
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign as sv
 
 from ...cards import card
 
@@ -63,7 +63,7 @@ def test_an_older_publication_than_the_cached_one_is_a_rollback():
 
 
 def test_a_replayed_peer_is_demoted_to_unreachable_with_its_reason():
-    from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
     desired = plan(card("cluster-a"), [metadata_peer(issued=T0), card("cluster-c")])
     assert "cluster-b" in desired["statuses"]
     sv.demote_replays(desired, {"cluster-b": {"metadataCache": {"public": {"issuedAt": T1}}}, "cluster-c": {}})
@@ -90,7 +90,7 @@ def _status_writes(client):
 
 
 def test_metadata_peer_status_records_identity_and_condition_once():
-    from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
     from ...fakes import cluster_state
     from .test_reconcile import converge
     desired = plan(card("cluster-a", services=[]), [metadata_peer()])
@@ -110,7 +110,7 @@ def test_metadata_peer_status_records_identity_and_condition_once():
 
 
 def test_refused_peer_gets_a_false_condition_and_keeps_its_cache():
-    from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
     from ...fakes import cluster_state
     from .test_reconcile import converge
     first = plan(card("cluster-a", services=[]), [metadata_peer()])
@@ -131,7 +131,7 @@ def test_refused_peer_gets_a_false_condition_and_keeps_its_cache():
 
 
 def test_replayed_metadata_is_refused_at_apply_time():
-    from ansible_collections.meshfed.istio.plugins.module_utils.planner import plan
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
     from ...fakes import cluster_state
     from .test_reconcile import converge
     newer = plan(card("cluster-a", services=[]), [metadata_peer(issued=T1)])

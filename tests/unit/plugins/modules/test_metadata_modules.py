@@ -2,7 +2,7 @@
 
 import os
 
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
 from ansible_collections.meshfed.istio.plugins.modules import federation_metadata, peer_metadata
 
 from ...cards import card

@@ -6,8 +6,9 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.meshfed.istio.plugins.module_utils import deps, runners
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.common import deps
+from ansible_collections.meshfed.istio.plugins.module_utils import runners
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
 from ansible_collections.meshfed.istio.plugins.modules import cluster_info, federation
 
 from ...cards import card

@@ -26,9 +26,12 @@ import hashlib
 import json
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils import addresses, gateways, istio, sovereign
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import PlanError, prefixed
-from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import addresses
+from ansible_collections.meshfed.istio.plugins.module_utils.istio import gateways
+from ansible_collections.meshfed.istio.plugins.module_utils.istio import rules as istio
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import PlanError, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     CLUSTER_LABEL, EXPORT_GATEWAY_NAME, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PEER_LABEL, ROLE_LABEL,
     api_version as kind_api_version, object_key)
 

@@ -29,11 +29,12 @@ import uuid
 from urllib.error import HTTPError, URLError
 from urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
 
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import parse_root_bundle
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import InvalidSignature, ed25519, serialization
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshfedError, about, prefixed
-from ansible_collections.meshfed.istio.plugins.module_utils.facts import is_ip, port_protocol
-from ansible_collections.meshfed.istio.plugins.module_utils.istio import valid_port
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import parse_root_bundle
+from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import InvalidSignature, ed25519, serialization
+from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
+from ansible_collections.meshfed.istio.plugins.module_utils.common.times import parse as parse_iso
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, about, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import is_ip, port_protocol, valid_port
 
 FORMAT_VERSION = 1
 EXTENSION = "meshfed"
@@ -76,20 +77,11 @@ def _b64url_decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def iso(dt):
-    return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_time(value, field):
     try:
-        dt = datetime.datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
+        return parse_iso(value)
     except ValueError:
         raise MetadataError("%s %r is not a UTC time like 2026-01-31T12:00:00Z" % (field, value), field=field)
-    return dt.replace(tzinfo=datetime.timezone.utc)
 
 
 def canonical_json(doc):
@@ -578,7 +570,7 @@ def _port(host, port, warnings):
     if not name:
         warnings.append("public service %s port %s has no name; skipped" % (host, port["port"]))
         return None
-    protocol = port.get("protocol") if port.get("protocol") in CARD_PROTOCOLS else port_protocol(name)
+    protocol = port.get("protocol") if port.get("protocol") in CARD_PROTOCOLS else port_protocol(0, name)
     return {"name": name, "number": port["port"], "protocol": protocol}
 
 

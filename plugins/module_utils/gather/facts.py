@@ -14,13 +14,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
 
-from ansible_collections.meshfed.istio.plugins.module_utils import istio, workloads
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import EXPIRY_WARNING_DAYS, parse_root_bundle
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import FactsError, about, prefixed
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import load_mesh, trust_domain
+from ansible_collections.meshfed.istio.plugins.module_utils.istio import rules as istio
+from ansible_collections.meshfed.istio.plugins.module_utils.istio import workloads
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import EXPIRY_WARNING_DAYS, parse_root_bundle
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import FactsError, about, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths import api_path, core_path
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import load_mesh, trust_domain
 
 DEFAULT_PUBLIC_LABELS = [
     "federation.meshfed.io/public-service",
@@ -30,21 +30,8 @@ SERVICE_ACCOUNTS_ANNOTATION = "federation.meshfed.io/service-accounts"
 DEFAULT_GATEWAY_PORT = 15443
 
 
-def is_ip(value):
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return False
-
-
 def service_hostname(name, namespace, cluster_domain):
     return "%s.%s.svc.%s" % (name, namespace, cluster_domain)
-
-
-def port_protocol(name, app_protocol=None, number=0, k8s_protocol="TCP"):
-    """The protocol Istio derives for a Service port ("" when Istio sniffs it); see istio.port_protocol."""
-    return istio.port_protocol(number, name, k8s_protocol, app_protocol)
 
 
 def public_services(services, domains, pods, warnings):
@@ -206,7 +193,7 @@ _ADDRESS_SOURCES = {"LoadBalancer": _load_balancer_addresses, "NodePort": _node_
 
 
 def _resolution(addresses):
-    kinds = set(is_ip(a) for a in addresses)
+    kinds = set(istio.is_ip(a) for a in addresses)
     if len(kinds) > 1:
         raise FactsError("gateway addresses %s mix IPs and hostnames; a ServiceEntry resolves either "
                          "STATIC (IPs) or DNS (hostnames) (field: gateway_addresses)" % ", ".join(addresses),

@@ -11,16 +11,13 @@ import datetime
 import hashlib
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import serialization, x509
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import CertError, about, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import serialization, x509
+from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import CertError, about, prefixed
 
 _BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
 _ANY_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 EXPIRY_WARNING_DAYS = 30
-
-
-def _iso(dt):
-    return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pem_sha256(pem):
@@ -52,7 +49,7 @@ def parse_root_bundle(pem_text, cluster, field, now=None, warning_days=EXPIRY_WA
             warnings.extend(prefixed(cluster, "%s: %s" % (field, w))
                             for w in _check_root(cert, label, field, now, warning_days))
             roots.append({"pem": pem, "sha256": digest, "subject": subject,
-                          "not_after": _iso(cert.not_valid_after_utc)})
+                          "not_after": iso(cert.not_valid_after_utc)})
     return roots, warnings
 
 
@@ -94,9 +91,9 @@ def _check_root(cert, label, field, now, warning_days=EXPIRY_WARNING_DAYS):
     """Refuse a certificate that cannot be a usable root; return warnings for a doubtful one."""
     not_after, not_before = cert.not_valid_after_utc, cert.not_valid_before_utc
     if not_after <= now:
-        raise _error(field, "%s expired on %s; renew the mesh's root CA" % (label, _iso(not_after)))
+        raise _error(field, "%s expired on %s; renew the mesh's root CA" % (label, iso(not_after)))
     if not_before > now:
-        raise _error(field, "%s is not valid before %s" % (label, _iso(not_before)))
+        raise _error(field, "%s is not valid before %s" % (label, iso(not_before)))
     try:
         is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
@@ -106,7 +103,7 @@ def _check_root(cert, label, field, now, warning_days=EXPIRY_WARNING_DAYS):
                             "must hold CA certificates only" % label)
     warnings = []
     if (not_after - now).days < warning_days:
-        warnings.append("%s expires on %s (in less than %d days)" % (label, _iso(not_after), warning_days))
+        warnings.append("%s expires on %s (in less than %d days)" % (label, iso(not_after), warning_days))
     if cert.issuer != cert.subject:
         warnings.append("%s is not self-signed (issuer %s); peers will trust it as a root"
                         % (label, cert.issuer.rfc4514_string()))

@@ -15,6 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
+
 import fnmatch
 
 DEFAULT_DOMAIN = "cluster.local"
@@ -91,6 +93,15 @@ def istiod_domain(deployment):
 def valid_port(value):
     """A port number (an int, not a bool, 1-65535)."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def is_ip(value):
+    """Whether a gateway address is an IP (a ServiceEntry resolves it STATIC) rather than a hostname (DNS)."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
 
 
 def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):

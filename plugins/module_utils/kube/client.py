@@ -22,9 +22,9 @@ import time
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.meshfed.istio.plugins.module_utils import deps, kubeconfig
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import urllib3
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.kube import kubeconfig
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import urllib3
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
 
 FIELD_MANAGER = "meshfed.istio"
 
@@ -194,7 +194,7 @@ def _read_kubeconfig(source, context, with_cluster):
 
 def _kubernetes(with_cluster):
     try:
-        return deps.kubernetes_library()
+        return kubeconfig.kubernetes_library()
     except ImportError:
         raise K8sError("this connection (exec or auth-provider kubeconfig, basic auth or proxy options) needs the "
                        "kubernetes Python library: %s" % missing_required_lib("kubernetes"), **with_cluster)
@@ -255,7 +255,7 @@ class Client(object):
             body = json.dumps(body)  # JSON is YAML; sent as is
         try:
             return self._send(method, path, list((query or {}).items()), headers, body)
-        except deps.api_exceptions() as exc:  # the kubernetes library's client only
+        except kubeconfig.api_exceptions() as exc:  # the kubernetes library's client only
             if not exc.status:  # raised by the client for TLS failures
                 raise self._unreachable(exc)
             return exc.status, exc.reason, exc.body, getattr(exc, "headers", None)
@@ -368,14 +368,3 @@ def _connection_reason(exc):
     if "timed out" in text.lower():
         return "timed out"
     return text.splitlines()[0] if text else exc.__class__.__name__
-
-
-def core_path(resource, namespace=None, name=None):
-    """REST path of a core (``v1``) resource."""
-    return api_path("/api/v1", resource, namespace, name)
-
-
-def api_path(prefix, resource, namespace=None, name=None, subresource=None):
-    """REST path under ``prefix`` (``/api/v1`` or ``/apis/<group>/<version>``)."""
-    parts = [prefix] + (["namespaces", namespace] if namespace else []) + [resource]
-    return "/".join(parts + [part for part in (name, subresource) if part])

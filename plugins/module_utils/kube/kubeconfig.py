@@ -21,11 +21,35 @@ import base64
 import json
 import os
 import ssl
+import sys
 import tempfile
+import traceback
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode
 
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import urllib3, yaml
+from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import MISSING, yaml
+
+# The kubernetes package is imported only when a connection needs it (kubernetes_library): importing
+# it costs most of a module's start-up. urllib3 comes with it.
+try:
+    import urllib3
+except ImportError:
+    urllib3 = None
+    MISSING["urllib3"] = traceback.format_exc()
+
+
+def kubernetes_library():
+    """The ``kubernetes`` package, imported on first use (ImportError when it is not installed)."""
+    import kubernetes
+    import kubernetes.client.rest  # noqa: F401 (ApiException, see api_exceptions)
+    return kubernetes
+
+
+def api_exceptions():
+    """Exception classes the kubernetes library's client raises for HTTP errors (none unless it is in use)."""
+    rest = sys.modules.get("kubernetes.client.rest")
+    return (rest.ApiException,) if rest is not None else ()
+
 
 # user/cluster fields read here; any other field means "let the kubernetes library do it"
 _USER_FIELDS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile"}

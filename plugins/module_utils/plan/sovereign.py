@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshfed.istio.plugins.module_utils.kinds import PEER_LABEL as _PEER_LABEL
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import PEER_LABEL as _PEER_LABEL
 
 CONDITION = "MetadataVerified"
 

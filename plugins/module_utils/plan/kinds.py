@@ -13,7 +13,7 @@ __metaclass__ = type
 
 from collections import namedtuple
 
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path
+from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths import api_path
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "meshfed.istio"

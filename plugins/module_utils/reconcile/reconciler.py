@@ -18,18 +18,19 @@ __metaclass__ = type
 import copy
 import json
 
-from ansible_collections.meshfed.istio.plugins.module_utils import sovereign, trustvalues
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import pem_sha256
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import K8sError, prefixed
-from ansible_collections.meshfed.istio.plugins.module_utils.k8s import api_path, core_path
-from ansible_collections.meshfed.istio.plugins.module_utils.kinds import (
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import trustvalues
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
+from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import yaml
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths import api_path, core_path
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
     ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import (
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import (
     check_multiroot, fingerprint, load_mesh, update_ca_certificates)
-from ansible_collections.meshfed.istio.plugins.module_utils.metadata import iso, utcnow
-from ansible_collections.meshfed.istio.plugins.module_utils.parallel import run_jobs
+from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.parallel import run_jobs
 
 _CONFLICT_RETRIES = 5
 

@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshfed.istio.plugins.module_utils.meshconfig import fingerprint, merge_roots, render_roots
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots, render_roots
 
 
 def live_state(mesh, wanted, peers_by_fp):

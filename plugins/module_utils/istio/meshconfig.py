@@ -15,9 +15,9 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils.certs import normalize_pem, pem_sha256
-from ansible_collections.meshfed.istio.plugins.module_utils.deps import yaml
-from ansible_collections.meshfed.istio.plugins.module_utils.errors import MeshConfigError, about, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import normalize_pem, pem_sha256
+from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import yaml
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshConfigError, about, prefixed
 
 FIELD = "ConfigMap istio key mesh"
 _KEY_LINE = re.compile(r"^caCertificates\s*:")

@@ -26,8 +26,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshfed.istio.plugins.module_utils.istio import host_matches
-from ansible_collections.meshfed.istio.plugins.module_utils.workloads import matches
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import host_matches
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.workloads import matches
 
 
 def _on_port(number, workload):

@@ -1,0 +1,19 @@
+# -*- coding: utf-8 -*-
+# Copyright: meshfed.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""REST paths of the Kubernetes API (pure string work, shared by the planner's kinds and the readers)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+def core_path(resource, namespace=None, name=None):
+    """REST path of a core (``v1``) resource."""
+    return api_path("/api/v1", resource, namespace, name)
+
+
+def api_path(prefix, resource, namespace=None, name=None, subresource=None):
+    """REST path under ``prefix`` (``/api/v1`` or ``/apis/<group>/<version>``)."""
+    parts = [prefix] + (["namespaces", namespace] if namespace else []) + [resource]
+    return "/".join(parts + [part for part in (name, subresource) if part])
