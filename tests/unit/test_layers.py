@@ -111,8 +111,8 @@ def test_the_gates_catch_what_they_forbid(tmp_path):
     """The checks above are not vacuous: an upward import and a branchy function are found."""
     upward = tmp_path / "x.py"
     upward.write_text("from %s.reconcile.reconciler import Reconciler\nimport urllib3\n" % PREFIX)
-    assert [t for t, _ in _collection_imports(upward)] == ["reconcile"]
-    assert [m for m, _ in _imports(upward)][-1] == "urllib3"
+    assert [target for target, module in _collection_imports(upward)] == ["reconcile"]
+    assert [module for module, names in _imports(upward)][-1] == "urllib3"
     branchy = "def f(x):\n" + "".join("    if x == %d:\n        return %d\n" % (i, i) for i in range(MAX_COMPLEXITY + 1))
     visitor = mccabe.PathGraphingAstVisitor()
     visitor.preorder(compile(branchy, "f", "exec", ast.PyCF_ONLY_AST), visitor)
