@@ -271,7 +271,7 @@ def test_expired_metadata_is_refused(world):
         card = _card_of(world["b"], world["team_b"])
         past = utcnow() - datetime.timedelta(days=3)
         files, _changed = plan_publication(card, world["team_b"].uuid, world["team_b"].key, {}, now=past,
-                                              validity=24 * 3600)
+                                           validity=24 * 3600)
         for rel, body in files.items():
             (d / rel).write_bytes(body)
     result = _refused_run(world, "expired", expire, expect=("expired at",))

@@ -124,7 +124,7 @@ def test_republish_after_a_change_or_near_expiry_rewrites(tmp_path, key):
 def test_republish_with_another_key_rewrites(tmp_path, key):
     publish(tmp_path, card("cluster-a"), key)
     _files, changed = plan_publication(card("cluster-a"), UUID_A, Ed25519PrivateKey.generate(),
-                                          read_all(tmp_path), now=LATER)
+                                       read_all(tmp_path), now=LATER)
     assert changed
 
 
@@ -189,7 +189,7 @@ def test_an_older_publication_than_the_last_accepted_is_a_rollback(tmp_path, key
     publish(tmp_path, card("cluster-a"), key)
     with pytest.raises(MetadataError) as err:
         fetch_peer(spec(tmp_path, signer_key=key_fingerprint(key.public_key())), now=LATER,
-                      not_before=NOW + datetime.timedelta(minutes=1))
+                   not_before=NOW + datetime.timedelta(minutes=1))
     assert err.value.reason == "rollback"
 
 
@@ -280,7 +280,7 @@ def test_jwt_has_deckhouse_claims_and_header(key):
     header = json.loads(servers._b64url_decode(token.split(".", 1)[0]))
     assert header == {"alg": "EdDSA"}
     assert jwt_claims(token) == {"iss": "d8-istio", "sub": "uuid-mine", "aud": "uuid-peer",
-                                    "scope": "private-federation", "nbf": 1_800_000_000, "exp": 1_800_000_060}
+                                 "scope": "private-federation", "nbf": 1_800_000_000, "exp": 1_800_000_060}
 
 
 def test_jwt_passes_the_exporter_check_and_wrong_aud_expiry_or_key_fail(key):
