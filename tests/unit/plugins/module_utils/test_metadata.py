@@ -319,7 +319,7 @@ def test_deckhouse_documents_convert_to_a_card(tmp_path):
     deckhouse_dir(tmp_path, root_pem, pub_pem)
     from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     peer = PeerSpec("d8", str(tmp_path), protocol="deckhouse", root_sha256=[pem_sha256(root_pem)],
-                       trust_domain="d8.example")
+                    trust_domain="d8.example")
     got = fetch_peer(peer, now=LATER)
     assert got["trust_domain"] == "d8.example"
     assert got["cluster_domain"] == "d8.example"
@@ -386,7 +386,7 @@ def test_deckhouse_exporter_accepts_our_token_over_https_and_the_card_follows(se
     from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
     with servers.DeckhousePeerServer(public, private, remote, cert_pem, key_pem) as srv:
         peer = PeerSpec("d8", srv.endpoint, protocol="deckhouse", root_sha256=[pem_sha256(root_pem)],
-                           ca_pem=ca_pem, trust_domain="d8.example")
+                        ca_pem=ca_pem, trust_domain="d8.example")
         got = fetch_peer(peer, local_uuid=UUID_A, local_key=key)
         assert [s["hostname"] for s in got["public_services"]] == ["echo.apps.svc.d8.example"]
         assert srv.log[-1]["path"] == "/metadata/private/federation.json"
