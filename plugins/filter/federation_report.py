@@ -51,19 +51,16 @@ _value:
   type: dict
 """
 
-import datetime
+from ansible_collections.meshfed.istio.plugins.module_utils.common import times
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.federations import PEER_STATES
 
-TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-IN_RUN = "in this run"
-UNREACHABLE = "unreachable"
-NOT_IN_RUN = "not in this run"
-LEFT = "leaving"
-GONE = (LEFT, "removed")
+IN_RUN, UNREACHABLE, NOT_IN_RUN, LEFT = (PEER_STATES[k] for k in ("gathered", "unreachable", "not_in_run", "left"))
+GONE = (LEFT, PEER_STATES["pruned_absent"])
 
 
 def _parse_ts(text):
     try:
-        return datetime.datetime.strptime(str(text), TS_FORMAT).replace(tzinfo=datetime.timezone.utc)
+        return times.parse(text)
     except ValueError:
         return None
 
@@ -211,7 +208,7 @@ def _matrix_section(fed):
 
 
 def federation_report(hostvars, hosts, warning_days=30, now=None):
-    now = _parse_ts(now) if now else datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    now = _parse_ts(now) if now else times.utcnow().replace(microsecond=0)
     fed = _Federation(hostvars, hosts, int(warning_days), now)
     warnings = fed.all_warnings()
     sections = [_clusters_section(fed), _graph_section(fed),
@@ -222,7 +219,7 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
                          "(last written at, age)."),
                 ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
     head = ["# Istio federation report", "", "Generated %s by meshfed.istio; %d clusters in this run." % (
-        now.strftime(TS_FORMAT), len(fed.clusters))]
+        times.iso(now), len(fed.clusters))]
     markdown = "\n".join(head + [""] + [line for s in sections for line in s + [""]])
     return {"markdown": markdown, "summary": _summary(fed, warnings), "warnings": warnings}
 

@@ -18,7 +18,7 @@ __metaclass__ = type
 import copy
 import json
 
-from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.federations import merge_conditions, same_conditions
 from ansible_collections.meshfed.istio.plugins.module_utils.plan import trustvalues
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import yaml
@@ -27,6 +27,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths impo
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
     ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import istiod_env
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import (
     check_multiroot, fingerprint, load_mesh, update_ca_certificates)
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
@@ -98,8 +99,6 @@ class Reconciler(object):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
         existing = self.list_existing() if existing is None else existing
-        owned = self.federations(existing)
-        sovereign.demote_replays(desired, dict((name, obj.get("status")) for name, obj in owned.items()))
         self._add_warnings(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
@@ -219,12 +218,11 @@ class Reconciler(object):
         before = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
         if self.check_mode and current is None:
             return None  # nothing to dry-run against yet; the object's creation is already reported
-        if current is not None and before == cache and sovereign.same_conditions(status.get("conditions"),
-                                                                                 conditions or []):
+        if current is not None and before == cache and same_conditions(status.get("conditions"), conditions or []):
             return None
         new = {"metadataCache": dict(cache, lastChangeTimestamp=iso(utcnow()))}
         if conditions:
-            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+            new["conditions"] = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
         return self._status_write(obj["kind"], obj["metadata"]["name"], new,
                                   {"metadataCache": before, "conditions": status.get("conditions") or []})
 
@@ -233,9 +231,9 @@ class Reconciler(object):
         owned = self.federations(existing)
         for name in sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned)):
             status, conditions = owned[name].get("status") or {}, desired["conditions"][name]
-            if sovereign.same_conditions(status.get("conditions"), conditions):
+            if same_conditions(status.get("conditions"), conditions):
                 continue
-            merged = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+            merged = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
             run_jobs([[self._status_write("IstioFederation", name, dict(status, conditions=merged), status)]], 1)
 
     def _status_write(self, kind, name, status, before):
@@ -370,14 +368,6 @@ class Reconciler(object):
         except K8sError as exc:
             self._warn("could not read Deployment %s to check ISTIO_MULTIROOT_MESH (%s)" % (ref, exc))
             return
-        for warning in check_multiroot(mesh, None if dep is None else _istiod_env(dep)):
+        for warning in check_multiroot(mesh, None if dep is None else istiod_env(dep)):
             self._warn(warning)
 
-
-def _istiod_env(deployment):
-    """Literal env values of the discovery container (or the first container)."""
-    env = {}
-    for container in ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
-        if container.get("name") in ("discovery", "istiod") or len(env) == 0:
-            env.update((item["name"], item["value"]) for item in container.get("env") or [] if "value" in item)
-    return env
