@@ -18,6 +18,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.pki import jose
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import federations
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
 
@@ -124,7 +125,8 @@ class FederationRun(_Run):
         return plan(card, params["peers"] if present else [], namespace=namespace, local_hostnames=local_hosts,
                     unreachable=members["unreachable"] + members["not_in_run"] if present else [],
                     api_version=params["istio_api_version"], export=present and params["export_gateway"],
-                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing))
+                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing),
+                    current_statuses=dict((n, obj.get("status")) for n, obj in rec.federations(existing).items()))
 
     def progress(self):
         rec = self.reconciler
@@ -152,26 +154,10 @@ def membership(params, known):
             "left": sorted(leaving & (set(known) | gathered)), "pruned_absent": sorted(pruned)}
 
 
-_STATES = (("gathered", "in this run"), ("unreachable", "unreachable"), ("not_in_run", "not in this run"),
-           ("left", "leaving"), ("pruned_absent", "removed"))
-
-
 def federation_view(params, members, desired, existing):
     """Per peer: its state this run and what this cluster holds of it (trust domain, roots, imports, cache time)."""
-    peers = []
-    for key, state in _STATES:
-        for name in members[key]:
-            current = existing.get(("IstioFederation", None, name)) or {}
-            cached = (current.get("status") or {}).get("metadataCache") or {}
-            cache = desired["statuses"].get(name) or cached
-            public, private = cache.get("public") or {}, cache.get("private") or {}
-            peers.append({
-                "name": name, "state": state, "trust_domain": public.get("trustDomain", ""),
-                "cached_at": cached.get("lastChangeTimestamp", ""),
-                "roots": [{"sha256": r.get("sha256", ""), "subject": r.get("subject", ""),
-                           "not_after": r.get("notAfter", "")} for r in public.get("rootCA") or []],
-                "services": sorted(s.get("hostname", "") for s in private.get("publicServices") or []),
-            })
+    peers = [federations.view(name, state, existing.get(("IstioFederation", None, name)), desired["statuses"].get(name))
+             for key, state in federations.PEER_STATES.items() for name in members[key]]
     return {"cluster": params["local"].get("name"), "state": params["state"],
             "peers": sorted(peers, key=lambda p: p["name"])}
 
