@@ -36,7 +36,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.metadata.fetch impor
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata.publish import (  # noqa: E402
     ALL_PATHS, default_cluster_uuid, plan_publication)
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (  # noqa: E402
-    generate_private_key_pem, jwt_claims, key_fingerprint, load_private_key, make_jwt)
+    generate_private_key_pem, key_fingerprint, load_private_key, make_jwt)
 
 pytestmark = pytest.mark.lab
 
@@ -332,7 +332,7 @@ def test_the_jwt_we_send_passes_the_exporters_check(world, deckhouse):
     private = [e for e in deckhouse["server"].log if e["path"] == "/metadata/private/federation.json"]
     assert private, deckhouse["server"].log
     assert all(e["authn_error"] is None for e in private)
-    claims = jwt_claims(private[-1]["authorization"][len("Bearer "):])
+    claims = servers.jwt_claims(private[-1]["authorization"][len("Bearer "):])
     assert claims["iss"] == "d8-istio"
     assert claims["sub"] == world["team_a"].uuid
     assert claims["aud"] == D8_UUID

@@ -111,17 +111,14 @@ class Fetcher(object):
             raise MetadataError("GET %s: HTTP %s%s" % (where, exc.code, detail),
                                 "unauthorized" if exc.code in (401, 403) else "fetch", status=exc.code)
         except OSError as exc:   # URLError, ssl.SSLError, timeouts
-            raise _connection_error(where, exc.reason if isinstance(exc, URLError) else exc)
-
-
-def _connection_error(where, inner):
-    if isinstance(inner, (ssl.SSLCertVerificationError, ssl.CertificateError)):
-        return MetadataError("TLS certificate of %s not trusted: %s (pin the peer's CA with meshfed_metadata_ca)"
-                             % (where, getattr(inner, "verify_message", None) or inner), "tls",
-                             field="meshfed_metadata_ca")
-    if isinstance(inner, ssl.SSLError):
-        return MetadataError("TLS handshake with %s failed: %s" % (where, inner), "tls")
-    return MetadataError("GET %s failed: %s" % (where, inner), "fetch")
+            inner = exc.reason if isinstance(exc, URLError) else exc
+            if isinstance(inner, (ssl.SSLCertVerificationError, ssl.CertificateError)):
+                raise MetadataError("TLS certificate of %s not trusted: %s (pin the peer's CA with meshfed_metadata_ca)"
+                                    % (where, getattr(inner, "verify_message", None) or inner), "tls",
+                                    field="meshfed_metadata_ca")
+            if isinstance(inner, ssl.SSLError):
+                raise MetadataError("TLS handshake with %s failed: %s" % (where, inner), "tls")
+            raise MetadataError("GET %s failed: %s" % (where, inner), "fetch")
 
 
 def pem_or_file(value, field):

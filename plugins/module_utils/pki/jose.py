@@ -134,8 +134,3 @@ def make_jwt(private_key, subject, audience, now=None, ttl=JWT_TTL, scope=JWT_SC
     now = int(now if now is not None else utcnow().timestamp())
     claims = {"iss": issuer, "aud": audience, "sub": subject, "scope": scope, "nbf": now, "exp": now + int(ttl)}
     return ".".join(_compact_jws(private_key, {"alg": "EdDSA"}, _compact_json(claims)))
-
-
-def jwt_claims(token):
-    """The unverified claims of a compact JWS (for reports and tests)."""
-    return json.loads(_b64url_decode(token.split(".")[1]))

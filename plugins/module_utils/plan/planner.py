@@ -203,8 +203,11 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
     namespace = namespace or local.get("istio_namespace") or "istio-system"
     desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable, "warnings": [],
                "conditions": federations.refused_conditions(refused, unreachable)}
-    assigned = _addresses(local_name, [s["hostname"] for peer in peers for s in peer.get("public_services") or []],
-                          imports)
+    try:
+        assigned = addresses.allocate([s["hostname"] for peer in peers for s in peer.get("public_services") or []],
+                                      imports.get("address_range") or addresses.DEFAULT_RANGE, imports.get("addresses"))
+    except addresses.AddressRangeError as exc:
+        raise PlanError([prefixed(local_name, "field dns_address_range: %s" % exc)])
     for peer in peers:
         _import_peer(desired, local_name, peer, (namespace, api_version), assigned, imports.get("namespaces") or ["*"])
     if export and (peers or unreachable) and local.get("public_services"):
@@ -213,13 +216,6 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
         desired["warnings"].append(prefixed(local_name, _DNS_CAPTURE_OFF))
     desired["objects"] = _unique_names(desired["objects"], desired["warnings"], local_name)
     return federations.demote_replays(desired, current_statuses or {})
-
-
-def _addresses(local_name, hosts, imports):
-    try:
-        return addresses.allocate(hosts, imports.get("address_range") or addresses.DEFAULT_RANGE, imports.get("addresses"))
-    except addresses.AddressRangeError as exc:
-        raise PlanError([prefixed(local_name, "field dns_address_range: %s" % exc)])
 
 
 _DNS_CAPTURE_OFF = (

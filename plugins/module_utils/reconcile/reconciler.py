@@ -61,24 +61,9 @@ def trimmed(obj):
     return out
 
 
-def _as_text(value):
-    """Objects as YAML text for --diff (line diffs read far better than JSON)."""
-    if isinstance(value, dict):
-        return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, width=4096) if value else ""
-    return value
-
-
 def _ref(obj):
     meta = obj["metadata"]
     return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
-
-
-def _up_to_date(current, obj):
-    meta = (current or {}).get("metadata") or {}
-    return (current is not None
-            and (meta.get("annotations") or {}).get(HASH_ANNOTATION) == obj["metadata"]["annotations"][HASH_ANNOTATION]
-            and contains(current.get("spec"), obj.get("spec"))
-            and contains(meta.get("labels"), obj["metadata"].get("labels")))
 
 
 class Reconciler(object):
@@ -118,8 +103,9 @@ class Reconciler(object):
         self.changed = True
         if listed_in:
             self.summary[listed_in].append(ref)
-        if self.want_diff:
-            before, after = _as_text(before), _as_text(after)
+        if self.want_diff:  # objects as YAML text: line diffs read far better than JSON
+            before, after = [(yaml.safe_dump(v, sort_keys=True, default_flow_style=False, width=4096) if v else "")
+                             if isinstance(v, dict) else v for v in (before, after)]
             self.diffs.append({"before": before, "after": after, "before_header": ref, "after_header": ref})
 
     # -- reads ------------------------------------------------------------------------------------
@@ -164,7 +150,10 @@ class Reconciler(object):
 
         Writes go out ``write_concurrency`` at a time: every IstioFederation (and its status) first,
         then the imports and the export Gateway."""
-        blocked = self._blocked_imports(desired, existing)
+        # imports whose ServiceEntry name a foreign object holds are not federated, so their DestinationRule
+        # (same name) is not wanted either and an owned one is pruned
+        blocked = set(object_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
+                      and object_key(obj) in existing and not is_owned(existing[object_key(obj)], self.cluster))
         desired_keys = set()
         waves = ([], [])
         for obj in desired["objects"]:
@@ -174,7 +163,10 @@ class Reconciler(object):
             desired_keys.add(key)
             current = existing.get(key)
             if current is not None and not is_owned(current, self.cluster):
-                self._conflict(obj, current)
+                owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
+                self.summary["conflicts"].append(_ref(obj))
+                self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
+                           "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
                 continue
             steps = [self._apply_step(obj, current)]
             if obj["kind"] == "IstioFederation":
@@ -188,24 +180,14 @@ class Reconciler(object):
             run_jobs(jobs, self.write_concurrency)
         return desired_keys
 
-    def _blocked_imports(self, desired, existing):
-        """(namespace, name) of imports whose ServiceEntry name a foreign object holds: not federated,
-        so their DestinationRule (same name) is not wanted either and an owned one is pruned."""
-        return set(object_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
-                   and object_key(obj) in existing and not is_owned(existing[object_key(obj)], self.cluster))
-
-    def _conflict(self, obj, current):
-        owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
-        self.summary["conflicts"].append(_ref(obj))
-        self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
-                   "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
-
     def _apply_step(self, obj, current):
         """``(call, record)`` writing ``obj``, or None when it is up to date."""
-        if _up_to_date(current, obj):
+        meta, ref, held = obj["metadata"], _ref(obj), (current or {}).get("metadata") or {}
+        if (current is not None
+                and (held.get("annotations") or {}).get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]
+                and contains(current.get("spec"), obj.get("spec")) and contains(held.get("labels"), meta.get("labels"))):
             self.summary["unchanged"] += 1
             return None
-        meta, ref = obj["metadata"], _ref(obj)
         path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])
         return (lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + ref),
                 lambda _result: self._changed(ref, trimmed(current), trimmed(obj),

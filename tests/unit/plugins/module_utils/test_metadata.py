@@ -12,7 +12,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.metadata.fetch impor
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata.publish import (
     ALL_PATHS, DEFAULT_VALIDITY, plan_publication)
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (
-    generate_private_key_pem, jwt_claims, key_fingerprint, load_private_key, load_public_key, make_jwt,
+    generate_private_key_pem, key_fingerprint, load_private_key, load_public_key, make_jwt,
     public_key_pem)
 from tests.lab import metadata_server as servers
 
@@ -279,7 +279,7 @@ def test_jwt_has_deckhouse_claims_and_header(key):
     token = make_jwt(key, "uuid-mine", "uuid-peer", now=1_800_000_000)
     header = json.loads(servers._b64url_decode(token.split(".", 1)[0]))
     assert header == {"alg": "EdDSA"}
-    assert jwt_claims(token) == {"iss": "d8-istio", "sub": "uuid-mine", "aud": "uuid-peer",
+    assert servers.jwt_claims(token) == {"iss": "d8-istio", "sub": "uuid-mine", "aud": "uuid-peer",
                                  "scope": "private-federation", "nbf": 1_800_000_000, "exp": 1_800_000_060}
 
 
@@ -391,7 +391,7 @@ def test_deckhouse_exporter_accepts_our_token_over_https_and_the_card_follows(se
         assert [s["hostname"] for s in got["public_services"]] == ["echo.apps.svc.d8.example"]
         assert srv.log[-1]["path"] == "/metadata/private/federation.json"
         assert srv.log[-1]["authn_error"] is None
-        claims = jwt_claims(srv.log[-1]["authorization"][len("Bearer "):])
+        claims = servers.jwt_claims(srv.log[-1]["authorization"][len("Bearer "):])
         assert (claims["iss"], claims["sub"], claims["aud"], claims["scope"]) == \
             ("d8-istio", UUID_A, "d8-uuid", "private-federation")
         # a cluster the exporter does not know is refused by it; the error names the peer and the reason
