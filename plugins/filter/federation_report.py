@@ -190,12 +190,6 @@ def _graph_section(fed):
     return lines + ["```"]
 
 
-def _roots_section(fed):
-    rows = [(name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"),
-             "?" if days is None else days) for name, root, days in fed.roots()]
-    return _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"), rows)
-
-
 def _matrix_section(fed):
     names = fed.names()
     rows = []
@@ -213,7 +207,10 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
     warnings = fed.all_warnings()
     sections = [_clusters_section(fed), _graph_section(fed),
                 _section("Imports", ("importer", "service", "from", "peer state"), fed.imports()),
-                _roots_section(fed), _matrix_section(fed),
+                _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"),
+                         [(name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"),
+                           "?" if days is None else days) for name, root, days in fed.roots()]),
+                _matrix_section(fed),
                 _section("Unreachable and stale peers", ("seen from", "peer", "state", "cached metadata from", "age"),
                          fed.stale(), "Peers kept from the metadata cached in the IstioFederation object "
                          "(last written at, age)."),

@@ -340,18 +340,6 @@ def _gateway(private, warnings):
             "source": "metadata", "service": None, "selector": None}
 
 
-def _domains(spec, ext, services):
-    trust_domain = ext.get("trustDomain") or spec.trust_domain
-    if spec.trust_domain and ext.get("trustDomain") and spec.trust_domain != ext.get("trustDomain"):
-        raise MetadataError("metadata says trust domain %s but the inventory says %s"
-                            % (ext.get("trustDomain"), spec.trust_domain), field="meshfed_trust_domain")
-    if not trust_domain:
-        raise MetadataError("the peer's trust domain is unknown; set meshfed_trust_domain for a Deckhouse peer",
-                            "config", field="meshfed_trust_domain")
-    domains = sorted(set(service_host(s["hostname"])[2] for s in services if service_host(s["hostname"])))
-    return trust_domain, ext.get("clusterDomain") or (domains[0] if len(domains) == 1 else trust_domain)
-
-
 def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None, fetcher=None):
     """Fetch, verify and convert a peer's metadata into a card (same shape as cluster_facts returns).
 
@@ -379,7 +367,15 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
             if svc and svc["hostname"] not in services:
                 services[svc["hostname"]] = svc
         services = [services[h] for h in sorted(services)]
-        trust_domain, cluster_domain = _domains(spec, ext, services)
+        trust_domain = ext.get("trustDomain") or spec.trust_domain
+        if spec.trust_domain and ext.get("trustDomain") and spec.trust_domain != ext.get("trustDomain"):
+            raise MetadataError("metadata says trust domain %s but the inventory says %s"
+                                % (ext.get("trustDomain"), spec.trust_domain), field="meshfed_trust_domain")
+        if not trust_domain:
+            raise MetadataError("the peer's trust domain is unknown; set meshfed_trust_domain for a Deckhouse peer",
+                                "config", field="meshfed_trust_domain")
+    domains = sorted(set(service_host(s["hostname"])[2] for s in services if service_host(s["hostname"])))
+    cluster_domain = ext.get("clusterDomain") or (domains[0] if len(domains) == 1 else trust_domain)
     issued, expires = ext.get("_times") or (None, None)
     return {
         "name": spec.name, "trust_domain": trust_domain, "cluster_domain": cluster_domain, "istio_namespace": None,
