@@ -146,7 +146,7 @@ def _imported(kind, local_name, peer, svc, namespace, api_version, spec):
     """An Istio object for one imported service, named (injectively) and labelled after the peer and service."""
     name = unique_name("meshfed", peer["name"], svc["namespace"], svc["name"])
     return new_object(kind, api_version, {"name": name, "namespace": namespace,
-                                       "labels": labels(local_name, peer["name"])}, spec)
+                                          "labels": labels(local_name, peer["name"])}, spec)
 
 
 def export_gateway(local_card, hosts, api_version):

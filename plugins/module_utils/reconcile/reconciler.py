@@ -352,4 +352,3 @@ class Reconciler(object):
             return
         for warning in check_multiroot(mesh, None if dep is None else istiod_env(dep)):
             self._warn(warning)
-

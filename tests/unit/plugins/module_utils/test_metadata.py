@@ -280,7 +280,7 @@ def test_jwt_has_deckhouse_claims_and_header(key):
     header = json.loads(servers._b64url_decode(token.split(".", 1)[0]))
     assert header == {"alg": "EdDSA"}
     assert servers.jwt_claims(token) == {"iss": "d8-istio", "sub": "uuid-mine", "aud": "uuid-peer",
-                                 "scope": "private-federation", "nbf": 1_800_000_000, "exp": 1_800_000_060}
+                                         "scope": "private-federation", "nbf": 1_800_000_000, "exp": 1_800_000_060}
 
 
 def test_jwt_passes_the_exporter_check_and_wrong_aud_expiry_or_key_fail(key):
