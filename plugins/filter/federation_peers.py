@@ -68,13 +68,6 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 
-def _refusal(hvars, fetch_var):
-    fetched = hvars.get(fetch_var)
-    if isinstance(fetched, dict) and fetched.get("failed"):
-        return {"reason": fetched.get("reason") or "fetch", "message": fetched.get("msg") or ""}
-    return None
-
-
 def _check_members(members, name):
     if not isinstance(members, (list, tuple)):
         raise AnsibleFilterError("%s: members must be a list of inventory names" % name)
@@ -96,9 +89,11 @@ def federation_cards(hostvars, members, card_var="meshfed_card", in_run=None, fe
         hvars = hostvars[host]
         card = hvars.get(card_var)
         card = card if isinstance(card, dict) and card.get("name") else None
+        fetched, refused = hvars.get(fetch_var), None
+        if isinstance(fetched, dict) and fetched.get("failed"):  # why the peer's metadata was refused
+            refused = {"reason": fetched.get("reason") or "fetch", "message": fetched.get("msg") or ""}
         out[host] = {"cluster": card["name"] if card else (hvars.get("meshfed_cluster_name") or host), "card": card,
-                     "leaving": hvars.get("meshfed_state") == "absent", "in_run": host in in_run,
-                     "refused": _refusal(hvars, fetch_var)}
+                     "leaving": hvars.get("meshfed_state") == "absent", "in_run": host in in_run, "refused": refused}
     return out
 
 

@@ -51,19 +51,16 @@ _value:
   type: dict
 """
 
-import datetime
+from ansible_collections.meshfed.istio.plugins.module_utils.common import times
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.federations import PEER_STATES
 
-TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-IN_RUN = "in this run"
-UNREACHABLE = "unreachable"
-NOT_IN_RUN = "not in this run"
-LEFT = "leaving"
-GONE = (LEFT, "removed")
+IN_RUN, UNREACHABLE, NOT_IN_RUN, LEFT = (PEER_STATES[k] for k in ("gathered", "unreachable", "not_in_run", "left"))
+GONE = (LEFT, PEER_STATES["pruned_absent"])
 
 
 def _parse_ts(text):
     try:
-        return datetime.datetime.strptime(str(text), TS_FORMAT).replace(tzinfo=datetime.timezone.utc)
+        return times.parse(text)
     except ValueError:
         return None
 
@@ -193,12 +190,6 @@ def _graph_section(fed):
     return lines + ["```"]
 
 
-def _roots_section(fed):
-    rows = [(name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"),
-             "?" if days is None else days) for name, root, days in fed.roots()]
-    return _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"), rows)
-
-
 def _matrix_section(fed):
     names = fed.names()
     rows = []
@@ -211,18 +202,21 @@ def _matrix_section(fed):
 
 
 def federation_report(hostvars, hosts, warning_days=30, now=None):
-    now = _parse_ts(now) if now else datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    now = _parse_ts(now) if now else times.utcnow().replace(microsecond=0)
     fed = _Federation(hostvars, hosts, int(warning_days), now)
     warnings = fed.all_warnings()
     sections = [_clusters_section(fed), _graph_section(fed),
                 _section("Imports", ("importer", "service", "from", "peer state"), fed.imports()),
-                _roots_section(fed), _matrix_section(fed),
+                _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"),
+                         [(name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"),
+                           "?" if days is None else days) for name, root, days in fed.roots()]),
+                _matrix_section(fed),
                 _section("Unreachable and stale peers", ("seen from", "peer", "state", "cached metadata from", "age"),
                          fed.stale(), "Peers kept from the metadata cached in the IstioFederation object "
                          "(last written at, age)."),
                 ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
     head = ["# Istio federation report", "", "Generated %s by meshfed.istio; %d clusters in this run." % (
-        now.strftime(TS_FORMAT), len(fed.clusters))]
+        times.iso(now), len(fed.clusters))]
     markdown = "\n".join(head + [""] + [line for s in sections for line in s + [""]])
     return {"markdown": markdown, "summary": _summary(fed, warnings), "warnings": warnings}
 

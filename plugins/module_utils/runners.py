@@ -13,10 +13,12 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube import client as k8s
-from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import fetch, publish
+from ansible_collections.meshfed.istio.plugins.module_utils.pki import jose
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import federations
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
 
@@ -65,9 +67,9 @@ class _Run(object):
         """``(key, generated)``: the PEM given as ``name``, else the file ``<name>_file`` (created when
         ``generate``); ``(None, False)`` when neither is set."""
         if self.params[name]:
-            return md.load_private_key(self.params[name], name), False
+            return jose.load_private_key(self.params[name], name), False
         if self.params[name + "_file"]:
-            return md.read_key(self.params[name + "_file"], name + "_file", generate, self.module.check_mode)
+            return publish.read_key(self.params[name + "_file"], name + "_file", generate, self.module.check_mode)
         return None, False
 
 
@@ -123,7 +125,8 @@ class FederationRun(_Run):
         return plan(card, params["peers"] if present else [], namespace=namespace, local_hostnames=local_hosts,
                     unreachable=members["unreachable"] + members["not_in_run"] if present else [],
                     api_version=params["istio_api_version"], export=present and params["export_gateway"],
-                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing))
+                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing),
+                    current_statuses=dict((n, obj.get("status")) for n, obj in rec.federations(existing).items()))
 
     def progress(self):
         rec = self.reconciler
@@ -151,26 +154,10 @@ def membership(params, known):
             "left": sorted(leaving & (set(known) | gathered)), "pruned_absent": sorted(pruned)}
 
 
-_STATES = (("gathered", "in this run"), ("unreachable", "unreachable"), ("not_in_run", "not in this run"),
-           ("left", "leaving"), ("pruned_absent", "removed"))
-
-
 def federation_view(params, members, desired, existing):
     """Per peer: its state this run and what this cluster holds of it (trust domain, roots, imports, cache time)."""
-    peers = []
-    for key, state in _STATES:
-        for name in members[key]:
-            current = existing.get(("IstioFederation", None, name)) or {}
-            cached = (current.get("status") or {}).get("metadataCache") or {}
-            cache = desired["statuses"].get(name) or cached
-            public, private = cache.get("public") or {}, cache.get("private") or {}
-            peers.append({
-                "name": name, "state": state, "trust_domain": public.get("trustDomain", ""),
-                "cached_at": cached.get("lastChangeTimestamp", ""),
-                "roots": [{"sha256": r.get("sha256", ""), "subject": r.get("subject", ""),
-                           "not_after": r.get("notAfter", "")} for r in public.get("rootCA") or []],
-                "services": sorted(s.get("hostname", "") for s in private.get("publicServices") or []),
-            })
+    peers = [federations.view(name, state, existing.get(("IstioFederation", None, name)), desired["statuses"].get(name))
+             for key, state in federations.PEER_STATES.items() for name in members[key]]
     return {"cluster": params["local"].get("name"), "state": params["state"],
             "peers": sorted(peers, key=lambda p: p["name"])}
 
@@ -189,16 +176,17 @@ class PublishRun(_Run):
             key, generated = self._private_key("key", params["generate_key"])
             if key is None:  # key: "" passes required_one_of
                 raise MeshfedError("key is empty and key_file is not set; give the signing key", field="key")
-            cluster_uuid = params["cluster_uuid"] or md.default_cluster_uuid(name)
-            existing = md.read_published(params["dest"])
-            files, changed = md.plan_publication(card, cluster_uuid, key, existing, validity=params["validity"],
-                                                 renew_before=params["renew_before"])
+            cluster_uuid = params["cluster_uuid"] or publish.default_cluster_uuid(name)
+            existing = publish.read_published(params["dest"])
+            files, changed = publish.plan_publication(card, cluster_uuid, key, existing, validity=params["validity"],
+                                                      renew_before=params["renew_before"])
         if changed and not self.module.check_mode:
-            md.write_published(params["dest"], files)
-        public = json.loads(files[md.PUBLIC_PATH].decode("utf-8"))
-        result = dict(changed=changed or generated, cluster_uuid=cluster_uuid, signer=md.key_fingerprint(key.public_key()),
-                      public_key=md.public_key_pem(key.public_key()), expires_at=public[md.EXTENSION]["expiresAt"],
-                      files=[os.path.join(params["dest"], rel) for rel in md.all_paths()])
+            publish.write_published(params["dest"], files)
+        public = json.loads(files[publish.PUBLIC_PATH].decode("utf-8"))
+        result = dict(changed=changed or generated, cluster_uuid=cluster_uuid,
+                      signer=jose.key_fingerprint(key.public_key()), public_key=jose.public_key_pem(key.public_key()),
+                      expires_at=public[publish.EXTENSION]["expiresAt"],
+                      files=[os.path.join(params["dest"], rel) for rel in publish.ALL_PATHS])
         if changed and self.module._diff:
             result["diff"] = _documents_diff(params["dest"], existing, files)
         return result
@@ -206,7 +194,8 @@ class PublishRun(_Run):
 
 def _documents_diff(dest, before, after):
     def text(files):
-        return "".join((files.get(rel) or b"").decode("utf-8", "replace") for rel in (md.PUBLIC_PATH, md.PRIVATE_PATH))
+        return "".join((files.get(rel) or b"").decode("utf-8", "replace")
+                       for rel in (publish.PUBLIC_PATH, publish.PRIVATE_PATH))
     return {"before": text(before), "after": text(after), "before_header": dest, "after_header": dest}
 
 
@@ -216,18 +205,18 @@ class PeerMetadataRun(_Run):
     def __call__(self):
         params = self.params
         with about(params["cluster"]):
-            spec = md.PeerSpec(params["cluster"], params["url"] or params["path"], protocol=params["protocol"],
-                               signer_key=params["signer_key"], root_sha256=params["root_sha256"],
-                               ca_pem=md.pem_or_file(params["ca_cert"], "ca_cert"),
-                               validate_certs=params["validate_certs"], trust_domain=params["trust_domain"])
-            not_before = md.parse_time(params["not_before"], "not_before") if params["not_before"] else None
-            fetcher = md.Fetcher(spec.location, spec.ca_pem, spec.validate_certs, timeout=params["timeout"])
-            card = md.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._private_key("client_key")[0],
-                                 not_before=not_before, fetcher=fetcher)
+            spec = fetch.PeerSpec(params["cluster"], params["url"] or params["path"], protocol=params["protocol"],
+                                  signer_key=params["signer_key"], root_sha256=params["root_sha256"],
+                                  ca_pem=fetch.pem_or_file(params["ca_cert"], "ca_cert"),
+                                  validate_certs=params["validate_certs"], trust_domain=params["trust_domain"])
+            not_before = publish.parse_time(params["not_before"], "not_before") if params["not_before"] else None
+            fetcher = fetch.Fetcher(spec.location, spec.ca_pem, spec.validate_certs, timeout=params["timeout"])
+            card = fetch.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._private_key("client_key")[0],
+                                    not_before=not_before, fetcher=fetcher)
         for warning in card["warnings"]:
             self.module.warn(warning)
         return dict(changed=False, card=card)
 
     def _client_uuid(self):
         name = self.params["client_name"]
-        return self.params["client_uuid"] or (md.default_cluster_uuid(name) if name else None)
+        return self.params["client_uuid"] or (publish.default_cluster_uuid(name) if name else None)

@@ -111,7 +111,7 @@ expires_at:
   type: str
 """
 
-from ansible_collections.meshfed.istio.plugins.module_utils.metadata.documents import DEFAULT_VALIDITY
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata.publish import DEFAULT_VALIDITY
 from ansible_collections.meshfed.istio.plugins.module_utils.runners import MeshfedModule, PublishRun, run_module
 
 

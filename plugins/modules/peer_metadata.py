@@ -120,7 +120,7 @@ reason:
   type: str
 """
 
-from ansible_collections.meshfed.istio.plugins.module_utils.metadata.documents import PROTOCOLS
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata.fetch import PROTOCOLS
 from ansible_collections.meshfed.istio.plugins.module_utils.runners import MeshfedModule, PeerMetadataRun, run_module
 
 

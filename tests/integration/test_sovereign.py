@@ -31,7 +31,12 @@ from tests.lab import pki
 ensure_collection_link()
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md  # noqa: E402 pylint: disable=wrong-import-position
+from ansible_collections.meshfed.istio.plugins.module_utils.common.times import utcnow  # noqa: E402 pylint: disable=wrong-import-position
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata.fetch import PeerSpec, fetch_peer  # noqa: E402
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata.publish import (  # noqa: E402
+    ALL_PATHS, default_cluster_uuid, plan_publication)
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (  # noqa: E402
+    generate_private_key_pem, key_fingerprint, load_private_key, make_jwt)
 
 pytestmark = pytest.mark.lab
 
@@ -58,12 +63,12 @@ class Team:
         self.dir = root / ("team-" + cluster.name)
         self.dir.mkdir()
         self.key_file = self.dir / (cluster.name + ".key")
-        self.key_file.write_text(md.generate_private_key_pem())
+        self.key_file.write_text(generate_private_key_pem())
         os.chmod(self.key_file, 0o600)
-        self.key = md.load_private_key(self.key_file.read_bytes(), cluster.name)
-        self.signer = md.key_fingerprint(self.key.public_key())
+        self.key = load_private_key(self.key_file.read_bytes(), cluster.name)
+        self.signer = key_fingerprint(self.key.public_key())
         self.published = self.dir / "published"
-        self.uuid = md.default_cluster_uuid(cluster.name)
+        self.uuid = default_cluster_uuid(cluster.name)
         self.ca_pem, cert_pem, key_pem = servers.serving_pki("metadata." + cluster.name)
         self.tls = (cert_pem, key_pem)
         self.published.mkdir()
@@ -251,10 +256,10 @@ def test_one_byte_of_the_root_changed_is_refused(world):
 
 def test_unknown_signer_is_refused(world):
     def resign(d):
-        other = md.load_private_key(md.generate_private_key_pem(), "attacker")
-        existing = dict((rel, (d / rel).read_bytes()) for rel in md.all_paths())
+        other = load_private_key(generate_private_key_pem(), "attacker")
+        existing = dict((rel, (d / rel).read_bytes()) for rel in ALL_PATHS)
         card = _card_of(world["b"], world["team_b"])
-        files, _changed = md.plan_publication(card, world["team_b"].uuid, other, existing)
+        files, _changed = plan_publication(card, world["team_b"].uuid, other, existing)
         for rel, body in files.items():
             (d / rel).write_bytes(body)
     result = _refused_run(world, "unknown-signer", resign, expect=("unknown key", world["team_b"].signer))
@@ -264,9 +269,9 @@ def test_unknown_signer_is_refused(world):
 def test_expired_metadata_is_refused(world):
     def expire(d):
         card = _card_of(world["b"], world["team_b"])
-        past = md.utcnow() - datetime.timedelta(days=3)
-        files, _changed = md.plan_publication(card, world["team_b"].uuid, world["team_b"].key, {}, now=past,
-                                              validity=24 * 3600)
+        past = utcnow() - datetime.timedelta(days=3)
+        files, _changed = plan_publication(card, world["team_b"].uuid, world["team_b"].key, {}, now=past,
+                                           validity=24 * 3600)
         for rel, body in files.items():
             (d / rel).write_bytes(body)
     result = _refused_run(world, "expired", expire, expect=("expired at",))
@@ -282,7 +287,7 @@ def test_https_with_a_wrong_certificate_is_refused(world):
 
 def _card_of(cluster, team):
     """cluster-b's card as published (read back from its signed public/private documents)."""
-    return md.fetch_peer(md.PeerSpec(cluster.name, str(team.published), signer_key=team.signer))
+    return fetch_peer(PeerSpec(cluster.name, str(team.published), signer_key=team.signer))
 
 
 # -- Deckhouse-protocol peer ---------------------------------------------------------------------
@@ -327,7 +332,7 @@ def test_the_jwt_we_send_passes_the_exporters_check(world, deckhouse):
     private = [e for e in deckhouse["server"].log if e["path"] == "/metadata/private/federation.json"]
     assert private, deckhouse["server"].log
     assert all(e["authn_error"] is None for e in private)
-    claims = md.jwt_claims(private[-1]["authorization"][len("Bearer "):])
+    claims = servers.jwt_claims(private[-1]["authorization"][len("Bearer "):])
     assert claims["iss"] == "d8-istio"
     assert claims["sub"] == world["team_a"].uuid
     assert claims["aud"] == D8_UUID
@@ -350,11 +355,11 @@ def _get_private(deckhouse, token):
 def test_the_exporter_refuses_a_wrong_aud_or_an_expired_token(world, deckhouse):
     key = world["team_a"].key
     me = world["team_a"].uuid
-    assert _get_private(deckhouse, md.make_jwt(key, me, D8_UUID))[0] == 200
-    code, body = _get_private(deckhouse, md.make_jwt(key, me, "some-other-cluster"))
+    assert _get_private(deckhouse, make_jwt(key, me, D8_UUID))[0] == 200
+    code, body = _get_private(deckhouse, make_jwt(key, me, "some-other-cluster"))
     assert code == 401 and "JWT is signed for wrong destination cluster" in body
-    code, body = _get_private(deckhouse, md.make_jwt(key, me, D8_UUID, now=time.time() - 3600))
+    code, body = _get_private(deckhouse, make_jwt(key, me, D8_UUID, now=time.time() - 3600))
     assert code == 401 and "JWT token expired" in body
-    forged = md.make_jwt(md.load_private_key(md.generate_private_key_pem(), "x"), me, D8_UUID)
+    forged = make_jwt(load_private_key(generate_private_key_pem(), "x"), me, D8_UUID)
     code, body = _get_private(deckhouse, forged)
     assert code == 401 and "cannot verify JWT token with known public key" in body

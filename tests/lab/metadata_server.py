@@ -111,6 +111,11 @@ def _b64url_decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def jwt_claims(token):
+    """The unverified claims of a compact JWS token."""
+    return json.loads(_b64url_decode(token.split(".")[1]))
+
+
 def parse_authn_key_pub(pem):
     """``x509.ParsePKIXPublicKey(pem.Decode(authnKeyPub).Bytes)`` — any PEM label, as Go's pem.Decode."""
     lines = [l for l in pem.strip().splitlines() if l and not l.startswith("-----")]

@@ -35,8 +35,26 @@ class K8sError(MeshfedError):
     """Talking to the API server failed."""
 
 
-# Names by origin (root bundle, mesh config, gathering): the same type, raised with their field.
-CertError = MeshConfigError = FactsError = MeshfedError
+class CertError(MeshfedError):
+    """A root CA bundle refused (metadata/ reports it as malformed metadata)."""
+
+
+class MeshConfigError(MeshfedError):
+    """The mesh config cannot be read or edited safely (istio/meshconfig checks its own edits with it)."""
+
+
+class FactsError(MeshfedError):
+    """A cluster's facts cannot be gathered as asked."""
+
+
+class MetadataError(MeshfedError):
+    """Metadata refused. ``reason`` is a short code: ``fetch`` (cannot read), ``tls`` (certificate
+    verification), ``malformed``, ``signature`` (bad or missing signature: tampering), ``unknown_signer``,
+    ``untrusted_root``, ``expired``, ``not_yet_valid``, ``rollback``, ``config`` (bad coordinates or key),
+    ``unauthorized`` (the peer refused our token)."""
+
+    def __init__(self, message, reason="malformed", cluster=None, field=None, status=None):
+        super(MetadataError, self).__init__(message, status=status, reason=reason, cluster=cluster, field=field)
 
 
 class PlanError(MeshfedError):

@@ -30,11 +30,6 @@ from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import h
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.workloads import matches
 
 
-def _on_port(number, workload):
-    return number == workload["service_port"] or (
-        number == workload["target_port"] and number not in workload.get("service_ports", ()))
-
-
 def coexistence(gateways, workload, hosts, scope_to_namespace=False):
     """Analyse the other Gateways on the workload and port against our export ``hosts``.
 
@@ -52,7 +47,9 @@ def coexistence(gateways, workload, hosts, scope_to_namespace=False):
             continue
         for server in spec.get("servers") or []:
             port = server.get("port") or {}
-            if not _on_port(port.get("number"), workload):
+            number = port.get("number")
+            if number != workload["service_port"] and (
+                    number != workload["target_port"] or number in workload.get("service_ports", ())):
                 continue
             server_hosts = [h.split("/", 1)[-1] for h in server.get("hosts") or []]
             mode = (server.get("tls") or {}).get("mode")

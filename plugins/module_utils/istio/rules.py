@@ -8,16 +8,18 @@
   passes ``global.proxy.clusterDomain``);
 * a Service port's protocol (``kube.ConvertProtocol`` + ``protocol.Parse``);
 * hostname wildcard matching (``host.Name.SubsetOf``, used for AUTO_PASSTHROUGH filter chains);
-* whether sidecars capture DNS (proxy metadata ``ISTIO_META_DNS_CAPTURE``).
+* whether sidecars capture DNS (proxy metadata ``ISTIO_META_DNS_CAPTURE``);
+* the names Kubernetes accepts (DNS-1123 labels and subdomains) and a Service's registry hostname
+  ``<service>.<namespace>.svc.<domain>``.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
-
 import fnmatch
+import ipaddress
+import re
 
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_REVISION = "default"
@@ -35,6 +37,10 @@ _K8S_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", 
 # ports Istio treats as TCP when the name says nothing (no protocol sniffing there)
 _WELL_KNOWN_TCP_PORTS = (25, 53, 3306, 27017)
 SNIFFED = ""  # protocol left empty: Istio detects it (protocol sniffing)
+# DNS-1123 label and subdomain (k8s.io/apimachinery validation IsDNS1123Label / IsDNS1123Subdomain)
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_LABEL = re.compile(r"^%s$" % _LABEL)
+HOSTNAME = re.compile(r"^(?=.{1,253}$)%s(\.%s)*$" % (_LABEL, _LABEL))
 
 
 def _revisioned(base, revision):
@@ -58,6 +64,7 @@ def mesh_configmaps(configmaps):
 
 
 def discovery_container(deployment):
+    """The container of an istiod Deployment that runs pilot-discovery (``discovery``), else its first."""
     pod_spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = pod_spec.get("containers") or []
     return next((c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {})
@@ -68,11 +75,15 @@ def container_env(container):
     return dict((e["name"], e["value"]) for e in container.get("env") or [] if "name" in e and "value" in e)
 
 
+def istiod_env(deployment):
+    """Literal env values of istiod's discovery container: the one rule for reading istiod's settings."""
+    return container_env(discovery_container(deployment))
+
+
 def deployment_revision(deployment):
     """Revision an istiod Deployment serves: label istio.io/rev, env REVISION, else its name."""
     meta = deployment.get("metadata") or {}
-    rev = ((meta.get("labels") or {}).get("istio.io/rev") or
-           container_env(discovery_container(deployment)).get("REVISION"))
+    rev = (meta.get("labels") or {}).get("istio.io/rev") or istiod_env(deployment).get("REVISION")
     if rev:
         return rev
     name = meta.get("name") or ""
@@ -93,6 +104,14 @@ def istiod_domain(deployment):
 def valid_port(value):
     """A port number (an int, not a bool, 1-65535)."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def service_host(hostname):
+    """``(service, namespace, domain)`` of a registry hostname ``<service>.<namespace>.svc.<domain>``, else None."""
+    parts = hostname.split(".", 3)
+    if len(parts) == 4 and parts[2] == "svc" and parts[3] and all(DNS_LABEL.fullmatch(p) for p in parts[:2]):
+        return tuple(parts[:2] + parts[3:])
+    return None
 
 
 def is_ip(value):

@@ -15,7 +15,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import s
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import CertError, about, prefixed
 
-_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
+# The one PEM splitter: (label, body) of each armoured block; labels are matched exactly by the callers.
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
 _ANY_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 EXPIRY_WARNING_DAYS = 30
 
@@ -40,7 +41,12 @@ def parse_root_bundle(pem_text, cluster, field, now=None, warning_days=EXPIRY_WA
     roots, warnings, seen = [], [], set()
     with about(cluster):
         for number, pem in enumerate(certificate_blocks(pem_text or "", field), 1):
-            cert, digest = _load(pem, number, field)
+            try:  # one block at a time, so errors say which
+                cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+                digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+            except Exception as exc:
+                raise _error(field, "certificate #%d is not a valid X.509 certificate (%s)"
+                             % (number, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__))
             if digest in seen:
                 continue
             seen.add(digest)
@@ -67,24 +73,13 @@ def certificate_blocks(text, field):
         raise _error(field, "contains a private key (%s block); refused. A root bundle must only hold public "
                             "certificates; the key was not read, stored or printed. Remove it from the ConfigMap "
                             "and rotate that key." % keys[0])
-    blocks = [m for m in _BLOCK.finditer(text) if m.group(1) == "CERTIFICATE"]
+    blocks = [m for m in PEM_BLOCK.finditer(text) if m.group(1) == "CERTIFICATE"]
     if not blocks:
         raise _error(field, "holds no PEM CERTIFICATE block%s" % (
             " (found: %s)" % ", ".join(sorted(set(kinds))) if kinds else ""))
     if len(kinds) != len(blocks):  # a BEGIN without its END, or a block of another type
         raise _error(field, "has a truncated or non-certificate PEM block; expected only CERTIFICATE blocks")
     return [normalize_pem(m.group(0)) for m in blocks]
-
-
-def _load(pem, number, field):
-    """The certificate of one block and its SHA-256 fingerprint (one block at a time, so errors say which)."""
-    try:
-        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
-        der = cert.public_bytes(serialization.Encoding.DER)
-    except Exception as exc:
-        raise _error(field, "certificate #%d is not a valid X.509 certificate (%s)"
-                     % (number, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__))
-    return cert, hashlib.sha256(der).hexdigest()
 
 
 def _check_root(cert, label, field, now, warning_days=EXPIRY_WARNING_DAYS):

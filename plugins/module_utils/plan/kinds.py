@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Names the collection writes onto objects, and the one table of object kinds it manages.
+"""Names the collection writes onto objects, how every object it writes is built, and the one table of
+object kinds it manages.
 
 Adding a kind: one row in ``KINDS`` plus a builder in planner.py; reconcile.py lists, applies and
 prunes every row, and tests/unit/test_kinds.py checks meta/rbac/ grants the row's verbs.
@@ -11,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+import json
 from collections import namedtuple
 
 from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths import api_path
@@ -58,3 +61,25 @@ def kind_path(kind, namespace, istio_version, name=None, subresource=None):
     row = BY_NAME[kind]
     return api_path("/apis/" + api_version(kind, istio_version), row.plural, namespace if row.namespaced else None,
                     name, subresource)
+
+
+def config_hash(obj):
+    """Stable hash of what we declare (labels, spec); stored in an annotation on the object."""
+    meta = obj.get("metadata") or {}
+    payload = {"labels": meta.get("labels") or {}, "spec": obj.get("spec")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
+
+
+def labels(local, peer=None, role="import"):
+    """The labels of an object written on cluster ``local``: owner, cluster, role and (imports) the peer."""
+    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: local, ROLE_LABEL: role}
+    if peer:
+        out[PEER_LABEL] = peer
+    return out
+
+
+def new_object(kind, istio_version, metadata, spec):
+    """An object of ``kind`` with the hash of what it declares in an annotation."""
+    obj = {"apiVersion": api_version(kind, istio_version), "kind": kind, "metadata": metadata, "spec": spec}
+    metadata.setdefault("annotations", {})[HASH_ANNOTATION] = config_hash(obj)
+    return obj

@@ -23,20 +23,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import json
 import re
 
-from ansible_collections.meshfed.istio.plugins.module_utils.plan import addresses
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import PlanError, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.istio import gateways
 from ansible_collections.meshfed.istio.plugins.module_utils.istio import rules as istio
-from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign
-from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import PlanError, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import addresses, federations
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
-    CLUSTER_LABEL, EXPORT_GATEWAY_NAME, HASH_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PEER_LABEL, ROLE_LABEL,
-    api_version as kind_api_version, object_key)
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    EXPORT_GATEWAY_NAME, PEER_LABEL, labels, new_object, object_key)
 
 
 def object_name(*parts):
@@ -56,27 +50,6 @@ def unique_name(prefix, *parts):
     return "%s-%s" % (readable, digest)
 
 
-def config_hash(obj):
-    """Stable hash of what we declare (labels, spec); stored in an annotation on the object."""
-    meta = obj.get("metadata") or {}
-    payload = {"labels": meta.get("labels") or {}, "spec": obj.get("spec")}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
-
-
-def _labels(local, peer=None, role="import"):
-    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: local, ROLE_LABEL: role}
-    if peer:
-        labels[PEER_LABEL] = peer
-    return labels
-
-
-def _object(kind, api_version, metadata, spec):
-    """An object of ``kind`` with the hash of what it declares in an annotation."""
-    obj = {"apiVersion": kind_api_version(kind, api_version), "kind": kind, "metadata": metadata, "spec": spec}
-    metadata.setdefault("annotations", {})[HASH_ANNOTATION] = config_hash(obj)
-    return obj
-
-
 # -- validation -----------------------------------------------------------------------------------
 def validate_card(card, role="peer"):
     """Return a list of problems with a card (as gathered by cluster_info, possibly edited)."""
@@ -84,11 +57,11 @@ def validate_card(card, role="peer"):
         return ["%s card is not a mapping" % role]
     name = card.get("name")
     problems = []
-    if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 63:
+    if not isinstance(name, str) or not istio.DNS_LABEL.match(name) or len(name) > 63:
         problems.append("field name: %r is not a valid cluster name (lowercase DNS label, at most 63 "
                         "characters)" % (name,))
     td = card.get("trust_domain")
-    if not isinstance(td, str) or not td or not _HOSTNAME.match(td.lower()):
+    if not isinstance(td, str) or not td or not istio.HOSTNAME.match(td.lower()):
         problems.append("field trust_domain: %r is not a valid trust domain" % (td,))
     roots = card.get("root_cas")
     if not roots or not all(isinstance(r, dict) and r.get("pem") and r.get("sha256") for r in roots):
@@ -113,7 +86,7 @@ def _gateway_problems(gw):
 
 def _service_problems(svc):
     host = svc.get("hostname")
-    if not isinstance(host, str) or not _HOSTNAME.match(host):
+    if not isinstance(host, str) or not istio.HOSTNAME.match(host):
         return ["field public_services.hostname: %r is not a valid hostname" % (host,)]
     field = "field public_services[%s].ports: " % host
     problems = [] if svc.get("ports") else [field + "no ports"]
@@ -122,7 +95,7 @@ def _service_problems(svc):
         number, name = port.get("number"), port.get("name")
         if not istio.valid_port(number):
             problems.append(field + "%r is not a port number (1-65535)" % (number,))
-        if not name or not _DNS_LABEL.match(str(name)):
+        if not name or not istio.DNS_LABEL.match(str(name)):
             problems.append(field + "port %r needs a valid name" % (number,))
         if istio.canonical_protocol(port.get("protocol")) in (None, "UDP"):
             problems.append(field + "protocol %r is not one that crosses the gateway (HTTP, HTTP2, GRPC, GRPC-Web, "
@@ -135,28 +108,6 @@ def _service_problems(svc):
 
 
 # -- objects ----------------------------------------------------------------------------------------
-def federation_object(local_name, peer):
-    gw = peer["gateway"]
-    spec = {"trustDomain": peer["trust_domain"], "clusterDomain": peer.get("cluster_domain") or peer["trust_domain"],
-            "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
-            "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"])}
-    spec.update(sovereign.spec_fields(peer))
-    return _object("IstioFederation", None, {"name": peer["name"], "labels": _labels(local_name, peer["name"])}, spec)
-
-
-def federation_status(peer):
-    """The metadata cache recorded in the IstioFederation status (timestamp added on write)."""
-    gw = peer["gateway"]
-    roots = [{"sha256": r["sha256"], "subject": r.get("subject", ""), "notAfter": r.get("not_after", ""),
-              "pem": r["pem"]} for r in peer["root_cas"]]
-    services = [{"hostname": s["hostname"],
-                 "ports": [{"name": p["name"], "port": p["number"], "protocol": p["protocol"]} for p in s["ports"]]}
-                for s in peer.get("public_services") or []]
-    return {"public": dict(sovereign.public_status_fields(peer), trustDomain=peer["trust_domain"], rootCA=roots),
-            "private": {"ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
-                        "publicServices": services}}
-
-
 def service_entry(local_name, peer, svc, namespace, api_version, address=None, export_to=("*",)):
     gw = peer["gateway"]
     spec = {
@@ -194,16 +145,16 @@ def destination_rule(local_name, peer, svc, namespace, api_version, export_to=("
 def _imported(kind, local_name, peer, svc, namespace, api_version, spec):
     """An Istio object for one imported service, named (injectively) and labelled after the peer and service."""
     name = unique_name("meshfed", peer["name"], svc["namespace"], svc["name"])
-    return _object(kind, api_version, {"name": name, "namespace": namespace,
-                                       "labels": _labels(local_name, peer["name"])}, spec)
+    return new_object(kind, api_version, {"name": name, "namespace": namespace,
+                                          "labels": labels(local_name, peer["name"])}, spec)
 
 
 def export_gateway(local_card, hosts, api_version):
     """The AUTO_PASSTHROUGH Gateway for ``hosts``, on the gateway Service's port, in its namespace."""
     gw = local_card["gateway"]
     metadata = {"name": EXPORT_GATEWAY_NAME, "namespace": gw["service"]["namespace"],
-                "labels": _labels(local_card["name"], role="export")}
-    return _object("Gateway", api_version, metadata, {
+                "labels": labels(local_card["name"], role="export")}
+    return new_object("Gateway", api_version, metadata, {
         "selector": dict(gw.get("selector") or {"istio": "eastwestgateway"}),
         "servers": [{"port": {"number": gw.get("service_port") or gw["port"], "name": "tls", "protocol": "TLS"},
                      "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": sorted(hosts)}],
@@ -219,8 +170,8 @@ def export_alias(local_card, svc, api_version):
     """
     gw_ns = local_card["gateway"]["service"]["namespace"]
     metadata = {"name": unique_name("meshfed-alias", svc["name"]), "namespace": svc["namespace"],
-                "labels": _labels(local_card["name"], role="export")}
-    return _object("ServiceEntry", api_version, metadata, {
+                "labels": labels(local_card["name"], role="export")}
+    return new_object("ServiceEntry", api_version, metadata, {
         "hosts": [svc["hostname"]], "location": "MESH_INTERNAL", "resolution": "STATIC",
         "ports": [_se_port(p, target=True) for p in svc["ports"]],
         "workloadSelector": {"labels": dict(svc["selector"])},
@@ -230,7 +181,7 @@ def export_alias(local_card, svc, api_version):
 
 # -- plan -------------------------------------------------------------------------------------------
 def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True,
-         refused=None, imports=None, other_gateways=()):
+         refused=None, imports=None, other_gateways=(), current_statuses=None):
     """Desired state of the cluster whose card is ``local``, given its ``peers``' cards.
 
     ``unreachable`` names peers whose facts could not be gathered this run: nothing is planned for
@@ -239,6 +190,8 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
     ``refused``: unreachable metadata peers -> why their metadata was refused ({reason, message}).
     ``imports``: {namespaces (exportTo), hosts ({peer or "*": [globs]}), address_range, addresses (held)};
     ``other_gateways``: the cluster's Gateways this collection did not write (coexistence).
+    ``current_statuses``: ``{peer: status}`` of the IstioFederations the cluster holds; a metadata peer
+    older than its cached copy (a replay) is planned as unreachable (federations.demote_replays).
     Returns ``objects``, ``statuses``, ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``.
     """
     unreachable = sorted(set(unreachable or ()))
@@ -249,9 +202,12 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
                + _hostname_clashes(local, peers, local_hostnames)])
     namespace = namespace or local.get("istio_namespace") or "istio-system"
     desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable, "warnings": [],
-               "conditions": sovereign.refused_conditions(refused, unreachable)}
-    assigned = _addresses(local_name, [s["hostname"] for peer in peers for s in peer.get("public_services") or []],
-                          imports)
+               "conditions": federations.refused_conditions(refused, unreachable)}
+    try:
+        assigned = addresses.allocate([s["hostname"] for peer in peers for s in peer.get("public_services") or []],
+                                      imports.get("address_range") or addresses.DEFAULT_RANGE, imports.get("addresses"))
+    except addresses.AddressRangeError as exc:
+        raise PlanError([prefixed(local_name, "field dns_address_range: %s" % exc)])
     for peer in peers:
         _import_peer(desired, local_name, peer, (namespace, api_version), assigned, imports.get("namespaces") or ["*"])
     if export and (peers or unreachable) and local.get("public_services"):
@@ -259,14 +215,7 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
     if assigned and local.get("dns_capture") is False:
         desired["warnings"].append(prefixed(local_name, _DNS_CAPTURE_OFF))
     desired["objects"] = _unique_names(desired["objects"], desired["warnings"], local_name)
-    return desired
-
-
-def _addresses(local_name, hosts, imports):
-    try:
-        return addresses.allocate(hosts, imports.get("address_range") or addresses.DEFAULT_RANGE, imports.get("addresses"))
-    except addresses.AddressRangeError as exc:
-        raise PlanError([prefixed(local_name, "field dns_address_range: %s" % exc)])
+    return federations.demote_replays(desired, current_statuses or {})
 
 
 _DNS_CAPTURE_OFF = (
@@ -349,10 +298,10 @@ def _hostname_clashes(local, peers, local_hostnames):
 def _import_peer(desired, local_name, peer, where, assigned, export_to):
     """What importing ``peer`` adds: its IstioFederation and status, per service two objects, its roots."""
     namespace, api_version = where
-    desired["objects"].append(federation_object(local_name, peer))
-    desired["statuses"][peer["name"]] = federation_status(peer)
-    if sovereign.verified_condition(peer):
-        desired["conditions"][peer["name"]] = [sovereign.verified_condition(peer)]
+    desired["objects"].append(federations.federation_object(local_name, peer))
+    desired["statuses"][peer["name"]] = federations.federation_status(peer)
+    if federations.verified_condition(peer):
+        desired["conditions"][peer["name"]] = [federations.verified_condition(peer)]
     for svc in peer.get("public_services") or []:
         desired["objects"].append(service_entry(local_name, peer, svc, namespace, api_version,
                                                 assigned.get(svc["hostname"]), export_to))

@@ -16,28 +16,21 @@ __metaclass__ = type
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots, render_roots
 
 
-def live_state(mesh, wanted, peers_by_fp):
-    """Which wanted entries the live mesh config has (same root, trust domains included)."""
-    live = {}
-    for entry in (mesh or {}).get("caCertificates") or []:
-        fp = fingerprint(entry)
-        if fp:
-            live.setdefault(fp, set()).update(entry.get("trustDomains") or [])
-    missing = []
-    for entry in wanted:
-        fp = fingerprint(entry)
-        if fp not in live or not set(entry["trustDomains"]) <= live[fp]:
-            missing.append("%s (%s)" % (fp, peers_by_fp.get(fp, "?")))
-    return missing
-
-
 def render(ca_entries, mesh, revision=None):
     """The ``trust`` result of values mode: Helm values, IstioOperator overlay, and whether they are live.
     caCertificates is the ConfigMap mode's merge (one entry per distinct root), with no entry of anyone else."""
     slots = {}
     merge_roots(slots, ca_entries, set())
     peers_by_fp, wanted = render_roots(slots)
-    missing = live_state(mesh, wanted, peers_by_fp)
+    live, missing = {}, []  # which wanted entries the live mesh config has (same root, trust domains included)
+    for entry in (mesh or {}).get("caCertificates") or []:
+        fp = fingerprint(entry)
+        if fp:
+            live.setdefault(fp, set()).update(entry.get("trustDomains") or [])
+    for entry in wanted:
+        fp = fingerprint(entry)
+        if fp not in live or not set(entry["trustDomains"]) <= live[fp]:
+            missing.append("%s (%s)" % (fp, peers_by_fp.get(fp, "?")))
     overlay = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
                "spec": {"meshConfig": {"caCertificates": wanted}}}
     if revision and revision != "default":

@@ -18,7 +18,7 @@ __metaclass__ = type
 import copy
 import json
 
-from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.federations import merge_conditions, same_conditions
 from ansible_collections.meshfed.istio.plugins.module_utils.plan import trustvalues
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import pem_sha256
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import yaml
@@ -27,6 +27,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths impo
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
     ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import istiod_env
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import (
     check_multiroot, fingerprint, load_mesh, update_ca_certificates)
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
@@ -60,24 +61,9 @@ def trimmed(obj):
     return out
 
 
-def _as_text(value):
-    """Objects as YAML text for --diff (line diffs read far better than JSON)."""
-    if isinstance(value, dict):
-        return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, width=4096) if value else ""
-    return value
-
-
 def _ref(obj):
     meta = obj["metadata"]
     return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
-
-
-def _up_to_date(current, obj):
-    meta = (current or {}).get("metadata") or {}
-    return (current is not None
-            and (meta.get("annotations") or {}).get(HASH_ANNOTATION) == obj["metadata"]["annotations"][HASH_ANNOTATION]
-            and contains(current.get("spec"), obj.get("spec"))
-            and contains(meta.get("labels"), obj["metadata"].get("labels")))
 
 
 class Reconciler(object):
@@ -98,8 +84,6 @@ class Reconciler(object):
         """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
         existing = self.list_existing() if existing is None else existing
-        owned = self.federations(existing)
-        sovereign.demote_replays(desired, dict((name, obj.get("status")) for name, obj in owned.items()))
         self._add_warnings(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
@@ -119,8 +103,9 @@ class Reconciler(object):
         self.changed = True
         if listed_in:
             self.summary[listed_in].append(ref)
-        if self.want_diff:
-            before, after = _as_text(before), _as_text(after)
+        if self.want_diff:  # objects as YAML text: line diffs read far better than JSON
+            before, after = [(yaml.safe_dump(v, sort_keys=True, default_flow_style=False, width=4096) if v else "")
+                             if isinstance(v, dict) else v for v in (before, after)]
             self.diffs.append({"before": before, "after": after, "before_header": ref, "after_header": ref})
 
     # -- reads ------------------------------------------------------------------------------------
@@ -165,7 +150,10 @@ class Reconciler(object):
 
         Writes go out ``write_concurrency`` at a time: every IstioFederation (and its status) first,
         then the imports and the export Gateway."""
-        blocked = self._blocked_imports(desired, existing)
+        # imports whose ServiceEntry name a foreign object holds are not federated, so their DestinationRule
+        # (same name) is not wanted either and an owned one is pruned
+        blocked = set(object_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
+                      and object_key(obj) in existing and not is_owned(existing[object_key(obj)], self.cluster))
         desired_keys = set()
         waves = ([], [])
         for obj in desired["objects"]:
@@ -175,7 +163,10 @@ class Reconciler(object):
             desired_keys.add(key)
             current = existing.get(key)
             if current is not None and not is_owned(current, self.cluster):
-                self._conflict(obj, current)
+                owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
+                self.summary["conflicts"].append(_ref(obj))
+                self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
+                           "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
                 continue
             steps = [self._apply_step(obj, current)]
             if obj["kind"] == "IstioFederation":
@@ -189,24 +180,14 @@ class Reconciler(object):
             run_jobs(jobs, self.write_concurrency)
         return desired_keys
 
-    def _blocked_imports(self, desired, existing):
-        """(namespace, name) of imports whose ServiceEntry name a foreign object holds: not federated,
-        so their DestinationRule (same name) is not wanted either and an owned one is pruned."""
-        return set(object_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
-                   and object_key(obj) in existing and not is_owned(existing[object_key(obj)], self.cluster))
-
-    def _conflict(self, obj, current):
-        owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
-        self.summary["conflicts"].append(_ref(obj))
-        self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
-                   "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
-
     def _apply_step(self, obj, current):
         """``(call, record)`` writing ``obj``, or None when it is up to date."""
-        if _up_to_date(current, obj):
+        meta, ref, held = obj["metadata"], _ref(obj), (current or {}).get("metadata") or {}
+        if (current is not None
+                and (held.get("annotations") or {}).get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]
+                and contains(current.get("spec"), obj.get("spec")) and contains(held.get("labels"), meta.get("labels"))):
             self.summary["unchanged"] += 1
             return None
-        meta, ref = obj["metadata"], _ref(obj)
         path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])
         return (lambda: self.client.apply(path, obj, dry_run=self.check_mode, what="apply " + ref),
                 lambda _result: self._changed(ref, trimmed(current), trimmed(obj),
@@ -219,12 +200,11 @@ class Reconciler(object):
         before = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
         if self.check_mode and current is None:
             return None  # nothing to dry-run against yet; the object's creation is already reported
-        if current is not None and before == cache and sovereign.same_conditions(status.get("conditions"),
-                                                                                 conditions or []):
+        if current is not None and before == cache and same_conditions(status.get("conditions"), conditions or []):
             return None
         new = {"metadataCache": dict(cache, lastChangeTimestamp=iso(utcnow()))}
         if conditions:
-            new["conditions"] = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+            new["conditions"] = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
         return self._status_write(obj["kind"], obj["metadata"]["name"], new,
                                   {"metadataCache": before, "conditions": status.get("conditions") or []})
 
@@ -233,9 +213,9 @@ class Reconciler(object):
         owned = self.federations(existing)
         for name in sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned)):
             status, conditions = owned[name].get("status") or {}, desired["conditions"][name]
-            if sovereign.same_conditions(status.get("conditions"), conditions):
+            if same_conditions(status.get("conditions"), conditions):
                 continue
-            merged = sovereign.merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+            merged = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
             run_jobs([[self._status_write("IstioFederation", name, dict(status, conditions=merged), status)]], 1)
 
     def _status_write(self, kind, name, status, before):
@@ -370,14 +350,5 @@ class Reconciler(object):
         except K8sError as exc:
             self._warn("could not read Deployment %s to check ISTIO_MULTIROOT_MESH (%s)" % (ref, exc))
             return
-        for warning in check_multiroot(mesh, None if dep is None else _istiod_env(dep)):
+        for warning in check_multiroot(mesh, None if dep is None else istiod_env(dep)):
             self._warn(warning)
-
-
-def _istiod_env(deployment):
-    """Literal env values of the discovery container (or the first container)."""
-    env = {}
-    for container in ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
-        if container.get("name") in ("discovery", "istiod") or len(env) == 0:
-            env.update((item["name"], item["value"]) for item in container.get("env") or [] if "value" in item)
-    return env

@@ -1,11 +1,7 @@
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import (
-    PlanError,
-    config_hash,
-    object_name,
-    plan,
-)
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import config_hash
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import PlanError, object_name, plan
 
 from ...cards import BAR, card
 

@@ -2,7 +2,9 @@
 
 import os
 
-from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata.publish import default_cluster_uuid
+from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (
+    generate_private_key_pem, key_fingerprint, load_private_key)
 from ansible_collections.meshfed.istio.plugins.modules import federation_metadata, peer_metadata
 
 from ...cards import card
@@ -15,9 +17,9 @@ def test_publish_generates_a_0600_key_then_a_rerun_changes_nothing(connected, tm
     first = run(federation_metadata.main, args)
     assert not first.failed and first.result["changed"]
     assert os.stat(key_file).st_mode & 0o777 == 0o600
-    key = md.load_private_key(key_file.read_bytes())
-    assert first.result["signer"] == md.key_fingerprint(key.public_key())
-    assert first.result["cluster_uuid"] == md.default_cluster_uuid("cluster-a")
+    key = load_private_key(key_file.read_bytes())
+    assert first.result["signer"] == key_fingerprint(key.public_key())
+    assert first.result["cluster_uuid"] == default_cluster_uuid("cluster-a")
     body = "".join(key_file.read_text().strip().splitlines()[1:-1])
     assert body not in str(first.result)
     second = run(federation_metadata.main, args)
@@ -25,7 +27,7 @@ def test_publish_generates_a_0600_key_then_a_rerun_changes_nothing(connected, tm
 
 
 def test_publish_check_mode_writes_nothing_and_diff_shows_the_documents(connected, tmp_path):  # noqa: F811
-    args = {"card": card("cluster-a"), "dest": str(tmp_path / "pub"), "key": md.generate_private_key_pem()}
+    args = {"card": card("cluster-a"), "dest": str(tmp_path / "pub"), "key": generate_private_key_pem()}
     out = run(federation_metadata.main, args, check_mode=True, diff=True)
     assert out.result["changed"] and not (tmp_path / "pub").exists()
     assert '"clusterUUID"' in out.result["diff"]["after"] and out.result["diff"]["before"] == ""
@@ -34,7 +36,7 @@ def test_publish_check_mode_writes_nothing_and_diff_shows_the_documents(connecte
 
 def test_publish_refuses_a_key_file_readable_by_others_and_a_missing_one(connected, tmp_path):  # noqa: F811
     key_file = tmp_path / "k.key"
-    key_file.write_text(md.generate_private_key_pem())
+    key_file.write_text(generate_private_key_pem())
     os.chmod(key_file, 0o644)
     args = {"card": card("cluster-a"), "dest": str(tmp_path / "pub"), "key_file": str(key_file)}
     out = run(federation_metadata.main, args)
@@ -53,14 +55,14 @@ def test_publish_refuses_an_empty_key_naming_the_field(connected, tmp_path):  # 
 def test_publish_refuses_a_bad_card(connected, tmp_path):  # noqa: F811
     bad = card("cluster-a")
     bad["gateway"]["addresses"] = []
-    out = run(federation_metadata.main, {"card": bad, "dest": str(tmp_path), "key": md.generate_private_key_pem()})
+    out = run(federation_metadata.main, {"card": bad, "dest": str(tmp_path), "key": generate_private_key_pem()})
     assert out.failed and "gateway.addresses" in out.result["msg"] and out.result["msg"].startswith("cluster-a: ")
 
 
 def test_fetch_returns_the_card_and_a_refusal_carries_peer_and_reason(connected, tmp_path):  # noqa: F811
-    key = md.generate_private_key_pem()
+    key = generate_private_key_pem()
     run(federation_metadata.main, {"card": card("cluster-b"), "dest": str(tmp_path), "key": key})
-    signer = md.key_fingerprint(md.load_private_key(key).public_key())
+    signer = key_fingerprint(load_private_key(key).public_key())
     out = run(peer_metadata.main, {"cluster": "cluster-b", "path": str(tmp_path), "signer_key": signer})
     assert not out.failed and out.result["card"]["name"] == "cluster-b" and out.result["changed"] is False
     assert out.result["card"]["metadata"]["coordinates"]["signerKeySHA256"] == signer

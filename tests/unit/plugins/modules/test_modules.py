@@ -147,3 +147,20 @@ def test_missing_library_fails_with_its_traceback(connected, monkeypatch, main, 
     monkeypatch.setattr(deps, "MISSING", {"PyYAML": "Traceback: no yaml"})
     out = run(main, args)
     assert out.failed and "PyYAML" in out.result["msg"] and out.result["exception"] == "Traceback: no yaml"
+
+
+def test_federation_refuses_a_replayed_metadata_peer_against_the_federation_it_holds(connected):
+    """The module hands the IstioFederations' statuses to the plan: an older copy of a metadata peer's
+    metadata than the one cached is not applied, and the peer's condition says Rollback."""
+    from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
+    from ..module_utils.test_federations import T0, T1, _existing, _status_writes, metadata_peer
+    held = plan(card("cluster-a", services=[]), [metadata_peer(issued=T1)])
+    connected["client"] = client = cluster_state(
+        [_existing(held, "cluster-b", {"metadataCache": dict(held["statuses"]["cluster-b"])})])
+    client.lists["/api/v1/services"] = []
+    out = run(federation.main, federation_args(peers=[metadata_peer(issued=T0)]))
+    assert not out.failed
+    (status,) = _status_writes(client)
+    assert status["conditions"][0]["reason"] == "Rollback"
+    assert not [r for r in client.requests if r[0] == "apply" and "serviceentries" in r[1]]
+    assert out.result["summary"]["kept_unreachable"] == ["IstioFederation cluster-b"]

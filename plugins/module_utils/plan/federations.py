@@ -1,21 +1,26 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What an IstioFederation records about a peer known through its published metadata (pure functions).
+"""The IstioFederation record: one cluster-scoped object per peer, the one home of what it holds (pure).
 
-A card returned by ``peer_metadata`` carries ``metadata`` (see module_utils/metadata.py): the
-coordinates go to ``spec`` (``metadataEndpoint`` + ``metadata``, as Deckhouse's spec records its
-``metadataEndpoint``), the verified identity and validity to ``status.metadataCache.public``, and the
-outcome of the last fetch to the ``MetadataVerified`` condition.
+``spec``: the peer's trust domain, gateways and root fingerprints; for a peer known through its published
+metadata (a card from ``peer_metadata`` carries ``metadata``, see metadata/fetch.py) also its coordinates
+(``metadataEndpoint`` + ``metadata``, as Deckhouse's spec records its ``metadataEndpoint``).
+``status.metadataCache``: the peer's card as last accepted (roots, gateways, services; for a metadata peer
+its verified identity and validity), read back for the peers not gathered in a run (:func:`view`).
+``status.conditions``: ``MetadataVerified``, the outcome of the last fetch of a metadata peer.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import PEER_LABEL as _PEER_LABEL
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import PEER_LABEL, labels, new_object
 
 CONDITION = "MetadataVerified"
+# membership key (runners.membership) -> the peer's state as the module result and the report name it
+PEER_STATES = {"gathered": "in this run", "unreachable": "unreachable", "not_in_run": "not in this run",
+               "left": "leaving", "pruned_absent": "removed"}
 
 # MetadataError.reason -> reason of the MetadataVerified condition
 _REASONS = {
@@ -32,23 +37,45 @@ def metadata_of(peer):
     return meta if isinstance(meta, dict) and meta.get("coordinates") else None
 
 
-def spec_fields(peer):
-    """Extra IstioFederation ``spec`` fields for a metadata peer ({} for a fleet peer)."""
-    meta = metadata_of(peer)
-    if not meta:
-        return {}
-    coords = dict(meta["coordinates"])
-    return {"metadataEndpoint": coords.pop("metadataEndpoint"), "metadata": coords}
+def federation_object(local_name, peer):
+    gw, meta = peer["gateway"], metadata_of(peer)
+    spec = {"trustDomain": peer["trust_domain"], "clusterDomain": peer.get("cluster_domain") or peer["trust_domain"],
+            "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
+            "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"])}
+    if meta:
+        coords = dict(meta["coordinates"])
+        spec.update(metadataEndpoint=coords.pop("metadataEndpoint"), metadata=coords)
+    return new_object("IstioFederation", None, {"name": peer["name"], "labels": labels(local_name, peer["name"])}, spec)
 
 
-def public_status_fields(peer):
-    """Extra ``status.metadataCache.public`` fields for a metadata peer (stable until the peer republishes)."""
-    meta = metadata_of(peer)
-    if not meta:
-        return {}
-    fields = {"clusterUUID": meta.get("clusterUUID"), "authnKeyPub": (meta.get("public") or {}).get("authnKeyPub"),
-              "signer": meta.get("signer"), "issuedAt": meta.get("issuedAt"), "expiresAt": meta.get("expiresAt")}
-    return dict((k, v) for k, v in fields.items() if v)
+def federation_status(peer):
+    """The metadata cache recorded in the IstioFederation status (timestamp added on write); for a metadata
+    peer its identity and validity too (stable until the peer republishes)."""
+    gw, meta = peer["gateway"], metadata_of(peer) or {}
+    roots = [{"sha256": r["sha256"], "subject": r.get("subject", ""), "notAfter": r.get("not_after", ""),
+              "pem": r["pem"]} for r in peer["root_cas"]]
+    services = [{"hostname": s["hostname"],
+                 "ports": [{"name": p["name"], "port": p["number"], "protocol": p["protocol"]} for p in s["ports"]]}
+                for s in peer.get("public_services") or []]
+    identity = {"clusterUUID": meta.get("clusterUUID"), "authnKeyPub": (meta.get("public") or {}).get("authnKeyPub"),
+                "signer": meta.get("signer"), "issuedAt": meta.get("issuedAt"), "expiresAt": meta.get("expiresAt")}
+    public = dict(((k, v) for k, v in identity.items() if v), trustDomain=peer["trust_domain"], rootCA=roots)
+    return {"public": public,
+            "private": {"ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
+                        "publicServices": services}}
+
+
+def view(name, state, current, desired_status):
+    """What a cluster holds of peer ``name`` (``state``: a PEER_STATES value): from the status planned this
+    run, else from the cache of its IstioFederation ``current``; with the time that cache was written."""
+    cached = ((current or {}).get("status") or {}).get("metadataCache") or {}
+    cache = desired_status or cached
+    public, private = cache.get("public") or {}, cache.get("private") or {}
+    return {"name": name, "state": state, "trust_domain": public.get("trustDomain", ""),
+            "cached_at": cached.get("lastChangeTimestamp", ""),
+            "roots": [{"sha256": r.get("sha256", ""), "subject": r.get("subject", ""),
+                       "not_after": r.get("notAfter", "")} for r in public.get("rootCA") or []],
+            "services": sorted(s.get("hostname", "") for s in private.get("publicServices") or [])}
 
 
 def verified_condition(peer):
@@ -114,7 +141,7 @@ def demote_replays(desired, current_statuses):
         message = rollback_message(name, issued_at, current_statuses.get(name))
         if not message:
             continue
-        desired["objects"] = [o for o in desired["objects"] if o["metadata"]["labels"].get(_PEER_LABEL) != name]
+        desired["objects"] = [o for o in desired["objects"] if o["metadata"]["labels"].get(PEER_LABEL) != name]
         desired["ca_entries"] = [e for e in desired["ca_entries"] if e["peer"] != name]
         del desired["statuses"][name]
         desired["preserve_peers"] = sorted(set(desired["preserve_peers"]) | set([name]))

@@ -1,6 +1,6 @@
-"""IstioFederation fields for metadata peers (module_utils/sovereign.py)."""
+"""The IstioFederation record, and its fields for metadata peers (module_utils/plan/federations.py)."""
 
-from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign as sv
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import federations as sv
 
 from ...cards import card
 
@@ -22,18 +22,24 @@ def metadata_peer(issued=T1, protocol="meshfed"):
     return peer
 
 
+FLEET_SPEC = {"trustDomain", "clusterDomain", "ingressGateways", "rootCAFingerprints"}
+
+
 def test_fleet_peer_gets_nothing_extra():
     peer = card("cluster-b")
-    assert sv.spec_fields(peer) == {}
-    assert sv.public_status_fields(peer) == {}
+    assert set(sv.federation_object("cluster-a", peer)["spec"]) == FLEET_SPEC
+    assert set(sv.federation_status(peer)["public"]) == {"trustDomain", "rootCA"}
     assert sv.verified_condition(peer) is None
 
 
 def test_metadata_peer_spec_and_status_fields_exclude_the_fetch_time():
     peer = metadata_peer()
-    assert sv.spec_fields(peer) == {"metadataEndpoint": "https://meta.example/b/",
-                                    "metadata": {"protocol": "meshfed", "signerKeySHA256": "sha256:" + "ab" * 32}}
-    fields = sv.public_status_fields(peer)
+    spec = sv.federation_object("cluster-a", peer)["spec"]
+    assert dict((k, v) for k, v in spec.items() if k not in FLEET_SPEC) == {
+        "metadataEndpoint": "https://meta.example/b/",
+        "metadata": {"protocol": "meshfed", "signerKeySHA256": "sha256:" + "ab" * 32}}
+    fields = sv.federation_status(peer)["public"]
+    assert set(fields) == {"trustDomain", "rootCA", "clusterUUID", "authnKeyPub", "signer", "issuedAt", "expiresAt"}
     assert fields["clusterUUID"] == "uuid-b" and fields["issuedAt"] == T1 and "fetchedAt" not in fields
     assert fields["authnKeyPub"].startswith("-----BEGIN PUBLIC KEY")
 
@@ -64,9 +70,9 @@ def test_an_older_publication_than_the_cached_one_is_a_rollback():
 
 def test_a_replayed_peer_is_demoted_to_unreachable_with_its_reason():
     from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
-    desired = plan(card("cluster-a"), [metadata_peer(issued=T0), card("cluster-c")])
-    assert "cluster-b" in desired["statuses"]
-    sv.demote_replays(desired, {"cluster-b": {"metadataCache": {"public": {"issuedAt": T1}}}, "cluster-c": {}})
+    assert "cluster-b" in plan(card("cluster-a"), [metadata_peer(issued=T0), card("cluster-c")])["statuses"]
+    desired = plan(card("cluster-a"), [metadata_peer(issued=T0), card("cluster-c")],
+                   current_statuses={"cluster-b": {"metadataCache": {"public": {"issuedAt": T1}}}, "cluster-c": {}})
     assert "cluster-b" not in desired["statuses"] and "cluster-c" in desired["statuses"]
     assert desired["preserve_peers"] == ["cluster-b"]
     assert not [o for o in desired["objects"] if o["metadata"]["labels"].get("federation.meshfed.io/peer") == "cluster-b"]
@@ -130,13 +136,14 @@ def test_refused_peer_gets_a_false_condition_and_keeps_its_cache():
     assert not [r for r in client.requests if r[0] == "delete"]
 
 
-def test_replayed_metadata_is_refused_at_apply_time():
+def test_replayed_metadata_is_refused_against_the_cached_copy():
     from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
     from ...fakes import cluster_state
     from .test_reconcile import converge
     newer = plan(card("cluster-a", services=[]), [metadata_peer(issued=T1)])
     existing = _existing(newer, "cluster-b", {"metadataCache": dict(newer["statuses"]["cluster-b"])})
-    replayed = plan(card("cluster-a", services=[]), [metadata_peer(issued=T0)])
+    replayed = plan(card("cluster-a", services=[]), [metadata_peer(issued=T0)],
+                    current_statuses={"cluster-b": existing["status"]})
     client = cluster_state([existing])
     converge(client, replayed)
     (status,) = _status_writes(client)
