@@ -13,6 +13,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube import client as k8s
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import kubeconfig_secrets
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
@@ -27,7 +28,7 @@ class MeshfedModule(AnsibleModule):
     masking the whole option (its names and paths would then be starred out of every message)."""
 
     def _mask_kubeconfig(self):
-        self.no_log_values.update(k8s.kubeconfig_secrets((self.params or {}).get("kubeconfig")))
+        self.no_log_values.update(kubeconfig_secrets((self.params or {}).get("kubeconfig")))
 
     def _log_invocation(self):
         self._mask_kubeconfig()
@@ -55,11 +56,19 @@ class _Run(object):
         self.module, self.params = module, module.params
 
     def _connect(self, cluster, pool_size=1):
+        """The cluster's client; a loud warning when it does not verify the API server's certificate."""
         self.client = k8s.connect(self.params, cluster, pool_size=pool_size)
+        if self.client.unverified:
+            self.module.warn("%s: TLS verification of the API server %s is OFF (%s): anyone on the path can read "
+                             "the credentials and forge the answers; give the CA (ca_cert or the kubeconfig's "
+                             "certificate-authority) instead" % (cluster, self.client.server, self.client.unverified))
         return self.client
 
     def progress(self):
-        return dict(api_calls=self.client.calls if self.client else {})
+        """What every result and failure reports of the connection: requests per verb, TLS verification."""
+        if not self.client:
+            return dict(api_calls={})
+        return dict(api_calls=self.client.calls, tls_verification=not self.client.unverified)
 
     def _private_key(self, name, generate=False):
         """``(key, generated)``: the PEM given as ``name``, else the file ``<name>_file`` (created when

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for plugins/module_utils/k8s.Client (objects by path, every request logged),
+"""An in-memory stand-in for plugins/module_utils/kube/client.Client (objects by path, every request logged),
 and the clusters the unit tests read from (a facts world, a federation target)."""
 
 import copy
@@ -11,6 +11,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MA
 
 class FakeClient:
     server = "https://fake.invalid"
+    unverified = None                           # what turned TLS verification off (kube.client.Client)
 
     def __init__(self, objects=None, lists=None, cluster="cluster-x"):
         self.objects = dict(objects or {})      # path -> object (GET)

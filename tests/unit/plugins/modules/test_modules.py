@@ -86,6 +86,22 @@ def test_kubeconfig_and_context_fall_back_to_the_environment(connected, monkeypa
     assert connected["params"]["kubeconfig"] == "/tmp/kc" and connected["params"]["context"] == "ctx-b"
 
 
+@pytest.mark.parametrize("source", [None, "validate_certs: false", "K8S_AUTH_VERIFY_SSL=False",
+                                    "insecure-skip-tls-verify of cluster b in kubeconfig /kc"])
+def test_a_connection_without_tls_verification_warns_loudly_and_says_so_in_the_result(connected, source):
+    connected["client"] = world(make_cert("Root cluster-b")[2])
+    connected["client"].unverified = source
+    out = run(cluster_info.main, {"cluster": "cluster-b"})
+    assert not out.failed and out.result["tls_verification"] is (source is None)
+    loud = [w for w in connected["warnings"] if "TLS verification" in w]
+    if source is None:
+        assert loud == []
+    else:
+        assert loud == ["cluster-b: TLS verification of the API server https://fake.invalid is OFF (%s): anyone on "
+                        "the path can read the credentials and forge the answers; give the CA (ca_cert or the "
+                        "kubeconfig's certificate-authority) instead" % source]
+
+
 def federation_args(**kw):
     args = {"local": card("cluster-a", services=[]), "peers": [card("cluster-b")], "api_key": "s3cr3t-token"}
     args.update(kw)
@@ -147,3 +163,12 @@ def test_missing_library_fails_with_its_traceback(connected, monkeypatch, main, 
     monkeypatch.setattr(deps, "MISSING", {"PyYAML": "Traceback: no yaml"})
     out = run(main, args)
     assert out.failed and "PyYAML" in out.result["msg"] and out.result["exception"] == "Traceback: no yaml"
+
+
+def test_federation_results_and_failures_carry_tls_verification(connected):
+    client = target()
+    connected["client"] = Forbidden(client.objects, client.lists, cluster="cluster-a")
+    connected["client"].unverified = "validate_certs: false"
+    out = run(federation.main, federation_args())
+    assert out.failed and out.result["tls_verification"] is False
+    assert any(w.startswith("cluster-a: TLS verification of the API server") for w in connected["warnings"])
