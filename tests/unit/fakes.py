@@ -33,6 +33,8 @@ class FakeClient:
         self._log("list", path, label_selector)
         if (path, label_selector) in self.lists:
             return copy.deepcopy(self.lists[(path, label_selector)])
+        if path == PODS and label_selector:  # the server's answer to the selectors gather sends
+            return copy.deepcopy([p for p in self.lists[path] if _picks(label_selector, p["metadata"]["labels"])])
         if path in self.lists:
             return copy.deepcopy(self.lists[path])
         raise K8sError("not served: %s" % path, status=404)
@@ -48,6 +50,12 @@ class FakeClient:
     def delete(self, path, resource_version=None, what=None):
         self._log("delete", path, {"resource_version": resource_version})
         return True
+
+
+def _picks(selector, labels):
+    """``key`` or ``key in (a,b)``, as the API server reads a label selector."""
+    key, _, values = selector.partition(" in (")
+    return key in labels and (not values or labels[key] in values.rstrip(")").split(","))
 
 
 # -- a cluster as cluster_info reads it ------------------------------------------------------------
