@@ -18,6 +18,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.metadata import docu
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import valid_port
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
 
@@ -85,7 +86,7 @@ class FactsRun(_Run):
 
     def __call__(self):
         params = dict(self.params, gateway_namespace=self.params["gateway_namespace"] or self.params["istio_namespace"])
-        if params["gateway_port"] is not None and not 1 <= params["gateway_port"] <= 65535:
+        if params["gateway_port"] is not None and not valid_port(params["gateway_port"]):
             raise MeshfedError("gateway_port %s is not a port number (1-65535)" % params["gateway_port"],
                                cluster=params["cluster"], field="gateway_port")
         card = gather(self._connect(params["cluster"]), params)
@@ -231,12 +232,10 @@ class PeerMetadataRun(_Run):
                                validate_certs=params["validate_certs"], trust_domain=params["trust_domain"])
             not_before = md.parse_time(params["not_before"], "not_before") if params["not_before"] else None
             fetcher = md.Fetcher(spec.location, spec.ca_pem, spec.validate_certs, timeout=params["timeout"])
-            card = md.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._private_key("client_key")[0],
+            name = params["client_name"]
+            local_uuid = params["client_uuid"] or (md.default_cluster_uuid(name) if name else None)
+            card = md.fetch_peer(spec, local_uuid=local_uuid, local_key=self._private_key("client_key")[0],
                                  not_before=not_before, fetcher=fetcher)
         for warning in card["warnings"]:
             self.module.warn(warning)
         return dict(changed=False, card=card)
-
-    def _client_uuid(self):
-        name = self.params["client_name"]
-        return self.params["client_uuid"] or (md.default_cluster_uuid(name) if name else None)

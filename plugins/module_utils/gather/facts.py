@@ -35,21 +35,10 @@ def service_hostname(name, namespace, cluster_domain):
     return "%s.%s.svc.%s" % (name, namespace, cluster_domain)
 
 
-def public_services(services, domains, pods, warnings):
-    """Turn Service objects into the card's ``public_services`` (sorted by hostname).
-
-    ``domains`` is ``(cluster_domain, federation_domain)``: the registry's hostname and the exported
-    one (equal unless exported under an alias). ``pods`` is workloads.index() of the cluster's pods.
-    """
-    seen = {}
-    for svc in services:
-        entry = _public_service(svc, domains, pods, warnings)
-        if entry:
-            seen[entry["hostname"]] = entry
-    return [seen[h] for h in sorted(seen)]
-
-
-def _public_service(svc, domains, pods, warnings):
+def public_service(svc, domains, pods, warnings):
+    """The card's entry for a public Service, or None (with a warning saying why) when it cannot be exported.
+    ``domains``: (cluster_domain, federation_domain), the registry's hostname and the exported one (equal
+    unless exported under an alias); ``pods``: workloads.index() of the pods its selector may pick."""
     meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
     ref = "%s/%s" % (meta.get("namespace"), meta.get("name"))
     if spec.get("type") == "ExternalName":
@@ -141,8 +130,6 @@ def gateway_info(client, params, svc, selector, pods):
     target_port = workloads.resolve_target_port(chosen.get("targetPort", service_port), gateway_pods) or service_port
     source = "override" if override else spec.get("type") or "ClusterIP"
     addresses, port = (override, service_port) if override else _address_source(source, ref)(client, svc, chosen, ref)
-    if not 1 <= int(port) <= 65535:
-        raise FactsError("gateway port %s is not a valid port (field: gateway_port)" % port, field="gateway_port")
     addresses = sorted(set(addresses), key=addresses.index)
     return {"addresses": addresses, "resolution": _resolution(addresses), "port": int(port),
             "service_port": int(service_port), "target_port": int(target_port), "source": source,
@@ -234,7 +221,8 @@ def gather(client, params):
         gateway = gateway_info(client, params, svc, selector, pods)
         domains = (params.get("cluster_domain") or install["cluster_domain"],)
         domains += (params.get("federation_domain") or domains[0],)
-        public = public_services(services, domains, pods, service_warnings)
+        public = sorted(filter(None, (public_service(s, domains, pods, service_warnings) for s in services)),
+                        key=lambda entry: entry["hostname"])
     card = {"name": cluster, "trust_domain": td, "cluster_domain": domains[0], "federation_domain": domains[1],
             "istio_namespace": ns, "root_cas": roots, "gateway": gateway, "public_services": public,
             "warnings": warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings]}
