@@ -240,6 +240,11 @@ summary:
       type: dict
   sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "updated": [], "pruned": [],
            "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": [], "kept": []}}
+tls_verification:
+  description: False when this cluster's API server certificate was not verified (a warning names what turned it off).
+  returned: once connected, failures included
+  type: bool
+  sample: false
 federation:
   description:
     - This cluster's view of its peers, for reports (see the P(meshfed.istio.federation_report#filter) filter).
@@ -276,14 +281,6 @@ api_calls:
   returned: always
   type: dict
   sample: {"get": 2, "list": 5, "apply": 3}
-tls_verification:
-  description:
-    - Whether the connection verified the API server's TLS certificate. When false, the module also warns naming
-      the cluster and what turned verification off (O(validate_certs), E(K8S_AUTH_VERIFY_SSL) or the kubeconfig's
-      C(insecure-skip-tls-verify)).
-  returned: once connected
-  type: bool
-  sample: true
 """
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube.client import AUTH_ARG_SPEC
