@@ -16,7 +16,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kube import client a
 from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import kubeconfig_secrets
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import valid_port
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
@@ -60,9 +60,10 @@ class _Run(object):
         """The cluster's client; a loud warning when it does not verify the API server's certificate."""
         self.client = k8s.connect(self.params, cluster, pool_size=pool_size)
         if self.client.unverified:
-            self.module.warn("%s: TLS verification of the API server %s is OFF (%s): anyone on the path can read "
-                             "the credentials and forge the answers; give the CA (ca_cert or the kubeconfig's "
-                             "certificate-authority) instead" % (cluster, self.client.server, self.client.unverified))
+            self.module.warn(prefixed(cluster, "TLS verification of the API server %s is OFF (%s): anyone on the path "
+                                      "can read the credentials and forge the answers; give the CA (ca_cert or the "
+                                      "kubeconfig's certificate-authority) instead"
+                                      % (self.client.server, self.client.unverified)))
         return self.client
 
     def progress(self):
