@@ -19,7 +19,7 @@ options:
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
       - When neither O(kubeconfig) nor O(host) is set, every path of E(KUBECONFIG), else C(~/.kube/config), is used.
       - In a pod, when none of these exists (no O(kubeconfig), no O(host), E(KUBECONFIG) unset and no
-        C(~/.kube/config)), the pod's service account is used (in-cluster, as C(kubectl) does):
+        C(~/.kube/config)), the pod's service account is used (in-cluster, as C(kubectl) does), that is
         E(KUBERNETES_SERVICE_HOST) and E(KUBERNETES_SERVICE_PORT), the token in
         C(/var/run/secrets/kubernetes.io/serviceaccount/token) (read again at every connection, the kubelet
         rotates it), and the server certificate verified with C(ca.crt) there. Tests point
@@ -44,7 +44,7 @@ options:
     type: str
   username:
     description:
-      - User name for basic authentication (C(Authorization: Basic)); O(api_key) wins when both are set.
+      - User name for basic authentication (a C(Basic) Authorization header); O(api_key) wins when both are set.
         Can also be set with E(K8S_AUTH_USERNAME).
     type: str
   password:
