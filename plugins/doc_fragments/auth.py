@@ -78,13 +78,13 @@ options:
     aliases: [key_file]
   proxy:
     description:
-      - URL of an HTTP(S) proxy to reach the API server through, overriding the kubeconfig cluster's
-        C(proxy-url). Can also be set with E(K8S_AUTH_PROXY).
+      - URL of an HTTP(S) proxy (or C(socks5://), C(socks5h://), C(socks4://) with PySocks installed) to reach the
+        API server through, overriding the kubeconfig cluster's C(proxy-url). Can also be set with E(K8S_AUTH_PROXY).
     type: str
   no_proxy:
     description:
-      - Comma-separated hosts, domains (C(.example.org)), IP networks (C(10.0.0.0/8)) or C(*) not to reach
-        through O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
+      - Comma-separated hosts, domains (C(.example.org)), C(host:port), IP networks (C(10.0.0.0/8)) or C(*) not to
+        reach through O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
     type: str
   proxy_headers:
     description:

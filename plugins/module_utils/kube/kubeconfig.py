@@ -87,9 +87,12 @@ class Settings(object):
             _load_chain(ctx, (self.cert_file, self.cert_data), (self.key_file, self.key_data))
         if self.tls_server_name:
             options["server_hostname"] = self.tls_server_name
-        if self.proxy and not _bypasses_proxy(self.host, self.no_proxy):
-            return urllib3.ProxyManager(self.proxy, proxy_headers=self.proxy_headers or None, **options)
-        return urllib3.PoolManager(**options)
+        if not self.proxy or _bypasses_proxy(self.host, self.no_proxy):
+            return urllib3.PoolManager(**options)
+        if self.proxy.lower().startswith("socks"):  # socks5://, socks5h://, socks4://: PySocks, as for the library
+            from urllib3.contrib.socks import SOCKSProxyManager
+            return SOCKSProxyManager(self.proxy, headers=self.proxy_headers or None, **options)
+        return urllib3.ProxyManager(self.proxy, proxy_headers=self.proxy_headers or None, **options)
 
 
 def _load_chain(ctx, cert, key):
@@ -112,15 +115,17 @@ def _load_chain(ctx, cert, key):
 
 
 def _bypasses_proxy(url, no_proxy):
-    """Whether ``no_proxy`` (comma-separated hosts, .domains, CIDRs or ``*``) names the host of ``url``."""
-    host = urllib3.util.parse_url(url or "").host or ""
-    host = host.strip("[]")
-    for entry in (e.strip() for e in (no_proxy or "").split(",")):
+    """Whether ``no_proxy`` (comma-separated hosts, .domains, host:port, IP networks or ``*``) names the
+    server of ``url`` (the kubernetes library's rules)."""
+    parsed = urllib3.util.parse_url(url or "")
+    host = (parsed.host or "").strip("[]").lower()
+    for entry in (e.strip().lower() for e in (no_proxy or "").split(",")):
         try:
             if entry == "*" or ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
                 return True
-        except ValueError:  # a host name or domain
-            if entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip("."))):
+        except ValueError:  # a host name, domain or host:port
+            entry = entry.lstrip(".")
+            if entry and any(name == entry or name.endswith("." + entry) for name in (host, "%s:%s" % (host, parsed.port))):
                 return True
     return False
 

@@ -238,12 +238,26 @@ def test_proxy_options_go_through_a_urllib3_proxy_manager_unless_no_proxy_names_
     assert isinstance(pool, urllib3.ProxyManager) and pool.proxy.url == "http://127.0.0.1:3128"
     assert pool.proxy_headers["user-agent"] == "meshfed"
     assert pool.proxy_headers["proxy-authorization"] == "Basic " + base64.b64encode(b"pu:pp").decode()
-    for server in ("https://10.1.2.3:6443", "https://api.example.org:6443", "https://[::1]:6443"):
-        no_proxy = "::1/128,10.0.0.0/8,.example.org"
+    for server in ("https://10.1.2.3:6443", "https://API.Example.org:6443", "https://[::1]:6443", "https://kube:7443"):
+        no_proxy = "::1/128,10.0.0.0/8,.example.org,kube:7443"
         pool = k8s.connect(dict(params, host=server, no_proxy=no_proxy), "cluster-a").pool
         assert not isinstance(pool, urllib3.ProxyManager), server
-    assert isinstance(k8s.connect(dict(params, host="https://example.org.evil:6443"), "cluster-a").pool,
-                      urllib3.ProxyManager)
+    for server in ("https://example.org.evil:6443", "https://kube:6443"):
+        assert isinstance(k8s.connect(dict(params, host=server, no_proxy=no_proxy), "cluster-a").pool,
+                          urllib3.ProxyManager), server
+
+
+def test_a_socks_proxy_goes_through_urllib3s_socks_manager(monkeypatch):
+    made = []
+
+    class SOCKSProxyManager:
+        def __init__(self, proxy_url, headers=None, **options):
+            made.append((proxy_url, headers, options["cert_reqs"]))
+    monkeypatch.setitem(sys.modules, "urllib3.contrib.socks", SimpleNamespace(SOCKSProxyManager=SOCKSProxyManager))
+    c = k8s.connect({"host": SERVER, "proxy": "socks5h://127.0.0.1:1080",
+                     "proxy_headers": {"user_agent": "meshfed"}}, "cluster-a")
+    assert isinstance(c.pool, SOCKSProxyManager)
+    assert made == [("socks5h://127.0.0.1:1080", {"user-agent": "meshfed"}, "CERT_REQUIRED")]
 
 
 def test_kubeconfig_proxy_url_is_used(tmp_path):
