@@ -54,8 +54,8 @@ class FakeClient:
 
 def _picks(selector, labels):
     """``key`` or ``key in (a,b)``, as the API server reads a label selector."""
-    key, _, values = selector.partition(" in (")
-    return key in labels and (not values or labels[key] in values.rstrip(")").split(","))
+    key, values = (selector.split(" in (", 1) + [None])[:2]
+    return key in labels and (values is None or labels[key] in values.rstrip(")").split(","))
 
 
 # -- a cluster as cluster_info reads it ------------------------------------------------------------

@@ -34,7 +34,7 @@ def run_module(name, args):
     ensure_collection_link()
     payload = json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_verbosity=3)})
     proc = subprocess.run([sys.executable, "-m", "ansible_collections.meshfed.istio.plugins.modules." + name],
-                          input=payload, capture_output=True, text=True, timeout=120,
+                          input=payload, capture_output=True, text=True, timeout=120, check=False,
                           cwd=str(COLLECTIONS), env={"PYTHONPATH": str(COLLECTIONS), "PATH": "/usr/bin:/bin",
                                                      "ANSIBLE_NO_TARGET_SYSLOG": "1"})
     return proc, json.loads(proc.stdout)
