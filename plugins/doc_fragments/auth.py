@@ -18,6 +18,14 @@ options:
         document itself as a dict.
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
       - When neither O(kubeconfig) nor O(host) is set, every path of E(KUBECONFIG), else C(~/.kube/config), is used.
+      - In a pod, when none of these exists (no O(kubeconfig), no O(host), E(KUBECONFIG) unset and no
+        C(~/.kube/config)), the pod's service account is used (in-cluster, as C(kubectl) does), that is
+        E(KUBERNETES_SERVICE_HOST) and E(KUBERNETES_SERVICE_PORT), the token in
+        C(/var/run/secrets/kubernetes.io/serviceaccount/token) (read again at every connection, the kubelet
+        rotates it), and the server certificate verified with C(ca.crt) there. Tests point
+        E(MESHFED_SERVICE_ACCOUNT_DIR) at another directory laid out like it.
+      - Users with C(exec) or C(auth-provider) need the kubernetes Python library, which only obtains their
+        credentials; every request goes through urllib3.
       - The secrets of a kubeconfig given as a dict (user C(token), C(password), C(client-key-data),
         C(client-certificate-data), auth-provider config and exec env values) are masked in every result,
         failure and log line. A text with line breaks (kubeconfig content where a path belongs) is refused.
@@ -36,7 +44,8 @@ options:
     type: str
   username:
     description:
-      - User name for basic authentication. Can also be set with E(K8S_AUTH_USERNAME).
+      - User name for basic authentication (a C(Basic) Authorization header); O(api_key) wins when both are set.
+        Can also be set with E(K8S_AUTH_USERNAME).
     type: str
   password:
     description:
@@ -46,6 +55,9 @@ options:
     description:
       - Whether to verify the API server's TLS certificate. Keep it on; fix O(ca_cert) instead.
       - Can also be set with E(K8S_AUTH_VERIFY_SSL). When unset, certificates are verified.
+      - When the connection does not verify the certificate (this option or E(K8S_AUTH_VERIFY_SSL) false, or
+        C(insecure-skip-tls-verify) in the kubeconfig), the module warns naming the cluster and that source,
+        and its result says C(tls_verification=false).
     type: bool
     aliases: [verify_ssl]
   ca_cert:
@@ -66,11 +78,13 @@ options:
     aliases: [key_file]
   proxy:
     description:
-      - URL of an HTTP(S) proxy to reach the API server through. Can also be set with E(K8S_AUTH_PROXY).
+      - URL of an HTTP(S) proxy (or C(socks5://), C(socks5h://), C(socks4://) with PySocks installed) to reach the
+        API server through, overriding the kubeconfig cluster's C(proxy-url). Can also be set with E(K8S_AUTH_PROXY).
     type: str
   no_proxy:
     description:
-      - Comma-separated hosts or domains not to reach through O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
+      - Comma-separated hosts, domains (C(.example.org)), C(host:port), IP networks (C(10.0.0.0/8)) or C(*) not to
+        reach through O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
     type: str
   proxy_headers:
     description:
@@ -97,8 +111,6 @@ options:
     description:
       - Groups to impersonate (one C(Impersonate-Group) header each).
       - Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS) (comma-separated).
-      - Where the kubernetes library makes the connection (exec or auth-provider kubeconfig, basic auth, proxy
-        options), this needs kubernetes 35 or later; older versions fail naming this option.
     type: list
     elements: str
   request_timeout:
@@ -107,8 +119,8 @@ options:
     type: int
     default: 30
 requirements:
-  - urllib3 (the modules speak REST over it for the usual kubeconfigs, without importing kubernetes)
-  - kubernetes >= 30.1.0 (imported only for exec or auth-provider kubeconfigs, basic auth and the proxy options)
+  - urllib3 (every request goes through it)
+  - kubernetes >= 30.1.0 (imported only to obtain the credentials of exec or auth-provider kubeconfig users)
   - PyYAML >= 6.0
   - cryptography >= 42.0
 """

@@ -13,11 +13,13 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube import client as k8s
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import kubeconfig_secrets
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata import fetch, publish
 from ansible_collections.meshfed.istio.plugins.module_utils.pki import jose
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import valid_port
 from ansible_collections.meshfed.istio.plugins.module_utils.plan import federations
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
@@ -29,7 +31,7 @@ class MeshfedModule(AnsibleModule):
     masking the whole option (its names and paths would then be starred out of every message)."""
 
     def _mask_kubeconfig(self):
-        self.no_log_values.update(k8s.kubeconfig_secrets((self.params or {}).get("kubeconfig")))
+        self.no_log_values.update(kubeconfig_secrets((self.params or {}).get("kubeconfig")))
 
     def _log_invocation(self):
         self._mask_kubeconfig()
@@ -57,11 +59,20 @@ class _Run(object):
         self.module, self.params = module, module.params
 
     def _connect(self, cluster, pool_size=1):
+        """The cluster's client; a loud warning when it does not verify the API server's certificate."""
         self.client = k8s.connect(self.params, cluster, pool_size=pool_size)
+        if self.client.unverified:
+            self.module.warn(prefixed(cluster, "TLS verification of the API server %s is OFF (%s): anyone on the path "
+                                      "can read the credentials and forge the answers; give the CA (ca_cert or the "
+                                      "kubeconfig's certificate-authority) instead"
+                                      % (self.client.server, self.client.unverified)))
         return self.client
 
     def progress(self):
-        return dict(api_calls=self.client.calls if self.client else {})
+        """What every result and failure reports of the connection: requests per verb, TLS verification."""
+        if not self.client:
+            return dict(api_calls={})
+        return dict(api_calls=self.client.calls, tls_verification=not self.client.unverified)
 
     def _private_key(self, name, generate=False):
         """``(key, generated)``: the PEM given as ``name``, else the file ``<name>_file`` (created when
@@ -78,7 +89,7 @@ class FactsRun(_Run):
 
     def __call__(self):
         params = dict(self.params, gateway_namespace=self.params["gateway_namespace"] or self.params["istio_namespace"])
-        if params["gateway_port"] is not None and not 1 <= params["gateway_port"] <= 65535:
+        if params["gateway_port"] is not None and not valid_port(params["gateway_port"]):
             raise MeshfedError("gateway_port %s is not a port number (1-65535)" % params["gateway_port"],
                                cluster=params["cluster"], field="gateway_port")
         card = gather(self._connect(params["cluster"]), params)
@@ -211,12 +222,10 @@ class PeerMetadataRun(_Run):
                                   validate_certs=params["validate_certs"], trust_domain=params["trust_domain"])
             not_before = publish.parse_time(params["not_before"], "not_before") if params["not_before"] else None
             fetcher = fetch.Fetcher(spec.location, spec.ca_pem, spec.validate_certs, timeout=params["timeout"])
-            card = fetch.fetch_peer(spec, local_uuid=self._client_uuid(), local_key=self._private_key("client_key")[0],
+            name = params["client_name"]
+            local_uuid = params["client_uuid"] or (publish.default_cluster_uuid(name) if name else None)
+            card = fetch.fetch_peer(spec, local_uuid=local_uuid, local_key=self._private_key("client_key")[0],
                                     not_before=not_before, fetcher=fetcher)
         for warning in card["warnings"]:
             self.module.warn(warning)
         return dict(changed=False, card=card)
-
-    def _client_uuid(self):
-        name = self.params["client_name"]
-        return self.params["client_uuid"] or (publish.default_cluster_uuid(name) if name else None)

@@ -170,6 +170,14 @@ api_calls:
   returned: always
   type: dict
   sample: {"get": 3, "list": 2}
+tls_verification:
+  description:
+    - Whether the connection verified the API server's TLS certificate. When false, the module also warns naming
+      the cluster and what turned verification off (O(validate_certs), E(K8S_AUTH_VERIFY_SSL) or the kubeconfig's
+      C(insecure-skip-tls-verify)).
+  returned: once connected
+  type: bool
+  sample: true
 """
 
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import DEFAULT_PUBLIC_LABELS

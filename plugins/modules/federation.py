@@ -240,6 +240,11 @@ summary:
       type: dict
   sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "updated": [], "pruned": [],
            "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": [], "kept": []}}
+tls_verification:
+  description: False when this cluster's API server certificate was not verified (a warning names what turned it off).
+  returned: once connected, failures included
+  type: bool
+  sample: false
 federation:
   description:
     - This cluster's view of its peers, for reports (see the P(meshfed.istio.federation_report#filter) filter).

@@ -141,3 +141,34 @@ def test_impersonation_is_sent_to_the_api_server(pair):
     run = run_playbook(inv)
     assert run.rc != 0
     assert 'User "nobody" cannot' in run.stdout, run
+
+
+def test_in_cluster_service_account_without_any_kubeconfig(lab_clusters, tmp_path):
+    """A pod's view: no kubeconfig anywhere, KUBERNETES_SERVICE_HOST/PORT, and the shipped least-privilege
+    ServiceAccount's token and the cluster CA laid out as the kubelet mounts them. cluster_info reads the
+    card with them, TLS verified against that CA (a foreign CA there is refused, naming the cluster)."""
+    (a,) = lab_clusters(["cluster-a"])
+    mount = tmp_path / "serviceaccount"
+    mount.mkdir()
+    (mount / "token").write_text(sa_token(a))
+    (mount / "ca.crt").write_text(Path(a.ca_file).read_text())
+    (mount / "namespace").write_text("meshfed")
+    playbook = tmp_path / "in-cluster.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "tasks": [{"meshfed.istio.cluster_info": {"cluster": "cluster-a"}, "register": "info"},
+                  {"ansible.builtin.assert": {"that": [
+                      "info.card.name == 'cluster-a'", "info.card.trust_domain == 'cluster-a.local'",
+                      "info.card.public_services | length > 0", "info.tls_verification",
+                      "info.warnings | default([]) | select('search', 'TLS') | list == []"]}}]}]))
+    host, port = a.server.rsplit("//", 1)[1].rsplit(":", 1)
+    env = dict(no_kubeconfig_env(tmp_path), KUBECONFIG="", KUBERNETES_SERVICE_HOST=host, KUBERNETES_SERVICE_PORT=port,
+               MESHFED_SERVICE_ACCOUNT_DIR=str(mount), K8S_AUTH_HOST="", K8S_AUTH_API_KEY="")
+    inv = bare_inventory(tmp_path / "localhost.yml", {})
+    run = run_playbook(inv, playbook=playbook, env=env)
+    assert run.rc == 0, run
+    from tests.certs import make_cert
+    (mount / "ca.crt").write_text(make_cert("Root CA not cluster-a")[2])
+    bad = run_playbook(inv, playbook=playbook, env=env)
+    assert bad.rc != 0
+    assert "cluster-a: cannot reach the API server %s: TLS verification failed" % a.server in bad.stdout, bad

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for plugins/module_utils/k8s.Client (objects by path, every request logged),
+"""An in-memory stand-in for plugins/module_utils/kube/client.Client (objects by path, every request logged),
 and the clusters the unit tests read from (a facts world, a federation target)."""
 
 import copy
@@ -11,6 +11,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MA
 
 class FakeClient:
     server = "https://fake.invalid"
+    unverified = None                           # what turned TLS verification off (kube.client.Client)
 
     def __init__(self, objects=None, lists=None, cluster="cluster-x"):
         self.objects = dict(objects or {})      # path -> object (GET)
@@ -32,6 +33,8 @@ class FakeClient:
         self._log("list", path, label_selector)
         if (path, label_selector) in self.lists:
             return copy.deepcopy(self.lists[(path, label_selector)])
+        if path == PODS and label_selector:  # the server's answer to the selectors gather sends
+            return copy.deepcopy([p for p in self.lists[path] if _picks(label_selector, p["metadata"]["labels"])])
         if path in self.lists:
             return copy.deepcopy(self.lists[path])
         raise K8sError("not served: %s" % path, status=404)
@@ -47,6 +50,12 @@ class FakeClient:
     def delete(self, path, resource_version=None, what=None):
         self._log("delete", path, {"resource_version": resource_version})
         return True
+
+
+def _picks(selector, labels):
+    """``key`` or ``key in (a,b)``, as the API server reads a label selector."""
+    key, values = (selector.split(" in (", 1) + [None])[:2]
+    return key in labels and (values is None or labels[key] in values.rstrip(")").split(","))
 
 
 # -- a cluster as cluster_info reads it ------------------------------------------------------------

@@ -5,9 +5,10 @@
 
 API calls, whatever the cluster's size: LIST ConfigMaps and LIST Deployments of the istio namespace
 (which revision's mesh config and istiod: ``istio[-<rev>]``, ``istiod[-<rev>]``), GET ConfigMap
-istio-ca-root-cert, GET the gateway Service, LIST Pods once (service accounts of the public
-Services' pods, the gateway's pod labels), LIST Services once per public-service label, and LIST
-Nodes only for a NodePort gateway. The plug-in CA Secret ``cacerts`` is never read.
+istio-ca-root-cert, GET the gateway Service, LIST Services once per public-service label, LIST Pods once
+per label key the gateway's and the public Services' selectors use (``<key> in (<values>)``: only pods
+those selectors may pick, usually two requests), and LIST Nodes only for a NodePort gateway. The plug-in
+CA Secret ``cacerts`` is never read.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,21 +35,10 @@ def service_hostname(name, namespace, cluster_domain):
     return "%s.%s.svc.%s" % (name, namespace, cluster_domain)
 
 
-def public_services(services, domains, pods, warnings):
-    """Turn Service objects into the card's ``public_services`` (sorted by hostname).
-
-    ``domains`` is ``(cluster_domain, federation_domain)``: the registry's hostname and the exported
-    one (equal unless exported under an alias). ``pods`` is workloads.index() of the cluster's pods.
-    """
-    seen = {}
-    for svc in services:
-        entry = _public_service(svc, domains, pods, warnings)
-        if entry:
-            seen[entry["hostname"]] = entry
-    return [seen[h] for h in sorted(seen)]
-
-
-def _public_service(svc, domains, pods, warnings):
+def public_service(svc, domains, pods, warnings):
+    """The card's entry for a public Service, or None (with a warning saying why) when it cannot be exported.
+    ``domains``: (cluster_domain, federation_domain), the registry's hostname and the exported one (equal
+    unless exported under an alias); ``pods``: workloads.index() of the pods its selector may pick."""
     meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
     ref = "%s/%s" % (meta.get("namespace"), meta.get("name"))
     if spec.get("type") == "ExternalName":
@@ -115,26 +105,31 @@ def _exported_ports(svc, ref, backing, warnings):
 
 
 # -- gateway ----------------------------------------------------------------------------------------
-def gateway_info(client, params, pods=None):
+def gateway_service(client, params):
+    """The gateway Service (None when ``gateway_addresses`` stand in for it) and the selector of its pods."""
+    ref = "%s/%s" % (params["gateway_namespace"], params["gateway_service"])
+    svc = client.get(core_path("services", params["gateway_namespace"], params["gateway_service"]),
+                     what="get gateway Service %s" % ref)
+    if svc is None and not params.get("gateway_addresses"):
+        raise FactsError("gateway Service %s not found (field: gateway_service); install the east-west "
+                         "gateway or set gateway_addresses" % ref, field="gateway_service")
+    spec = (svc or {}).get("spec") or {}
+    return svc, dict(spec.get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
+
+
+def gateway_info(client, params, svc, selector, pods):
     """The card's ``gateway``: addresses from one source (override, LoadBalancer or NodePort), the port
     peers dial, the Service port a Gateway server names, the workload's selector and pod labels."""
     namespace, name = params["gateway_namespace"], params["gateway_service"]
     ref = "%s/%s" % (namespace, name)
     override = list(params.get("gateway_addresses") or [])
-    svc = client.get(core_path("services", namespace, name), what="get gateway Service %s" % ref)
-    if svc is None and not override:
-        raise FactsError("gateway Service %s not found (field: gateway_service); install the east-west "
-                         "gateway or set gateway_addresses" % ref, field="gateway_service")
     spec = (svc or {}).get("spec") or {}
-    selector = dict(spec.get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
-    gateway_pods = workloads.selected(pods or {}, namespace, selector)
+    gateway_pods = workloads.selected(pods, namespace, selector)
     chosen = _gateway_port(svc, params.get("gateway_port"), ref)
     service_port = chosen["port"]
     target_port = workloads.resolve_target_port(chosen.get("targetPort", service_port), gateway_pods) or service_port
     source = "override" if override else spec.get("type") or "ClusterIP"
     addresses, port = (override, service_port) if override else _address_source(source, ref)(client, svc, chosen, ref)
-    if not 1 <= int(port) <= 65535:
-        raise FactsError("gateway port %s is not a valid port (field: gateway_port)" % port, field="gateway_port")
     addresses = sorted(set(addresses), key=addresses.index)
     return {"addresses": addresses, "resolution": _resolution(addresses), "port": int(port),
             "service_port": int(service_port), "target_port": int(target_port), "source": source,
@@ -220,12 +215,14 @@ def gather(client, params):
     with about(cluster):
         install, install_warnings = _install(client, params)
         td, roots, warnings = _trust(client, params, install.pop("mesh"))
-        pods = workloads.index(client.list(core_path("pods"), what="list Pods"))
-        gateway = gateway_info(client, params, pods)
+        svc, selector = gateway_service(client, params)
+        services = _labelled_services(client, params["public_labels"])
+        pods = _pods(client, [selector] + [(s.get("spec") or {}).get("selector") for s in services])
+        gateway = gateway_info(client, params, svc, selector, pods)
         domains = (params.get("cluster_domain") or install["cluster_domain"],)
         domains += (params.get("federation_domain") or domains[0],)
-        public = public_services(_labelled_services(client, params["public_labels"]), domains, pods,
-                                 service_warnings)
+        public = sorted(filter(None, (public_service(s, domains, pods, service_warnings) for s in services)),
+                        key=lambda entry: entry["hostname"])
     card = {"name": cluster, "trust_domain": td, "cluster_domain": domains[0], "federation_domain": domains[1],
             "istio_namespace": ns, "root_cas": roots, "gateway": gateway, "public_services": public,
             "warnings": warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings]}
@@ -308,3 +305,25 @@ def _labelled_services(client, labels):
             meta = svc.get("metadata") or {}
             services[(meta.get("namespace"), meta.get("name"))] = svc
     return [services[k] for k in sorted(services)]
+
+
+def _pods(client, selectors):
+    """workloads.index() of the pods ``selectors`` (Service selectors) may pick: one LIST per label key,
+    each selector asked for by the key most of them share (``app in (a,b)``); the caller matches the whole
+    selector and the namespace. Never every pod of the cluster."""
+    selectors = [s for s in selectors if s]
+    share = {}
+    for selector in selectors:
+        for key in selector:
+            share[key] = share.get(key, 0) + 1
+    values = {}
+    for selector in selectors:
+        key = min(selector, key=lambda k: (-share[k], k))
+        values.setdefault(key, set()).add(selector[key])
+    pods = {}
+    for key in sorted(values):
+        wanted = "%s in (%s)" % (key, ",".join(sorted(values[key]))) if "" not in values[key] else key
+        for pod in client.list(core_path("pods"), label_selector=wanted, what="list Pods labelled %s" % key):
+            meta = pod.get("metadata") or {}
+            pods[(meta.get("namespace"), meta.get("name"))] = pod
+    return workloads.index(pods[k] for k in sorted(pods))

@@ -1,16 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Kubeconfig reading and REST over urllib3 without importing the ``kubernetes`` package.
+"""Where a connection's settings come from, and the urllib3 pool they make.
 
-``import kubernetes`` loads every generated API model: most of a module's start-up, while the
-modules only need a server URL, TLS material and a token. The common kubeconfig shapes (client
-certificate, bearer token or token file, CA data or file, insecure-skip-tls-verify, tls-server-name)
-are read here with PyYAML and served by :class:`ApiClient`; anything else (exec and auth-provider
-plugins, basic auth, proxies, ...) is left to the kubernetes library, as before (see k8s.connect).
-
-:class:`Configuration` and :class:`ApiClient` keep the attribute and method names of
-``kubernetes.client`` that k8s.py uses, so both back ends are driven by the same code.
+A kubeconfig (a file, several paths joined like KUBECONFIG, or a dict) is read and merged like kubectl
+with PyYAML; without one, a pod's service account is the in-cluster configuration; the module options
+override both. Every request goes through urllib3. Only exec and auth-provider users need the kubernetes
+library, and only to obtain their credentials: ``import kubernetes`` loads every generated API model,
+most of a module's start-up, so nothing else imports it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,44 +15,211 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import json
+import contextlib
+import ipaddress
 import os
 import ssl
-import sys
 import tempfile
 import traceback
 
-from ansible.module_utils.six.moves.urllib.parse import urlencode
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import MISSING, yaml
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
 
-# The kubernetes package is imported only when a connection needs it (kubernetes_library): importing
-# it costs most of a module's start-up. urllib3 comes with it.
 try:
     import urllib3
 except ImportError:
     urllib3 = None
     MISSING["urllib3"] = traceback.format_exc()
 
-
-def kubernetes_library():
-    """The ``kubernetes`` package, imported on first use (ImportError when it is not installed)."""
-    import kubernetes
-    import kubernetes.client.rest  # noqa: F401 (ApiException, see api_exceptions)
-    return kubernetes
-
-
-def api_exceptions():
-    """Exception classes the kubernetes library's client raises for HTTP errors (none unless it is in use)."""
-    rest = sys.modules.get("kubernetes.client.rest")
-    return (rest.ApiException,) if rest is not None else ()
-
-
-# user/cluster fields read here; any other field means "let the kubernetes library do it"
-_USER_FIELDS = {"client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile"}
-_CLUSTER_FIELDS = {"server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify",
-                   "tls-server-name", "extensions"}
+# The pod's service account mount (client-go's rest.InClusterConfig). MESHFED_SERVICE_ACCOUNT_DIR is a test
+# hook: the lab lays a token and CA out elsewhere, as a pod has them.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Keys of a kubeconfig's user entry (and of its auth-provider config / exec env) whose values are secret.
+_SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
+
+
+def kubeconfig_secrets(value):
+    """The secret strings of a kubeconfig option, for the module's ``no_log_values``: a dict's user
+    tokens, passwords, client keys and certificates, auth-provider config and exec env values; a string
+    with a line break (kubeconfig content given where a path belongs) whole."""
+    if isinstance(value, str):
+        return {value} if "\n" in value else set()
+    if not isinstance(value, dict):
+        return set()
+    found = set()
+    for entry in value.get("users") or []:
+        user = (entry or {}).get("user") if isinstance(entry, dict) else None
+        if not isinstance(user, dict):
+            continue
+        found.update(user.get(key) for key in _SECRET_USER_KEYS)
+        provider = user.get("auth-provider") or {}
+        found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
+        exec_ = user.get("exec") if isinstance(user.get("exec"), dict) else {}
+        found.update(item.get("value") for item in exec_.get("env") or [] if isinstance(item, dict))
+    return set(v for v in found if isinstance(v, str) and v)
+
+
+class Settings(object):
+    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data),
+    the Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
+
+    def __init__(self, host=None):
+        self.host = host
+        self.ca_file = self.cert_file = self.key_file = self.ca_data = self.cert_data = self.key_data = None
+        self.verify, self.unverified, self.tls_server_name = True, None, None
+        self.authorization = self.proxy = self.no_proxy = None
+        self.proxy_headers = {}
+
+    def pool(self, maxsize):
+        """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. urllib3
+        retries once on connection errors: an unreachable cluster is reported fast."""
+        ctx = ssl.create_default_context(cafile=self.ca_file if self.verify else None,
+                                         cadata=self.ca_data.decode("ascii") if self.verify and self.ca_data else None)
+        options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx,
+                       cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE")
+        if not self.verify:
+            ctx.check_hostname, ctx.verify_mode, options["assert_hostname"] = False, ssl.CERT_NONE, False
+        if self.cert_file or self.cert_data:
+            _load_chain(ctx, (self.cert_file, self.cert_data), (self.key_file, self.key_data))
+        if self.tls_server_name:
+            options["server_hostname"] = self.tls_server_name
+        if not self.proxy or _bypasses_proxy(self.host, self.no_proxy):
+            return urllib3.PoolManager(**options)
+        if self.proxy.lower().startswith("socks"):  # socks5://, socks5h://, socks4://: PySocks, as for the library
+            from urllib3.contrib.socks import SOCKSProxyManager
+            return SOCKSProxyManager(self.proxy, headers=self.proxy_headers or None, **options)
+        return urllib3.ProxyManager(self.proxy, proxy_headers=self.proxy_headers or None, **options)
+
+
+def _load_chain(ctx, cert, key):
+    """SSLContext.load_cert_chain reads files only: inline data goes through private temporary files,
+    removed as soon as the context holds them."""
+    made = []
+    try:
+        files = []
+        for path, data in (cert, key):
+            if data:
+                fd, path = tempfile.mkstemp(prefix="meshfed-")
+                made.append(path)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            files.append(path)
+        ctx.load_cert_chain(files[0], files[1])
+    finally:
+        for path in made:
+            os.unlink(path)
+
+
+def _bypasses_proxy(url, no_proxy):
+    """Whether ``no_proxy`` (comma-separated hosts, .domains, host:port, IP networks or ``*``) names the
+    server of ``url`` (the kubernetes library's rules)."""
+    parsed = urllib3.util.parse_url(url or "")
+    host = (parsed.host or "").strip("[]").lower()
+    for entry in (e.strip().lower() for e in (no_proxy or "").split(",")):
+        try:
+            if entry == "*" or ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:  # a host name, domain or host:port
+            entry = entry.lstrip(".")
+            if entry and any(name == entry or name.endswith("." + entry) for name in (host, "%s:%s" % (host, parsed.port))):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
+    """``errors`` raised inside become ``<problem>: <the error's first line> <fields>`` (a K8sError passes
+    as it is). By default any: yaml errors, malformed kubeconfig sections and the library's alike."""
+    try:
+        yield
+    except K8sError:
+        raise
+    except errors as exc:
+        first = (str(exc).strip() or exc.__class__.__name__).splitlines()[0]
+        raise K8sError("%s: %s %s" % (problem, first, fields), cluster=cluster, field="kubeconfig")
+
+
+def settings(params, cluster):
+    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's, or the pod's service account when
+    there is no kubeconfig at all, then the module options over them. Errors name ``cluster``."""
+    out = Settings()
+    if params.get("kubeconfig") or not params.get("host"):
+        # the kubeconfig option, else every path of KUBECONFIG (merged as kubectl does), else ~/.kube/config
+        source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep)
+        pod = os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")
+        if not source and pod and not os.path.isfile(os.path.expanduser("~/.kube/config")):
+            out = _in_cluster(cluster)
+        else:
+            out = _from_kubeconfig(source or "~/.kube/config", params.get("context"), cluster)
+    if params.get("validate_certs") is False:
+        env = os.environ.get("K8S_AUTH_VERIFY_SSL")
+        from_env = env is not None and boolean(env, strict=False) is False
+        out.verify, out.unverified = False, "K8S_AUTH_VERIFY_SSL=%s" % env if from_env else "validate_certs: false"
+    for option, attribute, replaces in (("host", "host", None), ("ca_cert", "ca_file", "ca_data"),
+                                        ("client_cert", "cert_file", "cert_data"), ("client_key", "key_file", "key_data"),
+                                        ("proxy", "proxy", None), ("no_proxy", "no_proxy", None)):
+        if params.get(option):
+            setattr(out, attribute, params[option])
+            if replaces:
+                setattr(out, replaces, None)
+    if params.get("proxy_headers"):
+        out.proxy_headers = urllib3.util.make_headers(**{k: v for k, v in params["proxy_headers"].items() if v})
+    if params.get("username"):
+        out.authorization = _basic(params["username"], params.get("password"))
+    if params.get("api_key"):
+        out.authorization = "Bearer %s" % params["api_key"]
+    return out
+
+
+def _basic(username, password):
+    return urllib3.util.make_headers(basic_auth="%s:%s" % (username, password or ""))["authorization"]
+
+
+def _in_cluster(cluster):
+    """The pod's service account: KUBERNETES_SERVICE_HOST/PORT, its token (read at every connect: the
+    kubelet rotates it) and the cluster CA it verifies the server with."""
+    directory = os.environ.get("MESHFED_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
+    host = os.environ["KUBERNETES_SERVICE_HOST"]
+    out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
+    token = os.path.join(directory, "token")
+    with failing(cluster, "no kubeconfig, and the in-cluster service account token %s cannot be read" % token,
+                 errors=OSError):
+        with open(token) as fh:
+            out.authorization = "Bearer %s" % fh.read().strip()
+    if os.path.isfile(os.path.join(directory, "ca.crt")):
+        out.ca_file = os.path.join(directory, "ca.crt")
+    return out
+
+
+def _from_kubeconfig(source, context, cluster):
+    """The Settings of ``context`` (default: current) of a kubeconfig given as a dict, a path, or several
+    paths joined like KUBECONFIG (those that exist, merged)."""
+    if isinstance(source, dict):
+        what, sources, loader = "(kubeconfig given as a dict)", [source], dict(config_dict=source)
+    elif "\n" in str(source):  # content where a path belongs: never echo it
+        raise K8sError("kubeconfig is a text with line breaks, not a path (field: kubeconfig); give the path of "
+                       "the file or the kubeconfig document as a dict (e.g. \"{{ lookup('file', path) | from_yaml }}\")",
+                       cluster=cluster, field="kubeconfig")
+    else:
+        paths = [os.path.expanduser(p) for p in str(source).split(os.pathsep) if p]
+        sources = [p for p in paths if os.path.isfile(p)]
+        if not sources:
+            raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(paths) or "''"),
+                           cluster=cluster, field="kubeconfig")
+        what = os.pathsep.join(sources)
+        loader = dict(config_file=what)
+    with failing(cluster, "kubeconfig %s cannot be read" % what):
+        config = read(sources)
+    names = sorted(name for name in config["contexts"] if name)
+    if context and context not in names:
+        raise K8sError("context %r is not in kubeconfig %s (field: context; it has: %s)"
+                       % (context, what, ", ".join(names) or "none"), cluster=cluster, field="context")
+    with failing(cluster, "kubeconfig %s context %s is unusable" % (what, context or "(current)")):
+        return _load(config, context, (what, loader), cluster)
 
 
 def read(sources):
@@ -72,51 +236,61 @@ def read(sources):
             base = os.path.dirname(os.path.abspath(source))
         if not isinstance(doc, dict):
             raise ValueError("%s is not a kubeconfig (a mapping)" % source)
-        _merge(merged, doc, base)
+        merged["current-context"] = merged["current-context"] or doc.get("current-context")
+        for section, what in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
+            for item in doc.get(section) or []:
+                if isinstance(item, dict) and item.get("name") not in merged[section]:
+                    body = merged[section][item.get("name")] = dict(item.get(what) or {})
+                    for field in _FILE_FIELDS:
+                        if body.get(field) and not os.path.isabs(str(body[field])):
+                            body[field] = os.path.join(base, os.path.expanduser(str(body[field])))
     return merged
 
 
-def _merge(merged, doc, base):
-    """Add ``doc``'s entries that ``merged`` does not name yet (file fields made absolute)."""
-    merged["current-context"] = merged["current-context"] or doc.get("current-context")
-    for section, what in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
-        for item in doc.get(section) or []:
-            if isinstance(item, dict) and item.get("name") not in merged[section]:
-                body = merged[section][item.get("name")] = dict(item.get(what) or {})
-                for field in _FILE_FIELDS:
-                    if body.get(field) and not os.path.isabs(str(body[field])):
-                        body[field] = os.path.join(base, os.path.expanduser(str(body[field])))
-
-
-def context_names(config):
-    return sorted(name for name in config["contexts"] if name)
-
-
-def load(config, context=None):
-    """A :class:`Configuration` for ``context`` (default: current) of a merged kubeconfig, or None
-    when it uses a feature only the kubernetes library implements. ValueError for a broken one."""
+def _load(config, context, source, cluster):
+    """Settings of a context of a merged kubeconfig; ValueError for a broken one. ``source``: (what, loader)."""
     ctx = _named(config, "contexts", context or config["current-context"], "context")
-    cluster = _named(config, "clusters", ctx.get("cluster"), "cluster")
+    server = _named(config, "clusters", ctx.get("cluster"), "cluster")
     user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
-    if set(user) - _USER_FIELDS or set(cluster) - _CLUSTER_FIELDS:
-        return None
-    if not cluster.get("server"):
+    if not server.get("server"):
         raise ValueError("cluster %s has no server" % ctx.get("cluster"))
-    out = Configuration(cluster["server"])
-    out.verify_ssl = not cluster.get("insecure-skip-tls-verify")
-    out.tls_server_name = cluster.get("tls-server-name")
-    out.ssl_ca_cert, out.cert_file, out.key_file = (cluster.get("certificate-authority"), user.get("client-certificate"),
-                                                    user.get("client-key"))
-    out.ca_data = _b64(cluster.get("certificate-authority-data"), "certificate-authority-data")
-    out.cert_data = _b64(user.get("client-certificate-data"), "client-certificate-data")
-    out.key_data = _b64(user.get("client-key-data"), "client-key-data")
+    out = Settings(server["server"])
+    if server.get("insecure-skip-tls-verify"):
+        out.verify = False
+        out.unverified = "insecure-skip-tls-verify of cluster %s in kubeconfig %s" % (ctx.get("cluster"), source[0])
+    out.tls_server_name, out.proxy, out.ca_file = (server.get("tls-server-name"), server.get("proxy-url"),
+                                                   server.get("certificate-authority"))
+    out.cert_file, out.key_file = user.get("client-certificate"), user.get("client-key")
+    out.ca_data, out.cert_data, out.key_data = (_b64(server, "certificate-authority-data"),
+                                                _b64(user, "client-certificate-data"), _b64(user, "client-key-data"))
     token = user.get("token")
     if not token and user.get("tokenFile"):
         with open(user["tokenFile"]) as fh:
             token = fh.read().strip()
     if token:
-        out.api_key = {"authorization": "Bearer %s" % token}
+        out.authorization = "Bearer %s" % token
+    elif user.get("username"):
+        out.authorization = _basic(user["username"], user.get("password"))
+    if user.get("exec") or user.get("auth-provider"):
+        _library_credentials(out, context, source[1], cluster)
     return out
+
+
+def _library_credentials(out, context, loader, cluster):
+    """The token or client certificate an exec or auth-provider user obtains: only the kubernetes library
+    runs those plugins (it refreshes an expired token as it loads)."""
+    try:
+        import kubernetes
+    except ImportError:
+        raise K8sError("an exec or auth-provider kubeconfig user needs the kubernetes Python library: %s"
+                       % missing_required_lib("kubernetes"), cluster=cluster, field="kubeconfig")
+    cfg = kubernetes.client.Configuration()
+    load = kubernetes.config.load_kube_config_from_dict if "config_dict" in loader else kubernetes.config.load_kube_config
+    load(context=context, client_configuration=cfg, persist_config=False, **loader)
+    # kubernetes >= 35 keeps the header value under "BearerToken", older versions under "authorization"
+    out.authorization = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization") or out.authorization
+    if cfg.cert_file:
+        out.cert_file, out.key_file, out.cert_data, out.key_data = cfg.cert_file, cfg.key_file, None, None
 
 
 def _named(config, section, name, what):
@@ -126,117 +300,8 @@ def _named(config, section, name, what):
         raise ValueError("%s %r not found in the kubeconfig" % (what, name))
 
 
-def _b64(value, field):
-    if not value:
-        return None
+def _b64(section, field):
     try:
-        return base64.b64decode(value)
+        return base64.b64decode(section[field]) if section.get(field) else None
     except (TypeError, ValueError):
         raise ValueError("%s is not valid base64" % field)
-
-
-class Configuration(object):
-    """The connection settings (the names ``kubernetes.client.Configuration`` uses). Setting a file
-    (``ssl_ca_cert``, ``cert_file``, ``key_file``) drops the kubeconfig's inline data it replaces."""
-
-    def __init__(self, host=None):
-        self.host = host
-        self.ca_data = self.cert_data = self.key_data = None
-        self._files = {}
-        self.api_key = {}
-        self.verify_ssl = True
-        self.tls_server_name = None
-        self.connection_pool_maxsize = 1
-        self.retries = 1
-
-    def _set_file(self, attribute, data_attribute, value):
-        self._files[attribute] = value
-        if value:
-            setattr(self, data_attribute, None)
-
-    ssl_ca_cert = property(lambda self: self._files.get("ssl_ca_cert"),
-                           lambda self, value: self._set_file("ssl_ca_cert", "ca_data", value))
-    cert_file = property(lambda self: self._files.get("cert_file"),
-                         lambda self, value: self._set_file("cert_file", "cert_data", value))
-    key_file = property(lambda self: self._files.get("key_file"),
-                        lambda self, value: self._set_file("key_file", "key_data", value))
-
-    def auth_settings(self):
-        token = self.api_key.get("BearerToken") or self.api_key.get("authorization")
-        if not token:
-            return {}
-        return {"BearerToken": {"type": "api_key", "in": "header", "key": "authorization", "value": token}}
-
-    def ssl_context(self):
-        """TLS context: verification (against the CA file or data, else the system's CAs) unless ``verify_ssl``
-        is False; client certificate loaded."""
-        cafile, cadata = (self.ssl_ca_cert, self.ca_data) if self.verify_ssl else (None, None)
-        ctx = ssl.create_default_context(cafile=cafile, cadata=cadata.decode("ascii") if cadata else None)
-        if not self.verify_ssl:
-            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        if self.cert_file or self.cert_data:
-            _load_chain(ctx, (self.cert_file, self.cert_data), (self.key_file, self.key_data))
-        return ctx
-
-
-def _load_chain(ctx, cert, key):
-    """SSLContext.load_cert_chain reads files only: inline data goes through private temporary files,
-    removed as soon as the context holds them."""
-    made = []
-    try:
-        files = [_private_file(data, made) if data else path for path, data in (cert, key)]
-        ctx.load_cert_chain(files[0], files[1])
-    finally:
-        for path in made:
-            os.unlink(path)
-
-
-def _private_file(data, made):
-    fd, path = tempfile.mkstemp(prefix="meshfed-")
-    made.append(path)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    return path
-
-
-class _Response(object):
-    def __init__(self, resp):
-        self.status, self.reason, self.headers, self.data = resp.status, resp.reason, resp.headers, resp.data
-
-    def read(self):
-        return self.data
-
-
-class ApiClient(object):
-    """HTTPS to one API server through a urllib3 pool (thread-safe), shaped like the new
-    ``kubernetes.client.ApiClient`` (``param_serialize`` + ``rest_client.request``)."""
-
-    def __init__(self, configuration):
-        self.configuration = cfg = configuration
-        self.rest_client = self
-        options = dict(num_pools=1, maxsize=max(1, cfg.connection_pool_maxsize or 1), retries=cfg.retries,
-                       ssl_context=cfg.ssl_context(), cert_reqs="CERT_REQUIRED" if cfg.verify_ssl else "CERT_NONE")
-        if not cfg.verify_ssl:
-            options["assert_hostname"] = False
-        if cfg.tls_server_name:
-            options["server_hostname"] = cfg.tls_server_name
-        self.pool = urllib3.PoolManager(**options)
-
-    def param_serialize(self, method, resource_path, query_params, header_params, auth_settings):
-        headers = dict(header_params)
-        for name in auth_settings:
-            auth = self.configuration.auth_settings().get(name)
-            if auth:
-                headers[auth["key"]] = auth["value"]
-        url = (self.configuration.host or "").rstrip("/") + resource_path
-        return method, url + ("?" + urlencode(query_params) if query_params else ""), headers, None, None
-
-    def request(self, method, url, headers=None, body=None, _request_timeout=None):
-        """Send; urllib3/OS errors propagate (the caller reports the server unreachable)."""
-        headers = urllib3.HTTPHeaderDict(headers or {})
-        if body is not None:
-            body = body if isinstance(body, (str, bytes)) else json.dumps(body)
-            headers.setdefault("Content-Type", "application/json")
-        connect, read_ = _request_timeout or (10, 30)
-        return _Response(self.pool.request(method, url, body=body, headers=headers,
-                                           timeout=urllib3.Timeout(connect=connect, read=read_)))

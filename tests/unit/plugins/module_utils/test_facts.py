@@ -50,13 +50,37 @@ def test_card_of_the_seed_scenario(root_pem):
 
 def test_requests_are_constant_and_never_touch_secrets(root_pem):
     def run(n):
-        client = world(root_pem, services=[service("ns%d" % i, "s", [{"name": "http", "port": 80}]) for i in range(n)])
+        services = [service("ns%d" % i, "s", [{"name": "http", "port": 80}]) for i in range(n)]
+        for i, svc in enumerate(services):
+            svc["spec"]["selector"] = {"app": "s%d" % i}
+        pods = [pod("ns%d" % i, "s-1", {"app": "s%d" % i}, "sa%d" % i) for i in range(n)]
+        client = world(root_pem, services=services, pods=pods)
         card = gather(client, params())
-        assert len(card["public_services"]) == n
+        assert [s["service_accounts"] for s in card["public_services"]] == [["sa%d" % i] for i in sorted(
+            range(n), key=lambda i: "s.ns%d" % i)]
         return client
     one, many = run(1), run(200)
-    assert one.calls == many.calls == {"get": 2, "list": 5}  # ConfigMaps, Deployments, Pods, 2 labels
+    # ConfigMaps, Deployments, 2 labels, Pods of the gateway's key and of the Services' key
+    assert one.calls == many.calls == {"get": 2, "list": 6}
     assert not [r for r in many.requests if "secret" in r[1]]
+    pod_lists = [r[2] for r in many.requests if r[1] == "/api/v1/pods"]
+    assert pod_lists == ["app in (%s)" % ",".join(sorted("s%d" % i for i in range(200))), "istio in (eastwestgateway)"]
+
+
+def test_pods_are_listed_once_per_shared_selector_key(root_pem):
+    """Each selector is asked for by the key most selectors share (ties: the first by name); a selector
+    with an empty value, by its key alone."""
+    selectors = [{"app": "a", "version": "v1"}, {"version": "v2"}, {"app": "b", "tier": ""}, {"tier": ""}]
+    services = [service("ns", "s%d" % i, [{"name": "http", "port": 80}]) for i in range(len(selectors))]
+    for svc, selector in zip(services, selectors):
+        svc["spec"]["selector"] = selector
+    pods = [pod("ns", "p%d" % i, dict(selector, extra="x"), "sa%d" % i) for i, selector in enumerate(selectors)]
+    client = world(root_pem, services=services, pods=pods)
+    card = gather(client, params())
+    assert [r[2] for r in client.requests if r[1] == "/api/v1/pods"] == [
+        "app in (a,b)", "istio in (eastwestgateway)", "tier", "version in (v2)"]
+    # every Service still gets the pods its whole selector picks, and no other
+    assert [s["service_accounts"] for s in card["public_services"]] == [["sa0"], ["sa1"], ["sa2"], ["sa2", "sa3"]]
 
 
 def test_deckhouse_label_is_accepted_and_duplicates_merged(root_pem):

@@ -16,18 +16,24 @@ from .test_reconcile import as_existing
 
 
 class Gauge:
-    """Counts calls in flight (each call sleeps a little so that they overlap)."""
+    """Counts calls in flight. With ``meet``, each call waits until ``meet`` calls are in flight together
+    (a barrier: the peak is reached whatever the scheduling, and a pool too small fails by timeout), else
+    it sleeps a little so that calls overlap."""
 
-    def __init__(self):
+    def __init__(self, meet=None):
         self.now = self.peak = 0
         self.lock = threading.Lock()
+        self.barrier = threading.Barrier(meet, timeout=10) if meet else None
 
     def call(self, value, fail=False):
         def run():
             with self.lock:
                 self.now += 1
                 self.peak = max(self.peak, self.now)
-            time.sleep(0.02)
+            if self.barrier:
+                self.barrier.wait()
+            else:
+                time.sleep(0.02)
             with self.lock:
                 self.now -= 1
             if fail:
@@ -37,7 +43,7 @@ class Gauge:
 
 
 def test_at_most_limit_in_flight_and_results_recorded_in_job_order():
-    gauge, recorded = Gauge(), []
+    gauge, recorded = Gauge(meet=4), []
     jobs = [[(gauge.call(i), recorded.append)] for i in range(12)]
     run_jobs(jobs, 4)
     assert recorded == list(range(12)) and gauge.peak == 4

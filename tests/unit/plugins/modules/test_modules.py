@@ -75,7 +75,7 @@ def test_cluster_info_failure_names_cluster_and_field(connected):
     connected["client"] = world(make_cert("Root cluster-b")[2], gw=False)
     out = run(cluster_info.main, {"cluster": "cluster-b"})
     assert out.failed and out.result["msg"].startswith("cluster-b: gateway Service istio-system/istio-eastwestgateway")
-    assert out.result["field"] == "gateway_service" and out.result["api_calls"] == {"get": 2, "list": 3}
+    assert out.result["field"] == "gateway_service" and out.result["api_calls"] == {"get": 2, "list": 2}
 
 
 def test_kubeconfig_and_context_fall_back_to_the_environment(connected, monkeypatch):
@@ -84,6 +84,22 @@ def test_kubeconfig_and_context_fall_back_to_the_environment(connected, monkeypa
     connected["client"] = world(make_cert("Root cluster-b")[2])
     run(cluster_info.main, {"cluster": "cluster-b"})
     assert connected["params"]["kubeconfig"] == "/tmp/kc" and connected["params"]["context"] == "ctx-b"
+
+
+@pytest.mark.parametrize("source", [None, "validate_certs: false", "K8S_AUTH_VERIFY_SSL=False",
+                                    "insecure-skip-tls-verify of cluster b in kubeconfig /kc"])
+def test_a_connection_without_tls_verification_warns_loudly_and_says_so_in_the_result(connected, source):
+    connected["client"] = world(make_cert("Root cluster-b")[2])
+    connected["client"].unverified = source
+    out = run(cluster_info.main, {"cluster": "cluster-b"})
+    assert not out.failed and out.result["tls_verification"] is (source is None)
+    loud = [w for w in connected["warnings"] if "TLS verification" in w]
+    if source is None:
+        assert loud == []
+    else:
+        assert loud == ["cluster-b: TLS verification of the API server https://fake.invalid is OFF (%s): anyone on "
+                        "the path can read the credentials and forge the answers; give the CA (ca_cert or the "
+                        "kubeconfig's certificate-authority) instead" % source]
 
 
 def federation_args(**kw):
@@ -164,3 +180,12 @@ def test_federation_refuses_a_replayed_metadata_peer_against_the_federation_it_h
     assert status["conditions"][0]["reason"] == "Rollback"
     assert not [r for r in client.requests if r[0] == "apply" and "serviceentries" in r[1]]
     assert out.result["summary"]["kept_unreachable"] == ["IstioFederation cluster-b"]
+
+
+def test_federation_results_and_failures_carry_tls_verification(connected):
+    client = target()
+    connected["client"] = Forbidden(client.objects, client.lists, cluster="cluster-a")
+    connected["client"].unverified = "validate_certs: false"
+    out = run(federation.main, federation_args())
+    assert out.failed and out.result["tls_verification"] is False
+    assert any(w.startswith("cluster-a: TLS verification of the API server") for w in connected["warnings"])
