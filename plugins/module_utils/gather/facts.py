@@ -246,7 +246,7 @@ def _install(client, params):
         warnings.append("no istiod Deployment of revision %s in %s reads ConfigMap %s (expected %s); assuming "
                         "DNS domain %s (set cluster_domain if it differs)"
                         % (revision, ns, name, istio.istiod_deployment_name(revision), istio.DEFAULT_DOMAIN))
-    env = istio.container_env(istio.discovery_container(deployment))
+    env = istio.istiod_env(deployment)
     return {"revision": revision, "mesh_configmap": name, "mesh": mesh, "dns_capture": istio.dns_capture(mesh),
             "cluster_domain": istio.istiod_domain(deployment) if deployment else istio.DEFAULT_DOMAIN,
             "istiod": {"deployment": (deployment or {}).get("metadata", {}).get("name"),
