@@ -159,7 +159,7 @@ def test_render_writes_manifests_kustomization_values_and_state(labs):
     state = yaml.safe_load((labs["dir"] / "cluster-a" / ".meshfed-render.yaml").read_text())
     assert set(state["files"]) == set(tree) - {".meshfed-render.yaml"}
     assert all(state["files"][p] == tree[p] for p in state["files"])
-    result = labs["first"].results("federation", "cluster-a")[0]["result"]
+    (result,) = labs["first"].results("federation", "cluster-a")
     assert result["changed"] is True and result["render_dir"] == str(labs["dir"] / "cluster-a")
     assert sorted(result["summary"]["files"]["written"]) == sorted(tree)
 
@@ -205,7 +205,7 @@ def test_rerender_with_nothing_changed_writes_nothing(labs):
     assert run.rc == 0, run
     for name in NAMES:
         assert run.changed(name) == 0, run
-        result = run.results("federation", name)[0]["result"]
+        (result,) = run.results("federation", name)
         assert result["changed"] is False and result["summary"]["files"]["written"] == []
         assert _tree(labs["dir"] / name) == trees[name]
     assert {p: p.stat().st_mtime_ns for p in labs["dir"].rglob("*") if p.is_file()} == mtimes
@@ -227,7 +227,7 @@ def test_a_service_no_longer_public_loses_its_files_and_kubectl_prunes_its_objec
     check = _render(labs["inv_rendered"], root, "--check", "--diff")
     assert check.rc == 0, check
     assert _tree(root) == before  # --check writes nothing
-    result = check.results("federation", "cluster-a")[0]["result"]
+    (result,) = check.results("federation", "cluster-a")
     assert result["changed"] is True and sorted(result["summary"]["files"]["removed"]) == bar_files
     assert any(d["before_header"].endswith(bar_files[0]) and d["after"] == "" for d in result["diff"])
 
