@@ -287,8 +287,10 @@ federation:
            "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": ["bar.xyz.svc.cluster-b.local"],
            "roots": [{"sha256": "9f2c...", "subject": "CN=Root", "not_after": "2036-11-24T00:00:00Z"}]}]}
 trust:
-  description: With O(trust_mode=values), the peers' roots as install values, and whether they are live.
-  returned: when trust_mode is values
+  description:
+    - With O(trust_mode=values) or O(delivery=render), the peers' roots as install values, and whether they are live.
+    - With O(delivery=render) the same values are written to C(istio-install/) in O(render_dir).
+  returned: when trust_mode is values or delivery is render
   type: dict
   contains:
     helm_values:

@@ -16,6 +16,10 @@ def object_ref(obj):
     return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
 
 
+def _text(data):
+    return (data or b"").decode("utf-8", "replace")
+
+
 class Rendering(object):
     """The files of one cluster's render: ``planned`` changes, ``summary`` and ``diffs`` for the module result."""
 
@@ -67,8 +71,7 @@ class Rendering(object):
 
     def _diff(self, path, before, after):
         header = "%s/%s" % (self.directory.rstrip("/"), path)
-        text = lambda data: (data or b"").decode("utf-8", "replace")  # noqa: E731
-        self.diffs.append({"before": text(before), "after": text(after), "before_header": header,
+        self.diffs.append({"before": _text(before), "after": _text(after), "before_header": header,
                            "after_header": header})
 
     @property
