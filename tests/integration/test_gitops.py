@@ -162,6 +162,9 @@ def test_render_writes_manifests_kustomization_values_and_state(labs):
     (result,) = labs["first"].results("federation", "cluster-a")
     assert result["changed"] is True and result["render_dir"] == str(labs["dir"] / "cluster-a")
     assert sorted(result["summary"]["files"]["written"]) == sorted(tree)
+    for name in NAMES:  # render only reads the cluster: GET and LIST requests, nothing else
+        (fed,) = labs["first"].results("federation", name)
+        assert fed["api_calls"] and set(fed["api_calls"]) <= {"get", "list"}, fed["api_calls"]
 
 
 def test_kubectl_applied_render_equals_apply_mode_object_by_object(labs):

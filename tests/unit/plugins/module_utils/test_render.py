@@ -168,3 +168,22 @@ def test_next_statuses_move_the_timestamp_only_when_the_cache_changes():
     assert layout.next_statuses(desired, first, LATER) == first
     changed = dict(desired, statuses={"b": dict(cache, private={"publicServices": []})})
     assert layout.next_statuses(changed, first, LATER)["b"]["metadataCache"]["lastChangeTimestamp"] == LATER
+
+
+def test_render_plans_against_its_own_files_and_others_objects_on_the_cluster(tmp_path, a, b):
+    from ansible_collections.meshfed.istio.plugins.module_utils.runners import render_existing
+    labels = {"app.kubernetes.io/managed-by": "meshfed.istio", "federation.meshfed.io/cluster": "cluster-a"}
+    left_by_apply = {"kind": "ServiceEntry", "metadata": {"name": "meshfed-old", "namespace": "istio-system",
+                                                          "labels": labels}}
+    foreign = {"kind": "Gateway", "metadata": {"name": "cross-network-gateway", "namespace": "istio-system"}}
+    on_cluster = {("ServiceEntry", "istio-system", "meshfed-old"): left_by_apply,
+                  ("Gateway", "istio-system", "cross-network-gateway"): foreign}
+    # first render (no state): starts from what apply mode left, so addresses and members carry over
+    first = render_existing(on_cluster, Previous(str(tmp_path), "cluster-a"), "cluster-a")
+    assert first == on_cluster
+    render(tmp_path, a, [b])
+    # later renders: the directory is the record of what this cluster holds; others' objects still count
+    later = render_existing(on_cluster, Previous(str(tmp_path), "cluster-a"), "cluster-a")
+    assert ("ServiceEntry", "istio-system", "meshfed-old") not in later
+    assert later[("Gateway", "istio-system", "cross-network-gateway")] is foreign
+    assert ("IstioFederation", None, "cluster-b") in later and len(later) == 5
