@@ -246,8 +246,8 @@ def test_a_service_no_longer_public_loses_its_files_and_kubectl_prunes_its_objec
     run = run_playbook(labs["inv_applied"])
     assert run.rc == 0, run
     for name in NAMES:
-        want, _ = _owned(applied[name])
-        got, _ = _owned(rendered[name], drop_labels=(APPLYSET_LABEL,))
+        want = _owned(applied[name])[0]
+        got = _owned(rendered[name], drop_labels=(APPLYSET_LABEL,))[0]
         assert sorted(got) == sorted(want), name
         for key in want:
             assert got[key] == want[key], key

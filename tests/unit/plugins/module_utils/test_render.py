@@ -12,7 +12,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.render import layout
 from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering
 from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
 
-from ...cards import BAR, card
+from ...cards import card
 
 NOW, LATER = "2026-12-04T20:00:00Z", "2026-12-05T20:00:00Z"
 
@@ -33,7 +33,7 @@ def tree(directory):
 
 
 def test_first_render_writes_one_manifest_per_object_a_kustomization_values_and_state(tmp_path, a, b):
-    out, desired, _ = render(tmp_path, a, [b])
+    out, desired = render(tmp_path, a, [b])[:2]
     files = tree(tmp_path)
     manifests = sorted(p for p in files if p.endswith(".yaml") and "/" not in p and p != "kustomization.yaml"
                        and not p.startswith("."))
@@ -58,7 +58,7 @@ def test_first_render_writes_one_manifest_per_object_a_kustomization_values_and_
 def test_rerender_with_nothing_changed_writes_nothing(tmp_path, a, b):
     render(tmp_path, a, [b])
     before = dict((p, (p.stat().st_mtime_ns, p.read_bytes())) for p in tmp_path.rglob("*") if p.is_file())
-    out, _, _ = render(tmp_path, a, [b], now=LATER)
+    out = render(tmp_path, a, [b], now=LATER)[0]
     assert not out.changed and out.summary["files"]["written"] == [] and out.summary["files"]["removed"] == []
     assert out.summary["unchanged"] == 4
     assert dict((p, (p.stat().st_mtime_ns, p.read_bytes())) for p in tmp_path.rglob("*") if p.is_file()) == before
@@ -68,13 +68,13 @@ def test_a_service_gone_removes_its_files_only_and_keeps_files_the_collection_di
     render(tmp_path, a, [b])
     (tmp_path / "README.md").write_text("team notes\n")
     (tmp_path / "serviceentry-istio-system-mine.yaml").write_text("kind: ServiceEntry\n")
-    bar = sorted(p.name for p in tmp_path.glob("*-meshfed-cluster-b-xyz-bar-*.yaml"))
-    assert len(bar) == 2
+    bar_files = sorted(p.name for p in tmp_path.glob("*-meshfed-cluster-b-xyz-bar-*.yaml"))
+    assert len(bar_files) == 2
     b_without_bar = card("cluster-b", services=[])
-    out, _, _ = render(tmp_path, a, [b_without_bar], now=LATER)
-    assert sorted(out.summary["files"]["removed"]) == bar
+    out = render(tmp_path, a, [b_without_bar], now=LATER)[0]
+    assert sorted(out.summary["files"]["removed"]) == bar_files
     assert sorted(out.summary["pruned"])[0].startswith("DestinationRule istio-system/meshfed-cluster-b-xyz-bar-")
-    assert not any((tmp_path / name).exists() for name in bar)
+    assert not any((tmp_path / name).exists() for name in bar_files)
     assert (tmp_path / "README.md").read_text() == "team notes\n"
     assert (tmp_path / "serviceentry-istio-system-mine.yaml").exists()
     assert yaml.safe_load((tmp_path / "kustomization.yaml").read_text())["resources"] == [
@@ -82,13 +82,13 @@ def test_a_service_gone_removes_its_files_only_and_keeps_files_the_collection_di
     state = yaml.safe_load((tmp_path / layout.STATE_FILE).read_text())
     cache = state["status"]["cluster-b"]["metadataCache"]
     assert cache["private"]["publicServices"] == [] and cache["lastChangeTimestamp"] == LATER
-    assert not any(name in state["files"] for name in bar)
+    assert not any(name in state["files"] for name in bar_files)
 
 
 def test_check_mode_writes_nothing_and_diff_shows_each_file(tmp_path, a, b):
     render(tmp_path, a, [b])
     before = tree(tmp_path)
-    out, _, _ = render(tmp_path, a, [card("cluster-b", services=[])], check=True, diff=True, now=LATER)
+    out = render(tmp_path, a, [card("cluster-b", services=[])], check=True, diff=True, now=LATER)[0]
     assert out.changed and tree(tmp_path) == before
     removed = [d for d in out.diffs if d["after"] == ""]
     assert len(removed) == 2 and all("meshfed-cluster-b-xyz-bar-" in d["before_header"] for d in removed)
@@ -109,7 +109,7 @@ def test_a_file_the_collection_did_not_write_is_never_overwritten(tmp_path, a, b
 def test_identical_file_without_state_is_taken_over(tmp_path, a, b):
     render(tmp_path, a, [b])
     os.remove(str(tmp_path / layout.STATE_FILE))
-    out, _, _ = render(tmp_path, a, [b])
+    out = render(tmp_path, a, [b])[0]
     assert out.summary["files"]["written"] == [layout.STATE_FILE]
 
 
@@ -129,7 +129,7 @@ def test_unreachable_peer_keeps_its_files_and_its_cached_status(tmp_path, a, b):
     render(tmp_path, a, [b])
     before = tree(tmp_path)
     status = yaml.safe_load(before[layout.STATE_FILE])["status"]["cluster-b"]
-    out, _, _ = render(tmp_path, a, [], unreachable=["cluster-b"], now=LATER)
+    out = render(tmp_path, a, [], unreachable=["cluster-b"], now=LATER)[0]
     after = tree(tmp_path)
     kept = [p for p in before if "cluster-b" in p and p.endswith(".yaml") and not p.startswith(".")]
     assert len(kept) == 3 and all(after[p] == before[p] for p in kept)
@@ -139,7 +139,7 @@ def test_unreachable_peer_keeps_its_files_and_its_cached_status(tmp_path, a, b):
 
 
 def test_previous_render_is_read_back_as_existing_objects_with_status(tmp_path, a, b):
-    _, desired, _ = render(tmp_path, a, [b])
+    desired = render(tmp_path, a, [b])[1]
     previous = Previous(str(tmp_path), "cluster-a")
     existing = previous.existing()
     assert sorted(existing) == sorted((o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
@@ -153,7 +153,7 @@ def test_objects_whose_name_someone_else_holds_are_not_rendered(tmp_path, a, b):
     se = [o for o in desired["objects"] if o["kind"] == "ServiceEntry"][0]
     key = ("ServiceEntry", "istio-system", se["metadata"]["name"])
     foreign = {key: {"kind": "ServiceEntry", "metadata": {"name": key[2], "namespace": key[1], "labels": {}}}}
-    out, _, conflicts = render(tmp_path, a, [b], existing=foreign, owned=lambda obj: bool(obj["metadata"]["labels"]))
+    conflicts = render(tmp_path, a, [b], existing=foreign, owned=lambda obj: bool(obj["metadata"]["labels"]))[2]
     assert [c["metadata"]["name"] for c in conflicts] == [se["metadata"]["name"]]
     names = tree(tmp_path)
     assert not any(se["metadata"]["name"] in p for p in names)  # neither its ServiceEntry nor DestinationRule
