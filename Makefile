@@ -9,7 +9,7 @@ COLLECTIONS := $(CURDIR)/$(BUILD)/collections
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test unit lab-test sanity sanity-matrix venv lab-bins meshsim collection bench profile clean lint changelog dist ee release-check
+.PHONY: demo test unit lab-test sanity sanity-matrix venv lab-bins kubectl meshsim collection bench profile clean lint changelog dist ee release-check
 
 $(VENV)/.stamp: requirements-dev.txt requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ collection:
 lab-bins:
 	bash tests/lab/build.sh
 
+# kubectl from its Go module at the lab's Kubernetes version, for the GitOps (render mode) lab tests.
+kubectl:
+	bash tests/lab/build_kubectl.sh
+
 # Istio's config generation as a program (tests/meshsim), for the traffic checks of the lab tests.
 meshsim:
 	bash tests/meshsim/build.sh
@@ -36,13 +40,13 @@ COV := --cov=plugins/module_utils --cov-report=term
 unit: venv collection
 	$(PY) -m pytest -q $(COV) tests/unit
 
-lab-test: venv collection lab-bins meshsim
+lab-test: venv collection lab-bins kubectl meshsim
 	$(PY) -m pytest -q -m lab tests/integration
 
 sanity: venv collection
 	bash tests/sanity/run.sh
 
-test: venv collection lab-bins meshsim
+test: venv collection lab-bins kubectl meshsim
 	bash tests/sanity/run.sh
 	$(PY) -m pytest -q -ra $(COV) tests/unit tests/integration
 

@@ -22,7 +22,12 @@ from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import 
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import valid_port
 from ansible_collections.meshfed.istio.plugins.module_utils.plan import federations
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler, is_owned
+from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MANAGED_BY_LABEL, object_key
+from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering, object_ref
+from ansible_collections.meshfed.istio.plugins.module_utils.render.layout import deliverable
+from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
 
 
 class MeshfedModule(AnsibleModule):
@@ -146,6 +151,85 @@ class FederationRun(_Run):
         if rec and rec.trust is not None:
             out["trust"] = rec.trust
         return out
+
+
+class RenderRun(FederationRun):
+    """federation with ``delivery: render``: the same plan, from the same reads (read-only credentials),
+    written as files for Argo CD / Flux instead of applied. The directory's state file stands in for what
+    apply mode keeps on the cluster: which objects it wrote (addresses, members) and their status."""
+
+    rendering = None
+
+    def __call__(self):
+        params, card = self.params, self.params["local"]
+        name = card.get("name") or "(unnamed cluster)"
+        namespace = params["istio_namespace"] or card.get("istio_namespace") or "istio-system"
+        with about(name):
+            if not params["render_dir"]:
+                raise MeshfedError("delivery render needs render_dir", field="render_dir")
+            previous = Previous(params["render_dir"], name)
+        rec = Reconciler(self._connect(name), name, namespace, api_version=params["istio_api_version"],
+                         mesh_configmap=card.get("mesh_configmap") or "istio", trust_mode="values",
+                         revision=card.get("revision"))
+        self.reconciler = rec
+        existing = render_existing(rec.list_existing(), previous, name)
+        members = membership(params, sorted(rec.federations(existing)))
+        rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
+        desired = self._plan(rec, members, existing, namespace)
+        trust_mesh = rec.trust_values(desired)
+        objects, conflicts = _deliverable(rec, desired, existing)
+        self.rendering = out = Rendering(params["render_dir"], name, previous)
+        with about(name):
+            out.plan(out.desired_files(desired, objects, rec.trust, iso(utcnow())), self.module._diff)
+            if out.changed and not self.module.check_mode:
+                out.write()
+        deployment = params["istiod_deployment"] or (card.get("istiod") or {}).get("deployment") or "istiod"
+        rec.check_istiod(trust_mesh, deployment)
+        out.summary["conflicts"] = conflicts
+        for warning in _unique(desired.get("warnings") or [], rec.warnings):
+            self.module.warn(warning)
+        view = federation_view(params, members, desired, existing)
+        return dict(self.progress(), federation=view, render_dir=params["render_dir"],
+                    **(dict(diff=out.diffs) if self.module._diff else {}))
+
+    def progress(self):
+        out = super(RenderRun, self).progress()
+        if self.rendering is not None:
+            summary = dict(out["summary"], **self.rendering.summary)
+            out.update(changed=self.rendering.changed, summary=summary)
+        return out
+
+
+def render_existing(cluster_objects, previous, cluster):
+    """What render mode plans against: objects others own, from the cluster (conflicts, other Gateways);
+    its own from the rendered directory, or, on the first render (no state yet), those apply mode left."""
+    mine = previous.existing() if previous.has_state else dict(
+        (key, obj) for key, obj in cluster_objects.items() if is_owned(obj, cluster))
+    out = dict((key, obj) for key, obj in cluster_objects.items() if not is_owned(obj, cluster))
+    out.update(mine)
+    return out
+
+
+def _deliverable(rec, desired, existing):
+    objects, conflicts = deliverable(desired, existing, lambda obj: is_owned(obj, rec.cluster))
+    refs = []
+    for obj in conflicts:
+        current = existing[object_key(obj)]
+        owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
+        ref = object_ref(obj)
+        refs.append(ref)
+        rec.warnings.append(prefixed(rec.cluster, "%s exists and is not managed by meshfed.istio for this cluster "
+                                     "(managed-by: %s); not rendered, so it is not federated. Rename or remove it."
+                                     % (ref, owner)))
+    return objects, refs
+
+
+def _unique(*lists):
+    seen = []
+    for text in (t for texts in lists for t in texts):
+        if text not in seen:
+            seen.append(text)
+    return seen
 
 
 def membership(params, known):

@@ -34,10 +34,14 @@ description:
 attributes:
   check_mode:
     support: full
-    description: Changed objects are sent as server-side dry runs, so schema errors show without writing.
+    description:
+      - Changed objects are sent as server-side dry runs, so schema errors show without writing.
+      - With O(delivery=render), nothing is written to the directory; RV(summary.files) lists what would change.
   diff_mode:
     support: full
-    description: Each changed object, and the mesh config text, is shown before and after.
+    description:
+      - Each changed object, and the mesh config text, is shown before and after.
+      - With O(delivery=render), each file written or removed, before and after.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -162,6 +166,30 @@ options:
         Peers without an entry are imported whole. Hostnames left out are neither imported nor routed.
     type: dict
     default: {}
+  delivery:
+    description:
+      - V(apply) writes the federation onto the cluster (server-side apply, status, mesh ConfigMap).
+      - V(render) writes nothing to the cluster (read-only credentials suffice) and writes the same objects, with the
+        same names, labels, annotations and content, as files into O(render_dir) for Argo CD or Flux - one manifest
+        per object and a C(kustomization.yaml) listing them - plus the peers' roots as the Istio install's input
+        (C(istio-install/istiod-values.yaml) for Helm, C(istio-install/istio-operator.yaml) for istioctl; the
+        mesh ConfigMap is never written, whatever O(trust_mode) says).
+      - The C(IstioFederation) status (C(metadataCache), conditions), which GitOps tools do not apply, is kept in
+        the directory's state file C(.meshfed-render.yaml) (not listed in C(kustomization.yaml)), with the list of
+        files the collection wrote. Commit it; the next render reads the cached metadata, the imports' addresses
+        and the peers from it. Only files listed there are rewritten or removed; a file is rewritten only when
+        its bytes change.
+      - The first render of a cluster without a state file starts from the objects apply mode left on it.
+    type: str
+    default: apply
+    choices: [apply, render]
+    version_added: 0.2.0
+  render_dir:
+    description:
+      - Directory of this cluster's rendered manifests (created if missing), with O(delivery=render). Give each
+        cluster its own directory.
+    type: path
+    version_added: 0.2.0
 notes:
   - Istio merges every trusted root into one flat bundle, so a peer's root can in principle vouch for
     identities of any trust domain. C(trustDomains) on each entry scopes the inbound trust-domain check;
@@ -238,6 +266,13 @@ summary:
           roots kept because their peer was unreachable; C(reverted) the roots an earlier run wrote that were
           gone from the mesh config (restored by this run).
       type: dict
+    files:
+      description:
+        - With O(delivery=render), paths (relative to O(render_dir)) C(written) and C(removed), and the number
+          C(unchanged). C(created), C(updated) and C(pruned) then list the objects whose manifests were
+          written or removed.
+      type: dict
+      returned: with O(delivery=render)
   sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "updated": [], "pruned": [],
            "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": [], "kept": []}}
 tls_verification:
@@ -257,8 +292,10 @@ federation:
            "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": ["bar.xyz.svc.cluster-b.local"],
            "roots": [{"sha256": "9f2c...", "subject": "CN=Root", "not_after": "2036-11-24T00:00:00Z"}]}]}
 trust:
-  description: With O(trust_mode=values), the peers' roots as install values, and whether they are live.
-  returned: when trust_mode is values
+  description:
+    - With O(trust_mode=values) or O(delivery=render), the peers' roots as install values, and whether they are live.
+    - With O(delivery=render) the same values are written to C(istio-install/) in O(render_dir).
+  returned: when trust_mode is values or delivery is render
   type: dict
   contains:
     helm_values:
@@ -276,6 +313,11 @@ trust:
       elements: str
   sample: {"helm_values": {"meshConfig": {"caCertificates": [{"pem": "-----BEGIN CERTIFICATE-----...",
            "trustDomains": ["cluster-a.local"]}]}}, "in_place": false, "missing": ["9f2c... (cluster-a)"]}
+render_dir:
+  description: The directory rendered into.
+  returned: with O(delivery=render)
+  type: str
+  sample: /srv/fleet-gitops/clusters/cluster-a
 api_calls:
   description: Number of API requests made, per verb.
   returned: always
@@ -284,7 +326,7 @@ api_calls:
 """
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube.client import AUTH_ARG_SPEC
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun, MeshfedModule, run_module
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun, MeshfedModule, RenderRun, run_module
 
 
 def argument_spec():
@@ -308,11 +350,15 @@ def argument_spec():
         dns_address_range=dict(type="str", default="240.241.0.0/16"),
         import_namespaces=dict(type="list", elements="str", default=["*"]),
         import_hosts=dict(type="dict", default={}),
+        delivery=dict(type="str", default="apply", choices=["apply", "render"]),
+        render_dir=dict(type="path"),
     )
 
 
 def main():
-    run_module(MeshfedModule(argument_spec=argument_spec(), supports_check_mode=True), FederationRun)
+    module = MeshfedModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[("delivery", "render", ("render_dir",))])
+    run_module(module, RenderRun if module.params["delivery"] == "render" else FederationRun)
 
 
 if __name__ == "__main__":

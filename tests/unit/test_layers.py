@@ -5,6 +5,7 @@ module_utils/ is one package per stage or shared concern (docs/design.md, "Map o
     common -> pki -> istio -> plan ----------------> reconcile -> runners -> modules
     common -> kube (the one transport) -> gather, reconcile
     common -> pki -> istio -> metadata (publish / fetch / verify)
+    common -> pki -> istio -> plan -> render (GitOps delivery: the plan as files)
 
 A package may import only the packages listed for it in ALLOWED (itself included); the pure ones
 (PURE) import nothing that does I/O. Filters import only pure packages."""
@@ -27,6 +28,7 @@ ALLOWED = {
     "gather": {"common", "pki", "istio", "kube", "gather"},
     "metadata": {"common", "pki", "istio", "metadata"},
     "reconcile": {"common", "pki", "istio", "plan", "kube", "reconcile"},
+    "render": {"common", "pki", "istio", "plan", "render"},  # GitOps delivery: plan -> files (no transport)
     "runners": set(),  # the top of module_utils: everything below it
 }
 ALLOWED["runners"] = set(ALLOWED)

@@ -47,6 +47,8 @@ class CallbackModule(CallbackBase):
             "warnings": res.get("warnings"),
             "card": res.get("card"),
             "trust": res.get("trust"),
+            "render_dir": res.get("render_dir"),
+            "diff": res.get("diff"),
             "time": time.time(),
         }
         with open(self._path, "a") as fh:
