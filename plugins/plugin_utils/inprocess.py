@@ -18,6 +18,7 @@ __metaclass__ = type
 import json
 import os
 import sys
+import warnings
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
@@ -82,7 +83,9 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
             if isinstance(validation.errors[0], UnsupportedError):
                 msg = "Unsupported parameters for ({0}) module: {1}".format(name, msg)
             module.fail_json(msg=msg)
-        run_module(module, run_class)
+        with warnings.catch_warnings():  # e.g. urllib3's InsecureRequestWarning: a module's stderr, unseen
+            warnings.simplefilter("ignore")
+            run_module(module, run_class)
     except _Done as done:
         result = done.result
     except Exception as exc:  # a bug: a module process would die with a traceback; say what, masked

@@ -215,3 +215,17 @@ def test_this_virtualenv_through_a_symlink_is_this_python(tmp_path):
     link = tmp_path / "venv"
     link.symlink_to(sys.prefix)
     assert inprocess.same_python(str(link / "bin" / inprocess.os.path.basename(sys.executable))) is True
+
+
+def test_python_warnings_stay_out_of_the_controller_output(cluster, capsys, monkeypatch):
+    import warnings
+
+    def noisy(params, name, pool_size=1):
+        warnings.warn("Unverified HTTPS request", UserWarning)
+        raise K8sError("cannot reach the API server", cluster=name)
+    monkeypatch.setattr(runners.k8s, "connect", noisy)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = in_process(cluster_info, {"cluster": "cluster-a"})
+    assert result["failed"] is True and result["msg"].startswith("cluster-a: cannot reach")
+    assert seen == [] and capsys.readouterr().err == ""
