@@ -96,6 +96,38 @@ def seed_bulk(cluster, pods, services, workers=16):
     return round(time.monotonic() - t0, 1)
 
 
+PARTIAL = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
+IMPORTED = {"ServiceEntry": "/apis/networking.istio.io/v1/namespaces/istio-system/serviceentries",
+            "DestinationRule": "/apis/networking.istio.io/v1/namespaces/istio-system/destinationrules"}
+
+
+def list_bytes(cluster, path, accept="application/json"):
+    """Bytes of one unpaged LIST of the collection's objects at ``path`` (as JSON, or metadata only)."""
+    import http.client
+    conn = http.client.HTTPSConnection("127.0.0.1", cluster.port, context=cluster._ssl_context(), timeout=60)
+    try:
+        conn.request("GET", path + "?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dmeshfed.istio",
+                     headers={"Accept": accept})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError("%s: LIST %s answered %s" % (cluster.name, path, resp.status))
+        return len(body), len(json.loads(body).get("items") or [])
+    finally:
+        conn.close()
+
+
+def metadata_only(cluster):
+    """Per imported kind: bytes per object of a full LIST and of a metadata-only one
+    (PartialObjectMetadataList, which still carries labels, annotations (the config hash) and managedFields)."""
+    out = {}
+    for kind, path in IMPORTED.items():
+        (full, n), (meta, _) = list_bytes(cluster, path), list_bytes(cluster, path, PARTIAL)
+        out[kind] = {"objects": n, "full_bytes_per_object": round(full / max(n, 1)),
+                     "metadata_only_bytes_per_object": round(meta / max(n, 1))}
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=10000)
@@ -122,6 +154,8 @@ def main(argv=None):
                       flush=True)
 
         runs("small")
+        report["imported_list_bytes"] = metadata_only(big)
+        print("LIST bytes per imported object, full vs metadata-only: %s" % report["imported_list_bytes"], flush=True)
         report["seed_seconds"] = seed_bulk(big, args.pods, args.services)
         print("seeded %d Pods and %d Services in %.1f s" % (args.pods, args.services, report["seed_seconds"]), flush=True)
         runs("big")
