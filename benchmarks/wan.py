@@ -59,7 +59,11 @@ class Wan:
         req = urllib.request.Request(self.api + path, method=method, data=json.dumps(body).encode() if body else None,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"null")
+            body = resp.read()
+        try:
+            return json.loads(body or b"null")
+        except ValueError:  # GET /version answers plain text in v2.5.0
+            return body.decode()
 
     def __enter__(self):
         port = _free_port()
