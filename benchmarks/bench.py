@@ -75,14 +75,16 @@ KNOWN_MISSES = {
     "first_run_speedup_vs_k8s_loop": (
         20.0, "at CI size (50 services) the loop is extrapolated from 2 and 6 items and our first run is "
               "dominated by fixed per-run costs (plays, module start-up); see README"),
+    # met since the in-process action plugins (1.32x median at 3 x 50 under load 5-9, rounds 0.59-1.52x);
+    # a loaded round can still exceed 1.5x, so the floor stays coarse (module processes measured 2.7x)
     "noop_vs_bare_ansible": (
-        6.0, "two module processes and three plays per cluster against one module task; see README"),
-    # issue 21, first measured 2026-12-04 (README): the realistic job's first run 2.4x ours on a quiet
-    # machine, no-op 3.6x; the floors only catch a collapse (ours as slow as the whole kubernetes.core job)
+        3.0, "rounds under load swing around the target; see README"),
+    # issue 21, measured 2026-12-04 at 3 x 50, load 5-9 (README): first run 3.26x (rounds 2.46-5.23x),
+    # no-op 9.61x (rounds 5.94-9.9x); the floors only catch a collapse
     "first_run_speedup_vs_k8s_realistic": (
         1.0, "loopback: first runs are bound by API-server CPU on the controller's 2 cores; see README"),
     "noop_speedup_vs_k8s_realistic": (
-        1.5, "the 10x target is for a 20 ms round trip (--wan-ms 20); on loopback the realistic job's no-op "
+        3.0, "the 10x target is for a 20 ms round trip (--wan-ms 20); on loopback the realistic job's no-op "
              "is CPU-bound too; see README"),
 }
 
