@@ -70,8 +70,8 @@ def measure(cluster, fn, repeat=3):
 
 def seed_bulk(cluster, pods, services, workers=16):
     """``pods`` Pods and ``services`` headless Services in namespace bulk, no federation label on any."""
-    kubeapi.request(cluster, "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
-                                                                   "metadata": {"name": BULK_NS}})
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BULK_NS}}
+    kubeapi.request(cluster, "POST", "/api/v1/namespaces", body=namespace)
 
     def pod(i):
         body = {"apiVersion": "v1", "kind": "Pod",
