@@ -86,6 +86,7 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
         with warnings.catch_warnings():  # e.g. urllib3's InsecureRequestWarning: a module's stderr, unseen
             warnings.simplefilter("ignore")
             run_module(module, run_class)
+        result = dict(failed=True, msg="%s returned without exit_json or fail_json" % run_class.__name__)
     except _Done as done:
         result = done.result
     except Exception as exc:  # a bug: a module process would die with a traceback; say what, masked
