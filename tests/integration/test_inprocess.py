@@ -1,6 +1,7 @@
 """Issue 21: on the controller the action plugins run cluster_info's and federation's code in the task
 worker (no module process); with any other interpreter the modules run as processes, to the same state."""
 
+import json
 import sys
 
 import pytest
@@ -23,10 +24,10 @@ def test_in_process_on_the_controller_and_module_processes_elsewhere_agree(lab_c
     assert len(first.results("cluster_info")) == 2 and len(first.results("federation")) == 2
 
     # the same Python through /usr/bin/env is not "the controller's own": the modules run as processes
-    # and find nothing to change in what the in-process run wrote
-    elsewhere = write_inventory(clusters, tmp_path / "elsewhere.yml",
-                                extra_hostvars={"ansible_python_interpreter": "/usr/bin/env " + sys.executable})
-    rerun = run_playbook(elsewhere, "-vvv")
+    # and find nothing to change in what the in-process run wrote (an extra var: the playbook's play vars
+    # set ansible_python_interpreter and win over the inventory)
+    interpreter = json.dumps({"ansible_python_interpreter": "/usr/bin/env " + sys.executable})
+    rerun = run_playbook(inventory, "-vvv", "-e", interpreter)
     assert rerun.rc == 0, rerun
     assert all(name in rerun.output for name in MODULE_PROCESSES), rerun
     assert all(rerun.recap[c.name]["changed"] == 0 for c in clusters), rerun
