@@ -7,6 +7,9 @@ clean slate (every federation object deleted, ConfigMap istio as seeded):
   k8s        kubernetes.core.k8s, every object of a cluster in one task (definition: list), same
              objects as ours (IstioFederation, ServiceEntry, DestinationRule, Gateway, ConfigMap
              istio with the peers' roots), precomputed: a lower bound of that playbook's cost
+  real       kubernetes.core as a user writes the whole job (benchmarks/playbooks/k8s_realistic.yml):
+             k8s_info gather, objects templated with Jinja, one k8s call with a definition list, mesh
+             config from a template (issue 21)
   bare       bare Ansible, same hosts and forks: one debug and one trivial module task
   loop       kubernetes.core.k8s, one loop item per object (the common form), on the first K
              objects of every cluster at two K; time = a + b*K is fitted and extrapolated to all
@@ -21,9 +24,11 @@ reads per cluster constant, no writes on a no-op) run on every round of `ours`.
   python -m benchmarks.bench                   # CI size (MESHFED_BENCH_SIZE=ci)
   MESHFED_BENCH_SIZE=full python -m benchmarks.bench      # 5x100 then 10x100
   python -m benchmarks.bench --clusters 5 --services 100 --rounds 3
+  python -m benchmarks.bench --wan-ms 20       # every API server behind Toxiproxy, 20 ms round trip
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -33,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import kcore, labtools
+from benchmarks import kcore, labtools, metrics
 from tests.integration.ansible_run import COLLECTIONS, run_playbook
 from tests.lab.inventory import write_inventory
 from tests.lab.lab import Lab
@@ -55,6 +60,8 @@ TARGETS = {
     "noop_vs_bare_ansible": 1.5,                # ours no-op / bare Ansible, at most
     "planner_1000_imports_seconds": 1.0,        # plan() for 1,000 imported services, in-process
     "max_rss_mib": 400,                         # any process of a run (controller or module)
+    "first_run_speedup_vs_k8s_realistic": 5.0,  # the whole kubernetes.core job (issue 21) / ours, at least
+    "noop_speedup_vs_k8s_realistic": 10.0,      # its no-op / ours (issue 21: behind a 20 ms round trip)
 }
 # Targets this lab cannot meet, with the measured reason (benchmarks/README.md, "Targets"). A miss of
 # one of these is printed but fails the run only past its floor: a coarse guard against gross
@@ -68,8 +75,17 @@ KNOWN_MISSES = {
     "first_run_speedup_vs_k8s_loop": (
         20.0, "at CI size (50 services) the loop is extrapolated from 2 and 6 items and our first run is "
               "dominated by fixed per-run costs (plays, module start-up); see README"),
+    # met since the in-process action plugins (1.32x median at 3 x 50 under load 5-9, rounds 0.59-1.52x);
+    # a loaded round can still exceed 1.5x, so the floor stays coarse (module processes measured 2.7x)
     "noop_vs_bare_ansible": (
-        6.0, "two module processes and three plays per cluster against one module task; see README"),
+        3.0, "rounds under load swing around the target; see README"),
+    # issue 21, measured 2026-12-04 at 3 x 50, load 5-9 (README): first run 3.26x (rounds 2.46-5.23x),
+    # no-op 9.61x (rounds 5.94-9.9x); the floors only catch a collapse
+    "first_run_speedup_vs_k8s_realistic": (
+        1.0, "loopback: first runs are bound by API-server CPU on the controller's 2 cores; see README"),
+    "noop_speedup_vs_k8s_realistic": (
+        3.0, "the 10x target is for a 20 ms round trip (--wan-ms 20); on loopback the realistic job's no-op "
+             "is CPU-bound too; see README"),
 }
 
 
@@ -83,12 +99,14 @@ def spec_with(name, services):
 
 
 class Bench:
-    def __init__(self, workdir, clusters, forks, before_tree=None):
+    def __init__(self, workdir, clusters, forks, before_tree=None, kubeconfigs=None):
         self.workdir = workdir
         self.clusters = clusters
         self.names = [c.name for c in clusters]
         self.forks = forks
-        self.inventory = write_inventory(clusters, workdir / "inventory.yml")
+        # kubeconfigs: {cluster: path} overriding the lab's (--wan-ms: the servers behind Toxiproxy)
+        self.inventory = write_inventory(clusters, workdir / "inventory.yml", extra_hostvars={
+            n: {"meshfed_kubeconfig": k} for n, k in (kubeconfigs or {}).items()})
         self.objects_dir = workdir / "objects"
         self.objects_dir.mkdir(exist_ok=True)
         self.mesh = dict(zip(self.names, labtools.parallel(labtools.snapshot_mesh, clusters)))
@@ -100,6 +118,7 @@ class Bench:
 
     def run(self, playbook, *extra, env=None):
         """Run a playbook; returns (Run, measures)."""
+        sizes0 = labtools.parallel(metrics.response_sizes, self.clusters)  # before the request-count scrape
         before = labtools.parallel(labtools.request_totals, self.clusters)
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         scpu0 = labtools.server_cpu_seconds(self.clusters)
@@ -110,6 +129,7 @@ class Bench:
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         scpu1 = labtools.server_cpu_seconds(self.clusters)
         after = labtools.parallel(labtools.request_totals, self.clusters)
+        sizes1 = labtools.parallel(metrics.response_sizes, self.clusters)  # after it: neither scrape counted
         if run.rc != 0:
             raise RuntimeError("%s failed:\n%r" % (playbook.name, run))
         requests = {n: labtools.delta(a, b) for n, a, b in zip(self.names, after, before)}
@@ -121,6 +141,9 @@ class Bench:
             "requests_per_cluster": requests,
             # resource requests; "nonresource" (discovery, health probes) is reported but not compared
             "requests_total": sum(sum(v for k, v in r.items() if k != "nonresource") for r in requests.values()),
+            # bytes the API servers sent (GET/LIST response bodies), per cluster
+            "bytes_read_per_cluster": {n: metrics.total_bytes(metrics.sizes_delta(a, b))
+                                       for n, a, b in zip(self.names, sizes1, sizes0)},
         }
 
     def ours(self):
@@ -137,6 +160,9 @@ class Bench:
 
     def bare(self):
         return self.run(PLAYBOOKS / "bare.yml")
+
+    def real(self):
+        return self.run(PLAYBOOKS / "k8s_realistic.yml", env=self.kcore_env)
 
 
 def median_ratio(rounds, num, den):
@@ -207,18 +233,27 @@ def _missed(failures, report, target, value, text, higher_is_better):
     failures.append(text)
 
 
-def bench_size(size, workdir, out, before_tree=None):
+def bench_size(size, workdir, out, before_tree=None, wan_ms=0, skip_loop=False, realistic=True):
     names = ["cluster-%02d" % i for i in range(size["clusters"])]
     lab = Lab(workdir / "lab")
     report = {"size": {k: size[k] for k in ("clusters", "services", "forks", "rounds")},
               "kubernetes.core": kcore.version()}
     failures = []
+    stack = contextlib.ExitStack()
     try:
         t0 = time.monotonic()
         clusters = lab.start(names)
         labtools.parallel(lambda c: seed_cluster(c, spec_with(c.name, 1)), clusters)
         report["lab_start_seconds"] = round(time.monotonic() - t0, 1)
-        bench = Bench(workdir, clusters, size["forks"], before_tree)
+        kubeconfigs = None
+        if wan_ms:
+            from benchmarks.wan import Wan
+            wan = stack.enter_context(Wan(clusters, workdir, rtt_ms=wan_ms))
+            kubeconfigs = wan.kubeconfigs
+            report["wan"] = {"rtt_ms": wan_ms, "measured_extra_ms_per_request": wan.measured_rtt_ms(clusters[0])}
+            print("WAN: every API server behind Toxiproxy, %s ms round trip (measured +%s ms per request)" % (
+                wan_ms, report["wan"]["measured_extra_ms_per_request"]), flush=True)
+        bench = Bench(workdir, clusters, size["forks"], before_tree, kubeconfigs=kubeconfigs)
         # reads with 1 service per cluster: the reference for "reads do not grow"
         small, _ = bench.ours()
         small_calls = {}
@@ -239,7 +274,7 @@ def bench_size(size, workdir, out, before_tree=None):
         print("bench %dx%d: %d objects per cluster %s" % (size["clusters"], size["services"],
                                                            len(dumps[names[0]]), counts[names[0]]), flush=True)
 
-        variants = ["ours", "k8s", "bare"] + (["before"] if before_tree else [])
+        variants = ["ours", "k8s"] + (["real"] if realistic else []) + ["bare"] + (["before"] if before_tree else [])
         rounds, ours_runs = [], []
         for i in range(size["rounds"]):
             order = variants[i % len(variants):] + variants[:i % len(variants)]
@@ -250,7 +285,7 @@ def bench_size(size, workdir, out, before_tree=None):
                     row["bare"] = m
                     continue
                 bench.reset()
-                run = {"ours": bench.ours, "k8s": bench.k8s, "before": bench.before}[v]
+                run = {"ours": bench.ours, "k8s": bench.k8s, "before": bench.before, "real": bench.real}[v]
                 first, m1 = run()
                 noop, m2 = run()
                 row[v + "_first"], row[v + "_noop"] = m1, m2
@@ -262,26 +297,29 @@ def bench_size(size, workdir, out, before_tree=None):
 
         # per-item loop, two sample sizes, first run only
         loop = {}
-        for k in size["loop_items"]:
+        for k in (() if skip_loop else size["loop_items"]):
             bench.reset()
             _run, m = bench.k8s("k8s_loop.yml", "-e", "bench_items=%d" % k)
             loop[k] = m
         k1, k2 = size["loop_items"]
-        slope = (loop[k2]["seconds"] - loop[k1]["seconds"]) / float(k2 - k1)
-        intercept = loop[k1]["seconds"] - slope * k1
         items = len(dumps[names[0]])
-        loop_estimate = intercept + slope * items
-        report["k8s_loop"] = {"items_sampled": list(size["loop_items"]),
-                              "seconds_sampled": [loop[k]["seconds"] for k in size["loop_items"]],
-                              "seconds_per_item_round": round(slope, 3),
-                              "estimated_first_run_seconds_all_%d_items" % items: round(loop_estimate, 1),
-                              "requests_per_cluster_at_%d_items" % k2: loop[k2]["requests_per_cluster"][names[0]]}
+        loop_estimate = None
+        if loop:
+            slope = (loop[k2]["seconds"] - loop[k1]["seconds"]) / float(k2 - k1)
+            intercept = loop[k1]["seconds"] - slope * k1
+            loop_estimate = intercept + slope * items
+            report["k8s_loop"] = {"items_sampled": list(size["loop_items"]),
+                                  "seconds_sampled": [loop[k]["seconds"] for k in size["loop_items"]],
+                                  "seconds_per_item_round": round(slope, 3),
+                                  "estimated_first_run_seconds_all_%d_items" % items: round(loop_estimate, 1),
+                                  "requests_per_cluster_at_%d_items" % k2: loop[k2]["requests_per_cluster"][names[0]]}
         bench.reset()
 
         report["planner_1000_imports_seconds"] = planner_seconds(10, 100)
         # -- report ------------------------------------------------------------------------------------
         table = {}
         for key in ("ours_first", "k8s_first", "ours_noop", "k8s_noop", "bare") + (
+                ("real_first", "real_noop") if realistic else ()) + (
                 ("before_first", "before_noop") if before_tree else ()):
             ms = [r[key] for r in rounds]
             table[key] = {
@@ -291,18 +329,27 @@ def bench_size(size, workdir, out, before_tree=None):
                 "changed": [m["changed"] for m in ms],
                 "requests_per_cluster": ms[-1]["requests_per_cluster"][names[0]],
                 "requests_total": [m["requests_total"] for m in ms],
+                "bytes_read_per_cluster": ms[-1]["bytes_read_per_cluster"][names[0]],
             }
         report["runs"] = table
         flat = [{k: m["seconds"] for k, m in r.items()} for r in rounds]
         speedup, per_round = median_ratio(flat, "k8s_first", "ours_first")
         noop_ratio, noop_rounds = median_ratio(flat, "ours_noop", "bare")
-        loop_speedup = round(loop_estimate / table["ours_first"]["seconds"]["median"], 1)
+        loop_speedup = round(loop_estimate / table["ours_first"]["seconds"]["median"], 1) if loop else None
         report["ratios"] = {
             "first_run_speedup_vs_k8s_single": {"median": speedup, "per_round": per_round},
             "first_run_speedup_vs_k8s_loop": {"median": loop_speedup, "note": "loop time extrapolated"},
             "noop_speedup_vs_k8s_single": median_ratio(flat, "k8s_noop", "ours_noop")[0],
             "noop_vs_bare_ansible": {"median": noop_ratio, "per_round": noop_rounds},
         }
+        if realistic:
+            for key, num, den in (("first_run_speedup_vs_k8s_realistic", "real_first", "ours_first"),
+                                  ("noop_speedup_vs_k8s_realistic", "real_noop", "ours_noop")):
+                median, per_round = median_ratio(flat, num, den)
+                report["ratios"][key] = {"median": median, "per_round": per_round}
+                if median is None or median < TARGETS[key]:
+                    _missed(failures, report, key, median, "%s %sx (target >= %sx)" % (key, median, TARGETS[key]),
+                            higher_is_better=True)
         if before_tree:
             report["ratios"]["first_run_speedup_vs_before"] = median_ratio(flat, "before_first", "ours_first")
             report["ratios"]["noop_speedup_vs_before"] = median_ratio(flat, "before_noop", "ours_noop")
@@ -313,7 +360,7 @@ def bench_size(size, workdir, out, before_tree=None):
             _missed(failures, report, "first_run_speedup_vs_k8s_single", speedup,
                     "first run only %sx faster than kubernetes.core single-call (target %sx)"
                     % (speedup, TARGETS["first_run_speedup_vs_k8s_single"]), higher_is_better=True)
-        if loop_speedup < TARGETS["first_run_speedup_vs_k8s_loop"]:
+        if loop_speedup is not None and loop_speedup < TARGETS["first_run_speedup_vs_k8s_loop"]:
             _missed(failures, report, "first_run_speedup_vs_k8s_loop", loop_speedup,
                     "first run only %sx faster than the kubernetes.core loop (target %sx)"
                     % (loop_speedup, TARGETS["first_run_speedup_vs_k8s_loop"]), higher_is_better=True)
@@ -340,6 +387,7 @@ def bench_size(size, workdir, out, before_tree=None):
                 failures.append("round %d: no-op requests differ between clusters: %s" % (i + 1, noops))
         failures += fleet_checks(bench, small_calls, ours_runs, counts, services_total)
     finally:
+        stack.close()
         lab.stop()
     report["failures"] = failures
     out.append(report)
@@ -355,6 +403,8 @@ def print_table(report):
     print(fmt % ("variant", "min", "median", "ctl CPU", "API CPU", "requests"))
     for key, label in (("ours_first", "meshfed.istio first run"), ("k8s_first", "kubernetes.core k8s single-call first"),
                        ("ours_noop", "meshfed.istio no-op"), ("k8s_noop", "kubernetes.core k8s single-call no-op"),
+                       ("real_first", "kubernetes.core realistic job first"),
+                       ("real_noop", "kubernetes.core realistic job no-op"),
                        ("bare", "bare Ansible (debug + ping)"), ("before_first", "before (--before tree) first run"),
                        ("before_noop", "before (--before tree) no-op")):
         if key not in t:
@@ -362,17 +412,23 @@ def print_table(report):
         r = t[key]
         print(fmt % (label, r["seconds"]["min"], r["seconds"]["median"], r["controller_cpu"]["median"],
                      r["server_cpu"]["median"], r["requests_total"][-1]))
-    loop = report["k8s_loop"]
-    est = [v for k, v in loop.items() if k.startswith("estimated")][0]
-    print(fmt % ("kubernetes.core k8s loop first (extrapol.)", "", est, "", "", ""))
+    loop = report.get("k8s_loop")
+    if loop:
+        est = [v for k, v in loop.items() if k.startswith("estimated")][0]
+        print(fmt % ("kubernetes.core k8s loop first (extrapol.)", "", est, "", "", ""))
     r = report["ratios"]
     print("ratios (median of per-round ratios):")
     print("  first run speed-up vs k8s single-call : %sx  (target >= %sx) per round %s" % (
         r["first_run_speedup_vs_k8s_single"]["median"], TARGETS["first_run_speedup_vs_k8s_single"],
         r["first_run_speedup_vs_k8s_single"]["per_round"]))
-    print("  first run speed-up vs k8s loop        : %sx  (target >= %sx; loop sampled at %s items: %s s)" % (
-        r["first_run_speedup_vs_k8s_loop"]["median"], TARGETS["first_run_speedup_vs_k8s_loop"],
-        loop["items_sampled"], loop["seconds_sampled"]))
+    if loop:
+        print("  first run speed-up vs k8s loop        : %sx  (target >= %sx; loop sampled at %s items: %s s)" % (
+            r["first_run_speedup_vs_k8s_loop"]["median"], TARGETS["first_run_speedup_vs_k8s_loop"],
+            loop["items_sampled"], loop["seconds_sampled"]))
+    for key, label in (("first_run_speedup_vs_k8s_realistic", "first run speed-up vs k8s realistic job"),
+                       ("noop_speedup_vs_k8s_realistic", "no-op speed-up vs k8s realistic job  ")):
+        if key in r:
+            print("  %s: %sx  (target >= %sx) per round %s" % (label, r[key]["median"], TARGETS[key], r[key]["per_round"]))
     print("  no-op speed-up vs k8s single-call     : %sx" % r["noop_speedup_vs_k8s_single"])
     print("  no-op / bare Ansible                  : %sx  (target <= %sx) per round %s" % (
         r["noop_vs_bare_ansible"]["median"], TARGETS["noop_vs_bare_ansible"], r["noop_vs_bare_ansible"]["per_round"]))
@@ -386,6 +442,11 @@ def print_table(report):
     print("requests per cluster: ours first %s | ours no-op %s | k8s first %s | k8s no-op %s" % (
         t["ours_first"]["requests_per_cluster"], t["ours_noop"]["requests_per_cluster"],
         t["k8s_first"]["requests_per_cluster"], t["k8s_noop"]["requests_per_cluster"]))
+    print("bytes read per cluster (API server response bodies): " + " | ".join(
+        "%s %s" % (k, t[k]["bytes_read_per_cluster"]) for k in ("ours_first", "ours_noop", "k8s_noop", "real_noop", "bare")
+        if k in t))
+    if "wan" in report:
+        print("WAN: %s" % report["wan"])
     for f in report.get("known_misses", []):
         print("TARGET MISSED (not failing CI): " + f)
     for f in report["failures"]:
@@ -399,6 +460,10 @@ def main(argv=None):
     ap.add_argument("--services", type=int)
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--json", help="also write the report here")
+    ap.add_argument("--wan-ms", type=int, default=int(os.environ.get("MESHFED_BENCH_WAN_MS") or 0),
+                    help="put every API server behind Toxiproxy with this round trip (ms), e.g. 20 or 50")
+    ap.add_argument("--skip-loop", action="store_true", help="do not sample the per-item kubernetes.core loop")
+    ap.add_argument("--no-realistic", action="store_true", help="leave out the realistic kubernetes.core job")
     ap.add_argument("--before", help="another checkout of the collection (with make collection done) run as a "
                                      "fourth variant, e.g. main, for a before/after comparison on the same lab")
     args = ap.parse_args(argv)
@@ -412,7 +477,8 @@ def main(argv=None):
     reports, failures = [], []
     for size in sizes:
         workdir = Path(tempfile.mkdtemp(prefix="meshfed-bench-"))
-        failures += bench_size(size, workdir, reports, args.before)
+        failures += bench_size(size, workdir, reports, args.before, wan_ms=args.wan_ms, skip_loop=args.skip_loop,
+                               realistic=not args.no_realistic)
         print_table(reports[-1])
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=2))

@@ -200,6 +200,11 @@ class RenderRun(FederationRun):
         return out
 
 
+def federation_run(module):
+    """The federation module's run: RenderRun with ``delivery: render``, else FederationRun."""
+    return (RenderRun if module.params.get("delivery") == "render" else FederationRun)(module)
+
+
 def render_existing(cluster_objects, previous, cluster):
     """What render mode plans against: objects others own, from the cluster (conflicts, other Gateways);
     its own from the rendered directory, or, on the first render (no state yet), those apply mode left."""

@@ -326,7 +326,7 @@ api_calls:
 """
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube.client import AUTH_ARG_SPEC
-from ansible_collections.meshfed.istio.plugins.module_utils.runners import FederationRun, MeshfedModule, RenderRun, run_module
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import MeshfedModule, federation_run, run_module
 
 
 def argument_spec():
@@ -356,9 +356,7 @@ def argument_spec():
 
 
 def main():
-    module = MeshfedModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("delivery", "render", ("render_dir",))])
-    run_module(module, RenderRun if module.params["delivery"] == "render" else FederationRun)
+    run_module(MeshfedModule(argument_spec=argument_spec(), supports_check_mode=True), federation_run)
 
 
 if __name__ == "__main__":
