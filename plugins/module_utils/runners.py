@@ -15,10 +15,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.meshfed.istio.plugins.module_utils.kube import client as k8s
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError, MeshfedError, PlanError, about
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
-from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import sovereign
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import kind_path
+from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler, is_owned
 
 
 class MeshfedModule(AnsibleModule):
@@ -82,7 +84,20 @@ class FactsRun(_Run):
         card = gather(self._connect(params["cluster"]), params)
         for warning in card["warnings"]:
             self.module.warn(warning)
-        return dict(changed=False, card=card, **self.progress())
+        return dict(changed=False, card=card, accepted_metadata=self._accepted_metadata(params["cluster"]),
+                    **self.progress())
+
+    def _accepted_metadata(self, cluster):
+        """``{peer: issuedAt}`` of the metadata this cluster's IstioFederations cache (the role refuses older
+        copies: ``peer_metadata``'s ``not_before``); {} before the CRD is installed."""
+        try:
+            items = self.client.list(kind_path("IstioFederation", None, "v1"), what="list IstioFederation")
+        except K8sError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return sovereign.last_accepted(dict((item["metadata"]["name"], item) for item in items
+                                            if is_owned(item, cluster)))
 
 
 class FederationRun(_Run):
