@@ -138,7 +138,8 @@ class FederationRun(_Run):
         return plan(card, params["peers"] if present else [], namespace=namespace, local_hostnames=local_hosts,
                     unreachable=members["unreachable"] + members["not_in_run"] if present else [],
                     api_version=params["istio_api_version"], export=present and params["export_gateway"],
-                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing))
+                    refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing),
+                    published=present and params["metadata_published"])
 
     def progress(self):
         rec = self.reconciler
