@@ -111,7 +111,7 @@ options:
     description:
       - This cluster publishes its federation metadata (M(meshfed.istio.federation_metadata); the role sets
         it when C(meshfed_metadata_publish_dir) is set). Its export C(Gateway) is then written even while no
-        peer is known (none in the run, no C(IstioFederation)): peers that import from the published
+        peer is known (none in the run, no C(IstioFederation)), so that peers importing from the published
         metadata, possibly without being in this inventory, are routed by it.
     type: bool
     default: false
