@@ -239,14 +239,14 @@ def _flip(path, needle, offset=0):
 
 def test_one_byte_of_the_service_list_changed_is_refused(world):
     result, _run = _refused_run(world, "tamper-services",
-                          lambda d: _flip(d / "private/federation.json", '"port": 8080', 8),
-                          expect=("private/federation.json does not match its signature",))
+                                lambda d: _flip(d / "private/federation.json", '"port": 8080', 8),
+                                expect=("private/federation.json does not match its signature",))
     assert result["reason"] == "signature"
 
 
 def test_one_byte_of_the_root_changed_is_refused(world):
     result, _run = _refused_run(world, "tamper-root", lambda d: _flip(d / "public/public.json", "MII", 10),
-                          expect=("public/public.json does not match its signature",))
+                                expect=("public/public.json does not match its signature",))
     assert result["reason"] == "signature"
 
 
@@ -277,7 +277,7 @@ def test_expired_metadata_is_refused(world):
 def test_https_with_a_wrong_certificate_is_refused(world):
     _ca, cert_pem, key_pem = servers.serving_pki("impostor")
     result, _run = _refused_run(world, "wrong-cert", server_tls=(cert_pem, key_pem),
-                          expect=("TLS certificate of https://127.0.0.1:",))
+                                expect=("TLS certificate of https://127.0.0.1:",))
     assert result["reason"] == "tls"
 
 
