@@ -80,7 +80,7 @@ def test_hand_edited_entries_keep_every_byte_through_a_run_and_its_removal(pair)
 
 def test_a_block_that_cannot_be_spliced_fails_naming_the_configmap_and_writes_nothing(pair):
     a = pair["a"]
-    flow = kube.mesh_text(a)[len(pair["block"]):] + (
+    flow = pair["hand"][len(pair["block"]):] + (  # the installer's text, then a flow list of the user's
         "caCertificates: [{pem: \"%s\", trustDomains: [corp.example]}]   # corporate root, owner: security team\n"
         % corp_escaped(pair["corp"]))
     kube.set_mesh_text(a, flow)
