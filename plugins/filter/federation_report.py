@@ -16,9 +16,11 @@ description:
   - From O(_input) (C(hostvars)) and the hosts of the run, builds a Markdown report of the federation
     (clusters, a Mermaid graph of who imports which service from whom, imports, roots with fingerprints and
     expiry, the trust matrix, unreachable peers and peers not in this run with the age of their cached
-    metadata, warnings) and a short summary for the play output.
-  - Reads each host's C(meshfed_card), C(meshfed_facts) (M(meshfed.istio.cluster_info) result) and
-    C(meshfed_result) (M(meshfed.istio.federation) result, key C(federation)).
+    metadata, metadata peers whose metadata was refused with the reason, e.g. a replayed older copy, and
+    warnings) and a short summary for the play output.
+  - Reads each host's C(meshfed_card), C(meshfed_facts) (M(meshfed.istio.cluster_info) result),
+    C(meshfed_peer_metadata) (M(meshfed.istio.peer_metadata) result) and C(meshfed_result)
+    (M(meshfed.istio.federation) result, key C(federation)).
 options:
   _input:
     description: The C(hostvars) mapping.
@@ -89,7 +91,7 @@ class _Federation(object):
 
     def __init__(self, hostvars, hosts, warning_days, now):
         self.now, self.warning_days = now, warning_days
-        self.clusters, self.views, self.warnings, self.failed = {}, {}, [], {}
+        self.clusters, self.views, self.warnings, self.failed, self.refused = {}, {}, [], {}, {}
         for host in sorted(hosts):
             self._read_host(host, hostvars[host])
         self.peer_only = {}
@@ -102,10 +104,13 @@ class _Federation(object):
         result = hv.get("meshfed_result") or {}
         facts = hv.get("meshfed_facts") or {}
         name = (card or {}).get("name") or hv.get("meshfed_cluster_name") or host
-        for res in (facts, result):
+        fetched = hv.get("meshfed_peer_metadata") or {}
+        for res in (facts, result, fetched):
             self.warnings.extend(w for w in res.get("warnings") or [] if w not in self.warnings)
             if res.get("failed"):
                 self.failed[name] = str(res.get("msg") or "failed").splitlines()[0]
+        if fetched.get("failed"):
+            self.refused[name] = (fetched.get("reason") or "fetch", self.failed[name])
         if isinstance(card, dict) and card.get("name"):
             self.clusters[name] = dict(card, state=LEFT if hv.get("meshfed_state") == "absent" else IN_RUN)
         if isinstance(result.get("federation"), dict):
@@ -201,6 +206,18 @@ def _matrix_section(fed):
                     "trusts (scoped to the peer's trust domain).")
 
 
+_REFUSALS = {"rollback": "replayed: older than the copy last accepted"}
+
+
+def _refused_section(fed):
+    """Peers whose published metadata was refused this run (a replayed older copy, tampering, expiry...)."""
+    rows = [(name, "%s (%s)" % (reason, _REFUSALS[reason]) if reason in _REFUSALS else reason, msg)
+            for name, (reason, msg) in sorted(fed.refused.items())]
+    return _section("Refused peer metadata", ("peer", "reason", "message"), rows,
+                    "Metadata peers whose published metadata was refused this run: each is kept as unreachable, "
+                    "with everything the clusters hold of it (objects and roots), until a valid copy is served.")
+
+
 def federation_report(hostvars, hosts, warning_days=30, now=None):
     now = _parse_ts(now) if now else times.utcnow().replace(microsecond=0)
     fed = _Federation(hostvars, hosts, int(warning_days), now)
@@ -215,6 +232,8 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
                          fed.stale(), "Peers kept from the metadata cached in the IstioFederation object "
                          "(last written at, age)."),
                 ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
+    if fed.refused:
+        sections.insert(-1, _refused_section(fed))
     head = ["# Istio federation report", "", "Generated %s by meshfed.istio; %d clusters in this run." % (
         times.iso(now), len(fed.clusters))]
     markdown = "\n".join(head + [""] + [line for s in sections for line in s + [""]])
@@ -230,6 +249,9 @@ def _summary(fed, warnings):
     not_in_run = sorted(set(peer["name"] for _name, peer in fed.peers() if peer["state"] == NOT_IN_RUN))
     if not_in_run:
         lines.append("Not in this run (kept, not removed): %s" % ", ".join(not_in_run))
+    if fed.refused:
+        lines.append("Metadata refused (peer kept as unreachable, nothing removed): %s" % ", ".join(
+            "%s (%s)" % (name, _REFUSALS.get(reason, reason)) for name, (reason, _msg) in sorted(fed.refused.items())))
     lines += ["Warning: %s" % w for w in warnings[:8]]
     if len(warnings) > 8:
         lines.append("... %d more warnings in the report" % (len(warnings) - 8))

@@ -17,14 +17,14 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig impo
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata import fetch, publish
 from ansible_collections.meshfed.istio.plugins.module_utils.pki import jose
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import require
-from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError, PlanError, about, prefixed
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError, MeshfedError, PlanError, about, prefixed
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import gather
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import valid_port
 from ansible_collections.meshfed.istio.plugins.module_utils.plan import federations
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler, is_owned
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
-from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MANAGED_BY_LABEL, object_key
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MANAGED_BY_LABEL, kind_path, object_key
 from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering, object_ref
 from ansible_collections.meshfed.istio.plugins.module_utils.render.layout import deliverable
 from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
@@ -100,7 +100,20 @@ class FactsRun(_Run):
         card = gather(self._connect(params["cluster"]), params)
         for warning in card["warnings"]:
             self.module.warn(warning)
-        return dict(changed=False, card=card, **self.progress())
+        return dict(changed=False, card=card, accepted_metadata=self._accepted_metadata(params["cluster"]),
+                    **self.progress())
+
+    def _accepted_metadata(self, cluster):
+        """``{peer: issuedAt}`` of the metadata this cluster's IstioFederations cache (the role refuses older
+        copies: ``peer_metadata``'s ``not_before``); {} before the CRD is installed."""
+        try:
+            items = self.client.list(kind_path("IstioFederation", None, "v1"), what="list IstioFederation")
+        except K8sError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return federations.last_accepted(dict((item["metadata"]["name"], item) for item in items
+                                            if is_owned(item, cluster)))
 
 
 class FederationRun(_Run):
@@ -142,7 +155,8 @@ class FederationRun(_Run):
                     unreachable=members["unreachable"] + members["not_in_run"] if present else [],
                     api_version=params["istio_api_version"], export=present and params["export_gateway"],
                     refused=params["refused_peers"], imports=imports, other_gateways=rec.other_gateways(existing),
-                    current_statuses=dict((n, obj.get("status")) for n, obj in rec.federations(existing).items()))
+                    current_statuses=dict((n, obj.get("status")) for n, obj in rec.federations(existing).items()),
+                    published=present and params["metadata_published"])
 
     def progress(self):
         rec = self.reconciler

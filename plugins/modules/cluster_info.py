@@ -165,6 +165,15 @@ card:
       description: Problems that did not stop gathering (skipped ports or Services, expiring roots).
       type: list
       elements: str
+accepted_metadata:
+  description:
+    - Issue time of the metadata last accepted from each metadata peer, read from this cluster's
+      C(IstioFederation) objects (C(status.metadataCache.public.issuedAt)); empty before the CRD is installed.
+    - The role passes the latest of these to M(meshfed.istio.peer_metadata) as O(meshfed.istio.peer_metadata#module:not_before),
+      so a replayed older copy fails that peer's task.
+  returned: success
+  type: dict
+  sample: {"cluster-b": "2026-11-26T02:11:47Z"}
 api_calls:
   description: Number of API requests made, per verb.
   returned: always

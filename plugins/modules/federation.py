@@ -111,6 +111,14 @@ options:
     description: Whether to manage the export C(Gateway) for the local public Services.
     type: bool
     default: true
+  metadata_published:
+    description:
+      - This cluster publishes its federation metadata (M(meshfed.istio.federation_metadata); the role sets
+        it when C(meshfed_metadata_publish_dir) is set). Its export C(Gateway) is then written even while no
+        peer is known (none in the run, no C(IstioFederation)), so that peers importing from the published
+        metadata, possibly without being in this inventory, are routed by it.
+    type: bool
+    default: false
   check_local_services:
     description:
       - Refuse to import a hostname that a local Service already serves (a local Service silently
@@ -339,6 +347,7 @@ def argument_spec():
         istio_namespace=dict(type="str"),
         istio_api_version=dict(type="str", default="v1", choices=["v1", "v1beta1"]),
         export_gateway=dict(type="bool", default=True),
+        metadata_published=dict(type="bool", default=False),
         check_local_services=dict(type="bool", default=True),
         write_concurrency=dict(type="int", default=8),
         state=dict(type="str", default="present", choices=["present", "absent"]),

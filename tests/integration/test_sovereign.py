@@ -34,7 +34,7 @@ if str(COLLECTIONS) not in sys.path:
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import utcnow  # noqa: E402 pylint: disable=wrong-import-position
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata.fetch import PeerSpec, fetch_peer  # noqa: E402
 from ansible_collections.meshfed.istio.plugins.module_utils.metadata.publish import (  # noqa: E402
-    ALL_PATHS, default_cluster_uuid, plan_publication)
+    ALL_PATHS, default_cluster_uuid, parse_time, plan_publication)
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (  # noqa: E402
     generate_private_key_pem, key_fingerprint, load_private_key, make_jwt)
 
@@ -207,8 +207,9 @@ def _assert_nothing_removed(before, after):
     assert after["cache"] == before["cache"]
 
 
-def _refused_run(world, tmp_name, mutate=None, server_tls=None, expect=()):
-    """Serve a modified copy of cluster-b's published metadata, run team A against it, check the refusal."""
+def _refused_run(world, tmp_name, mutate=None, server_tls=None, expect=(), args=()):
+    """Serve a modified copy of cluster-b's published metadata, run team A against it, check the refusal;
+    returns the peer's failed result and the run."""
     a = world["a"]
     copy = world["root"] / tmp_name
     shutil.copytree(world["team_b"].published, copy)
@@ -218,7 +219,7 @@ def _refused_run(world, tmp_name, mutate=None, server_tls=None, expect=()):
     with servers.StaticMetadataServer(copy, *(server_tls or world["team_b"].tls)) as srv:
         inv = world["team_a"].inventory(world["team_b"], name=tmp_name + ".yml",
                                         peer=world["team_b"].as_peer(srv.url + "/"))
-        run = run_playbook(inv)
+        run = run_playbook(inv, *args)
     assert run.rc != 0, run
     assert run.failed("cluster-b") == 1, run
     assert run.failed("cluster-a") == 0, run
@@ -232,7 +233,7 @@ def _refused_run(world, tmp_name, mutate=None, server_tls=None, expect=()):
     conditions = {c["type"]: c for c in fed["status"].get("conditions") or []}
     assert conditions["MetadataVerified"]["status"] == "False"
     assert conditions["MetadataVerified"]["message"] == msg
-    return result
+    return result, run
 
 
 def _flip(path, needle, offset=0):
@@ -242,15 +243,15 @@ def _flip(path, needle, offset=0):
 
 
 def test_one_byte_of_the_service_list_changed_is_refused(world):
-    result = _refused_run(world, "tamper-services",
-                          lambda d: _flip(d / "private/federation.json", '"port": 8080', 8),
-                          expect=("private/federation.json does not match its signature",))
+    result, _run = _refused_run(world, "tamper-services",
+                                lambda d: _flip(d / "private/federation.json", '"port": 8080', 8),
+                                expect=("private/federation.json does not match its signature",))
     assert result["reason"] == "signature"
 
 
 def test_one_byte_of_the_root_changed_is_refused(world):
-    result = _refused_run(world, "tamper-root", lambda d: _flip(d / "public/public.json", "MII", 10),
-                          expect=("public/public.json does not match its signature",))
+    result, _run = _refused_run(world, "tamper-root", lambda d: _flip(d / "public/public.json", "MII", 10),
+                                expect=("public/public.json does not match its signature",))
     assert result["reason"] == "signature"
 
 
@@ -262,7 +263,7 @@ def test_unknown_signer_is_refused(world):
         files, _changed = plan_publication(card, world["team_b"].uuid, other, existing)
         for rel, body in files.items():
             (d / rel).write_bytes(body)
-    result = _refused_run(world, "unknown-signer", resign, expect=("unknown key", world["team_b"].signer))
+    result, _run = _refused_run(world, "unknown-signer", resign, expect=("unknown key", world["team_b"].signer))
     assert result["reason"] == "unknown_signer"
 
 
@@ -274,15 +275,71 @@ def test_expired_metadata_is_refused(world):
                                            validity=24 * 3600)
         for rel, body in files.items():
             (d / rel).write_bytes(body)
-    result = _refused_run(world, "expired", expire, expect=("expired at",))
+    result, _run = _refused_run(world, "expired", expire, expect=("expired at",))
     assert result["reason"] == "expired"
 
 
 def test_https_with_a_wrong_certificate_is_refused(world):
     _ca, cert_pem, key_pem = servers.serving_pki("impostor")
-    result = _refused_run(world, "wrong-cert", server_tls=(cert_pem, key_pem),
-                          expect=("TLS certificate of https://127.0.0.1:",))
+    result, _run = _refused_run(world, "wrong-cert", server_tls=(cert_pem, key_pem),
+                                expect=("TLS certificate of https://127.0.0.1:",))
     assert result["reason"] == "tls"
+
+
+def test_a_replayed_older_copy_fails_the_peers_task_and_the_next_good_copy_clears_it(world):
+    """Issue 18: an older, validly signed copy served after a newer one was accepted (a replay) fails
+    cluster-b's task naming it and the reason; everything is kept; summary and report say so under their
+    own heading; serving the current copy again clears it."""
+    a, team_b = world["a"], world["team_b"]
+    accepted = kube.federations(a)["cluster-b"]["status"]["metadataCache"]["public"]["issuedAt"]
+
+    def replay(d):
+        older = parse_time(accepted, "issuedAt") - datetime.timedelta(hours=1)
+        files, _changed = plan_publication(_card_of(world["b"], team_b), team_b.uuid, team_b.key, {}, now=older,
+                                              validity=7 * 24 * 3600)
+        for rel, body in files.items():
+            (d / rel).write_bytes(body)
+    report = world["root"] / "replay-report.md"
+    result, run = _refused_run(world, "replayed", replay, args=("-e", "meshfed_report_path=%s" % report),
+                               expect=("before the last metadata accepted (%s)" % accepted, "replayed; refused"))
+    assert result["reason"] == "rollback"
+    fed = kube.federations(a)["cluster-b"]
+    (cond,) = [c for c in fed["status"]["conditions"] if c["type"] == "MetadataVerified"]
+    assert cond["reason"] == "Rollback"
+    assert fed["status"]["metadataCache"]["public"]["issuedAt"] == accepted  # the newer copy stays the one held
+    heading = "Metadata refused (peer kept as unreachable, nothing removed): cluster-b (replayed: older than the copy " \
+              "last accepted)"
+    assert heading in run.stdout, run
+    section = report.read_text().split("## Refused peer metadata\n", 1)[1].split("\n## ", 1)[0]
+    assert "| cluster-b | rollback (replayed: older than the copy last accepted) | %s |" % result["msg"] in section
+
+    good_report = world["root"] / "good-report.md"
+    good = run_playbook(world["inv_a"], "-e", "meshfed_report_path=%s" % good_report)
+    assert good.rc == 0 and good.failed("cluster-b") == 0, good
+    (cond,) = [c for c in kube.federations(a)["cluster-b"]["status"]["conditions"] if c["type"] == "MetadataVerified"]
+    assert cond["status"] == "True" and cond["reason"] == "Verified"
+    assert "Metadata refused" not in good.stdout and "Refused peer metadata" not in good_report.read_text()
+    assert "cluster-a: cluster-b (in this run)" in good.stdout, good
+
+
+def test_a_cluster_that_only_publishes_routes_what_it_publishes(lab_clusters, tmp_path):
+    """Issue 18: the first step of the sovereign walkthrough (the inventory lists only our cluster, which
+    publishes): the export Gateway passes exactly the hosts private/federation.json advertises."""
+    (c,) = lab_clusters(["cluster-a"])
+    team = Team(tmp_path, c)
+    try:
+        run = run_playbook(_inventory(tmp_path / "alone.yml", {c.name: team.own_host()}))
+    finally:
+        team.server.stop()
+    assert run.rc == 0 and run.failed("cluster-a") == 0, run
+    private = json.loads((team.published / "private/federation.json").read_text())
+    published = sorted(s["hostname"] for s in private["publicServices"])
+    assert published == [FOO]
+    (server,) = kube.gateways(c)["meshfed-export"]["spec"]["servers"]
+    assert server["tls"] == {"mode": "AUTO_PASSTHROUGH"} and server["port"]["number"] == 15443
+    assert server["hosts"] == published
+    assert kube.federations(c) == {}  # no peer: nothing imported, nothing trusted
+    assert not kube.trusted(c)
 
 
 def _card_of(cluster, team):

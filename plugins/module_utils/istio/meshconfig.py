@@ -21,6 +21,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import
 
 FIELD = "ConfigMap istio key mesh"
 _KEY_LINE = re.compile(r"^caCertificates\s*:")
+_ITEM = re.compile(r"^ *-(\s|$)")
 
 
 def load_mesh(text, cluster=None):
@@ -65,38 +66,128 @@ def _dump(doc):
     return yaml.dump(doc, Dumper=LiteralDumper, sort_keys=False, default_flow_style=False, width=4096)
 
 
-def _splice(text, entries):
-    """Replace (or add, or remove) the top-level caCertificates block in ``text``; None if unsafe."""
-    lines = text.splitlines(True)
+class _Unsafe(Exception):
+    """The caCertificates block cannot be edited without rewriting text that is not ours (the reason)."""
+
+
+def _block_region(lines):
+    """``(start, stop)`` of the top-level caCertificates block (key line to its last content line), or None."""
     starts = [i for i, line in enumerate(lines) if _KEY_LINE.match(line)]
     if len(starts) > 1:
-        return None
-    block = _dump({"caCertificates": entries}) if entries else ""
+        raise _Unsafe("caCertificates appears %d times at the top level" % len(starts))
     if not starts:
-        if not entries:
-            return text
-        prefix = text if (not text or text.endswith("\n")) else text + "\n"
-        return prefix + block
-    start = starts[0]
-    end = start + 1
-    last_content = start
-    while end < len(lines):
-        line = lines[end]
-        stripped = line.strip()
+        return None
+    end = last_content = starts[0]
+    for end in range(starts[0] + 1, len(lines)):
+        line, stripped = lines[end], lines[end].strip()
         if line[:1] in (" ", "\t", "-") and stripped:
             last_content = end
         elif stripped and not stripped.startswith("#"):
             break
-        end += 1
-    return "".join(lines[:start]) + block + "".join(lines[last_content + 1:])
+    return starts[0], last_content + 1
 
 
-def update_ca_certificates(text, cluster, desired, managed, preserve_peers=()):
+def _header_value(line):
+    """The value written on the key line itself (comment stripped): "" for a block sequence or null."""
+    value = line.split(":", 1)[1]
+    return re.sub(r"(^|\s)#.*$", "", value).strip()
+
+
+def _chunks(body):
+    """Split the lines of a block sequence into items: ``(indent, [(lead lines, item lines)], trailer)``.
+
+    An item is its ``-`` line and every following line indented deeper (blank and comment lines within
+    included); comment and blank lines before an item, indented no deeper than its ``-``, are its lead."""
+    items, pending, indent = [], [], None
+    for line in body:
+        stripped = line.strip()
+        depth = len(line) - len(line.lstrip(" "))
+        if indent is None and _ITEM.match(line):
+            indent = depth
+        if indent is not None and depth == indent and _ITEM.match(line):
+            items.append((pending, [line]))
+            pending = []
+        elif not stripped or (stripped.startswith("#") and (indent is None or depth <= indent)):
+            pending.append(line)
+        elif indent is not None and depth > indent and items:
+            items[-1][1].extend(pending + [line])
+            pending = []
+        else:
+            raise _Unsafe("caCertificates holds a line that is not a list item: %r" % line.strip()[:60])
+    return indent or 0, items, pending
+
+
+def _item_entry(lines, indent):
+    """The entry one item's lines hold, parsed on their own (None when they do not parse alone)."""
+    text = "".join(line[indent:] if line[:indent].strip() == "" else line for line in lines)
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return parsed[0] if isinstance(parsed, list) and len(parsed) == 1 else None
+
+
+def _render_item(entry, indent):
+    return "".join(" " * indent + line for line in _dump([entry]).splitlines(True))
+
+
+def _splice(text, current, entries):
+    """``text`` with caCertificates ``entries``: the text of every item kept from ``current`` is kept byte
+    for byte (comments, indentation, flow style), items dropped go with their text, new ones are appended
+    in the block's indentation. Raises _Unsafe when that is not possible."""
+    lines = text.splitlines(True)
+    region = _block_region(lines)
+    if region is None:
+        if text.lstrip().startswith("{"):
+            raise _Unsafe("the mesh config is written as one flow-style mapping ({...})")
+        if not entries:
+            return text
+        prefix = text if (not text or text.endswith("\n")) else text + "\n"
+        return prefix + _dump({"caCertificates": entries})
+    start, stop = region
+    head = lines[start]
+    value = _header_value(head)
+    if value not in ("", "[]", "null", "~"):
+        raise _Unsafe("caCertificates is written in flow style (%s) and holds entries that are not ours"
+                      % (value[:40] + ("..." if len(value) > 40 else "")))
+    indent, items, trailer = _chunks(lines[start + 1:stop])
+    parsed = [_item_entry(item, indent) for _lead, item in items]
+    if parsed != list(current):
+        raise _Unsafe("an item of caCertificates does not parse on its own (anchors, aliases or tags across items)")
+    body = _reuse(items, parsed, entries, indent) + trailer
+    if not entries and not any(line.strip() for line in body) and not re.search(r"#", head):
+        return "".join(lines[:start] + lines[stop:])  # nothing left, and nothing of the user's: the block goes
+    if value and entries:  # "caCertificates: []" (or null) becomes a block sequence; its comment stays
+        rest = head.split(":", 1)[1]
+        head = "caCertificates:" + rest[rest.index(value) + len(value):]
+    return "".join(lines[:start] + [head] + body + lines[stop:])
+
+
+def _reuse(items, parsed, entries, indent):
+    """Lines of the new block: each entry from the first unused item holding it, else rendered; the comment
+    lines leading a dropped item are kept, at the end of the block."""
+    used, out, orphans = set(), [], []
+    for entry in entries:
+        index = next((i for i, p in enumerate(parsed) if i not in used and p == entry), None)
+        if index is None:
+            out.append(_render_item(entry, indent))
+            continue
+        used.add(index)
+        out.extend(items[index][0] + items[index][1])
+    for index, (lead, _item) in enumerate(items):
+        if index not in used and any(line.strip() for line in lead):
+            orphans.extend(lead)
+    return out + orphans
+
+
+def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), configmap="istio"):
     """Converge our entries of ``caCertificates``.
 
     ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of entries
     written before (peers comma-joined when several share a root). Entries not in ``managed`` are
-    the user's and are kept as they are; ours of peers in ``preserve_peers`` are kept too.
+    the user's and are kept as they are, their text byte for byte; ours of peers in ``preserve_peers``
+    are kept too. When the block cannot be edited that way, the error names ``configmap`` and why, and
+    nothing is changed (never a rewrite of the user's text).
     Returns ``(new_text, new_managed, changed, warnings)``; ``new_text is text`` when unchanged.
     """
     text = text or ""
@@ -113,11 +204,18 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=()):
         new_list = user_entries + rendered
         if new_list == current:
             return text, new_managed, False, [prefixed(cluster, w) for w in warnings]
-        new_text = _splice(text, new_list)
+        try:
+            new_text = _splice(text, current, new_list)
+        except _Unsafe as exc:
+            new_text, reason = None, str(exc)
+        else:
+            reason = "the edited text does not parse back to the same settings"
         if new_text is None or not _verified(new_text, doc, new_list):
-            new_text = _rewrite(doc, new_list)
-            warnings.append("%s could not be edited in place (unusual layout); it was rewritten with every "
-                            "setting kept but comments and formatting lost" % FIELD)
+            raise MeshConfigError(
+                "ConfigMap %s key mesh: cannot add or remove the peers' roots in caCertificates without rewriting "
+                "text that is not ours (%s): the comments and formatting of the entries and settings there would "
+                "be lost. Nothing was changed; write caCertificates as a block list (\"- pem: ...\" items) or use "
+                "trust_mode: values" % (configmap, reason), field=FIELD)
     return new_text, new_managed, True, [prefixed(cluster, w) for w in warnings]
 
 
@@ -169,20 +267,6 @@ def render_roots(ours):
         else:
             rendered.append(slot["entry"])  # preserved as found
     return new_managed, rendered
-
-
-def _rewrite(doc, new_list):
-    """The whole mesh config re-serialized with ``new_list``: the fallback for layouts not edited in place."""
-    fallback = dict(doc)
-    if new_list:
-        fallback["caCertificates"] = new_list
-    else:
-        fallback.pop("caCertificates", None)
-    new_text = _dump(fallback)
-    if not _verified(new_text, doc, new_list):  # pragma: no cover - yaml round trip failed
-        raise MeshConfigError("%s: could not produce a mesh config equal to the current one plus the "
-                              "new caCertificates; nothing was changed" % FIELD, field=FIELD)
-    return new_text
 
 
 def _verified(new_text, old_doc, new_list):

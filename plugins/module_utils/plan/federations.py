@@ -114,6 +114,17 @@ def same_conditions(current, desired):
     return strip(current) == strip(desired)
 
 
+def last_accepted(federations):
+    """``{peer: issuedAt}`` of the metadata each IstioFederation (``{peer: object}``) caches: the copy last
+    accepted. A copy issued earlier is a replay (``peer_metadata``'s ``not_before``)."""
+    out = {}
+    for name, obj in sorted((federations or {}).items()):
+        issued = ((((obj or {}).get("status") or {}).get("metadataCache") or {}).get("public") or {}).get("issuedAt")
+        if issued:
+            out[name] = issued
+    return out
+
+
 def rollback_message(name, issued_at, current_status):
     """A message when metadata issued at ``issued_at`` predates the copy ``current_status`` caches (a replay)."""
     last = ((((current_status or {}).get("metadataCache") or {}).get("public") or {}).get("issuedAt"))

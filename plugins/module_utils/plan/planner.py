@@ -181,7 +181,7 @@ def export_alias(local_card, svc, api_version):
 
 # -- plan -------------------------------------------------------------------------------------------
 def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True,
-         refused=None, imports=None, other_gateways=(), current_statuses=None):
+         refused=None, imports=None, other_gateways=(), current_statuses=None, published=False):
     """Desired state of the cluster whose card is ``local``, given its ``peers``' cards.
 
     ``unreachable`` names peers whose facts could not be gathered this run: nothing is planned for
@@ -192,6 +192,8 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
     ``other_gateways``: the cluster's Gateways this collection did not write (coexistence).
     ``current_statuses``: ``{peer: status}`` of the IstioFederations the cluster holds; a metadata peer
     older than its cached copy (a replay) is planned as unreachable (federations.demote_replays).
+    ``published``: the cluster publishes its metadata, so peers may import from it before any is known here:
+    the export Gateway is planned even without peers.
     Returns ``objects``, ``statuses``, ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``.
     """
     unreachable = sorted(set(unreachable or ()))
@@ -210,7 +212,7 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
         raise PlanError([prefixed(local_name, "field dns_address_range: %s" % exc)])
     for peer in peers:
         _import_peer(desired, local_name, peer, (namespace, api_version), assigned, imports.get("namespaces") or ["*"])
-    if export and (peers or unreachable) and local.get("public_services"):
+    if export and (peers or unreachable or published) and local.get("public_services"):
         _export(desired, local, api_version, other_gateways)
     if assigned and local.get("dns_capture") is False:
         desired["warnings"].append(prefixed(local_name, _DNS_CAPTURE_OFF))

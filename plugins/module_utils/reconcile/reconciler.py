@@ -275,7 +275,8 @@ class Reconciler(object):
             managed = self._managed_roots(cm)
             self._report_reverted(text, managed, desired)
             new_text, new_managed, changed, warnings = update_ca_certificates(
-                text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"])
+                text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"],
+                configmap=self.mesh_ref)
             self._add_warnings(warnings)
             preserved = set(desired["preserve_peers"])
             self.summary["trust"]["kept"] = sorted(

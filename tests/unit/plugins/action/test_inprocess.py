@@ -96,7 +96,7 @@ def test_cluster_info_same_card_warnings_and_invocation(cluster, capsys):
     args = {"cluster": "cluster-b", "api_key": "s3cr3t-token", "verify_ssl": False}
     module, action = both(cluster_info, args, capsys)
     assert action == module
-    assert action["card"]["name"] == "cluster-b" and action["api_calls"] == {"get": 2, "list": 5}
+    assert action["card"]["name"] == "cluster-b" and action["api_calls"] == {"get": 2, "list": 6}  # + the IstioFederation LIST (accepted_metadata)
     assert any(w.startswith("cluster-b: Service a/udp port dns uses UDP") for w in action["warnings"])
     assert action["invocation"]["module_args"]["api_key"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     assert action["invocation"]["module_args"]["validate_certs"] is False  # the alias resolved, as in the module

@@ -65,3 +65,23 @@ def test_ca_expiring_within_the_window_is_a_warning():
     assert federation_report(hv, ["a"], warning_days=10, now=NOW)["warnings"] == []
     warnings = federation_report(hv, ["a"], warning_days=30, now=NOW)["warnings"]
     assert warnings == ["a: root CA aaaaaaaaaaaaaaaa (CN=a root) expires on 2026-12-10, within 30 days"]
+
+
+def test_replayed_metadata_is_listed_under_its_own_heading_and_in_the_summary():
+    hv = hostvars_for(a=view("a", [peer("b", state="unreachable")]))
+    msg = ("b: public/public.json was issued at 2026-11-25T20:00:00Z, before the last metadata accepted "
+           "(2026-11-25T22:00:00Z): an older copy is being replayed; refused")
+    hv["b"] = {"meshfed_facts": {"skipped": True},
+               "meshfed_peer_metadata": {"failed": True, "reason": "rollback", "msg": msg}}
+    out = federation_report(hv, ["a", "b"], now=NOW)
+    section = out["markdown"].split("## Refused peer metadata\n", 1)[1].split("\n## ", 1)[0]
+    assert "| b | rollback (replayed: older than the copy last accepted) | %s |" % msg in section
+    assert "Metadata refused (peer kept as unreachable, nothing removed): b (replayed: older than the copy last " \
+           "accepted)" in out["summary"]
+    assert msg in out["warnings"] and out["summary"][0].endswith("%d warnings" % len(out["warnings"]))
+
+
+def test_no_refused_section_when_every_copy_was_accepted():
+    out = federation_report(hostvars_for(a=view("a", [peer("b")]), b=view("b", [peer("a")])), ["a", "b"], now=NOW)
+    assert "Refused peer metadata" not in out["markdown"]
+    assert not any(line.startswith("Metadata refused") for line in out["summary"])

@@ -108,13 +108,70 @@ def test_block_removed_when_nothing_is_left(pems):
     assert changed and back == MESH and managed == {}
 
 
-def test_unusual_layout_falls_back_without_losing_settings(pems):
-    flow = "{trustDomain: cluster-a.local, accessLogFile: /dev/stdout, caCertificates: []}\n"
-    new, _m, changed, warnings = update(flow, [entry(pems, "b")])
-    assert changed and "comments and formatting lost" in warnings[0]
-    doc = yaml.safe_load(new)
-    assert doc["trustDomain"] == "cluster-a.local" and doc["accessLogFile"] == "/dev/stdout"
-    assert len(doc["caCertificates"]) == 1
+def _pem_lines(pem, indent):
+    return "".join("%s%s\n" % (" " * indent, line) for line in pem.strip().splitlines())
+
+
+def hand_edited(pems):
+    """A caCertificates block written by hand: comments, 4-space items, flow-style trustDomains, a flow item."""
+    return (MESH.replace("enableAutoMtls: true\n", "")
+            + "caCertificates:   # roots trusted besides our own\n"
+            + "    # corporate root, owner: security team\n"
+            + "    - pem: |\n" + _pem_lines(pems["user"], 8)
+            + "      trustDomains: [corp.example, legacy.corp.example]   # both domains\n"
+            + "\n"
+            + "    # partner, see ticket SEC-42\n"
+            + "    - {pem: \"%s\", trustDomains: [partner.example]}\n" % pems["c"].strip().replace("\n", "\\n")
+            + "# next: the rest of the mesh config\n"
+            + "enableAutoMtls: true\n")
+
+
+def test_hand_edited_block_keeps_every_byte_through_a_run_and_its_removal(pems):
+    text = hand_edited(pems)
+    new, managed, changed, warnings = update(text, [entry(pems, "b")])
+    assert changed and warnings == []
+    head, tail = text.split("# next: the rest", 1)
+    assert new.startswith(head) and new.endswith("# next: the rest" + tail)  # the user's block, byte for byte
+    added = new[len(head):-len("# next: the rest" + tail)]
+    assert added.startswith("    - pem: |\n        -----BEGIN CERTIFICATE-----\n")  # in the block's indentation
+    cas = yaml.safe_load(new)["caCertificates"]
+    assert [c["trustDomains"] for c in cas] == [["corp.example", "legacy.corp.example"], ["partner.example"],
+                                                ["cluster-b.local"]]
+    again, managed2, changed2, _w = update(new, [entry(pems, "b")], managed)
+    assert not changed2 and again is new and managed2 == managed
+    back, managed3, changed3, _w = update(new, [], managed)  # peer b leaves
+    assert changed3 and back == text and managed3 == {}
+
+
+def test_hand_edited_block_with_our_entry_in_the_middle(pems):
+    text = hand_edited(pems)
+    new, managed, _c, _w = update(text, [entry(pems, "b")])
+    # the user adds an entry after ours; our removal leaves theirs as written
+    user_tail = "    - pem: |\n" + _pem_lines(pems["b2"], 8) + "      trustDomains:\n      - late.example\n"
+    edited = new.replace("# next: the rest", user_tail + "# next: the rest")
+    back, managed2, changed, _w = update(edited, [], managed)
+    assert changed and managed2 == {}
+    assert back == text.replace("# next: the rest", user_tail + "# next: the rest")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("{trustDomain: cluster-a.local, accessLogFile: /dev/stdout, caCertificates: []}\n", "one flow-style mapping"),
+    ("trustDomain: cluster-a.local\ncaCertificates: [{pem: \"x\", trustDomains: [corp.example]}]  # ours\n",
+     "written in flow style"),
+])
+def test_a_layout_that_cannot_be_spliced_fails_naming_the_configmap_and_changes_nothing(pems, text, reason):
+    with pytest.raises(MeshConfigError) as err:
+        update_ca_certificates(text, "cluster-a", [entry(pems, "b")], {}, configmap="istio-system/istio-1-24")
+    msg = str(err.value)
+    assert msg.startswith("cluster-a: ConfigMap istio-system/istio-1-24 key mesh: cannot add or remove")
+    assert reason in msg and "Nothing was changed" in msg
+
+
+def test_empty_flow_list_becomes_a_block_keeping_its_comment(pems):
+    text = MESH + "caCertificates: []   # filled by meshfed\n"
+    new, _m, changed, _w = update(text, [entry(pems, "b")])
+    assert changed and new.startswith(MESH + "caCertificates:   # filled by meshfed\n- pem: |\n")
+    assert len(yaml.safe_load(new)["caCertificates"]) == 1
 
 
 @pytest.mark.parametrize("text, expected", [

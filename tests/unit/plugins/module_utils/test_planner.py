@@ -70,6 +70,14 @@ def test_no_gateway_without_public_services_or_peers(a, b):
     assert by_kind(plan(b, [], unreachable=["cluster-a"]), "Gateway")  # peers still exist
 
 
+def test_a_cluster_that_publishes_its_metadata_exports_without_any_peer(a, b):
+    """Peers import from the published metadata before (or without) being in this inventory: the gateway routes."""
+    gw = by_kind(plan(b, [], published=True), "Gateway")["meshfed-export"]
+    assert gw["spec"]["servers"][0]["hosts"] == ["bar.xyz.svc.cluster-b.local"]
+    assert not by_kind(plan(card("cluster-b", services=[]), [], published=True), "Gateway")
+    assert not by_kind(plan(b, [], published=True, export=False), "Gateway")
+
+
 def test_three_clusters_each_import_the_others():
     cards = [card(n) for n in ("cluster-a", "cluster-b", "cluster-c")]
     for local in cards:

@@ -9,6 +9,8 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.meshfed.istio.plugins.module_utils.common import deps
 from ansible_collections.meshfed.istio.plugins.module_utils import runners
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
+    CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, kind_path)
 from ansible_collections.meshfed.istio.plugins.modules import cluster_info, federation
 
 from ...cards import card
@@ -59,9 +61,25 @@ def test_cluster_info_returns_the_card_and_warnings(connected):
     out = run(cluster_info.main, {"cluster": "cluster-b"})
     assert not out.failed and out.result["changed"] is False
     assert out.result["card"]["name"] == "cluster-b" and out.result["card"]["gateway"]["port"] == 15443
-    assert out.result["api_calls"] == {"get": 2, "list": 5}
+    assert out.result["api_calls"] == {"get": 2, "list": 6}
+    assert out.result["accepted_metadata"] == {}  # the IstioFederation CRD is not installed yet
     assert any(w.startswith("cluster-b: Service a/udp port dns uses UDP") for w in connected["warnings"])
     assert connected["params"]["gateway_namespace"] is None  # the runner, not the spec, defaults it
+
+
+def test_cluster_info_returns_the_metadata_last_accepted_from_each_peer(connected):
+    """The issue time each IstioFederation this cluster wrote caches: the role refuses older copies (replays)."""
+    connected["client"] = client = world(make_cert("Root cluster-b")[2])
+
+    def fed(name, cluster, issued):
+        labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: cluster}
+        return {"metadata": {"name": name, "labels": labels},
+                "status": {"metadataCache": {"public": {"issuedAt": issued} if issued else {}}}}
+    client.lists[kind_path("IstioFederation", None, "v1")] = [
+        fed("cluster-a", "cluster-b", "2026-11-26T02:11:47Z"), fed("cluster-c", "cluster-b", None),
+        fed("cluster-d", "another-cluster", "2026-11-26T03:00:00Z")]
+    out = run(cluster_info.main, {"cluster": "cluster-b"})
+    assert not out.failed and out.result["accepted_metadata"] == {"cluster-a": "2026-11-26T02:11:47Z"}
 
 
 def test_cluster_info_bad_port_fails_before_connecting(connected):
