@@ -1,6 +1,6 @@
 """Check a built collection tarball: everything users need is in it, nothing developers only need is.
 
-    python tests/release/check_dist.py .build/dist/meshfed-istio-0.1.0.tar.gz
+    python tests/release/check_dist.py .build/dist/meshfed-istio-1.0.0.tar.gz
 
 Exit status 1 with one line per problem otherwise.
 """

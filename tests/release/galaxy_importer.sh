@@ -10,10 +10,11 @@
 #     flake8's defaults, both selected by the importer's --select W.
 # Usage: tests/release/galaxy_importer.sh <tarball>
 set -euo pipefail
-TARBALL="$1"
+TARBALL="$(realpath "$1")"
 CFG="$(mktemp)"
 OUT="$(mktemp)"
-trap 'rm -f "${CFG}" "${OUT}"' EXIT
+RUNDIR="$(mktemp -d)"   # the importer writes importer_result.json into its working directory
+trap 'rm -rf "${CFG}" "${OUT}" "${RUNDIR}"' EXIT
 cat > "${CFG}" <<'CFG'
 [galaxy-importer]
 RUN_ANSIBLE_TEST = False
@@ -23,7 +24,7 @@ CHECK_CHANGELOG = True
 REQUIRE_V1_OR_GREATER = True
 CFG
 status=0
-GALAXY_IMPORTER_CONFIG="${CFG}" python -m galaxy_importer.main "${TARBALL}" > "${OUT}" 2>&1 || status=$?
+(cd "${RUNDIR}" && GALAXY_IMPORTER_CONFIG="${CFG}" python -m galaxy_importer.main "${TARBALL}") > "${OUT}" 2>&1 || status=$?
 grep -v '^Loading \|^Linting ' "${OUT}" | grep -v ': W50[34] line break' || true
 known="$(grep -cE '^WARNING: (plugins/filter/[a-z_]+\.yml:[0-9]+:[0-9]+: E999 |.*: W50[34] line break)' "${OUT}" || true)"
 echo "galaxy-importer: ${known} known importer/flake8 warnings (filter sidecars as Python, W503/W504) not shown"
