@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
 from tests.integration.runner_job import private_data_dir, run_job
 from tests.lab import kubeapi
@@ -198,3 +199,39 @@ def test_tags_and_phase_select_phases_of_the_shipped_playbook(jobs, tmp_path, ar
     summary_shown = "Federation: 2 clusters in this run" in run.stdout
     report_phase = "--tags" not in args and "meshfed_phase=gather" not in args and "meshfed_phase=apply" not in args
     assert summary_shown == report_phase, run
+
+
+def _federation_examples():
+    from tests.unit.test_examples import module_docs
+    return {t["name"]: t for t in yaml.safe_load(module_docs()["federation"]["EXAMPLES"])}
+
+
+def test_federation_module_membership_examples_against_the_lab(jobs, tmp_path):
+    """The federation module's EXAMPLES for leaving, run as written but for the kubeconfig and the
+    leaving peer's name: the peer that stays removes the leaver; the leaver removes everything it holds.
+    (Last in this file: it takes cluster-a out of the federation the tests above built.)"""
+    a, b = jobs["clusters"]
+    examples = _federation_examples()
+    leave = next(t for n, t in examples.items() if n.startswith("Leave the federation"))
+    other = next(t for n, t in examples.items() if n.startswith("On a peer that stays"))
+    leave["meshfed.istio.federation"]["kubeconfig"] = str(a.kubeconfig)
+    other["meshfed.istio.federation"].update(kubeconfig=str(b.kubeconfig), leaving_peers=["cluster-a"])
+    assert set(kube.federations(a)) == {"cluster-b"} and set(kube.federations(b)) == {"cluster-a"}
+    play = [{"name": "Membership examples", "hosts": "localhost", "gather_facts": False, "connection": "local",
+             "tasks": [
+                 {"name": "Card of cluster-b", "meshfed.istio.cluster_info": {
+                     "cluster": "cluster-b", "kubeconfig": str(b.kubeconfig)}, "register": "facts_b"},
+                 {"name": "Card of cluster-a", "meshfed.istio.cluster_info": {
+                     "cluster": "cluster-a", "kubeconfig": str(a.kubeconfig)}, "register": "facts_a"},
+                 dict(other, vars={"meshfed_card": "{{ facts_b.card }}", "federation": {"peers": []}}),
+                 dict(leave, vars={"meshfed_card": "{{ facts_a.card }}"}),
+             ]}]
+    pb = tmp_path / "examples.yml"
+    pb.write_text(yaml.safe_dump(play, sort_keys=False))
+    inv = tmp_path / "localhost.yml"
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    run = run_playbook(inv, playbook=pb)
+    assert run.rc == 0, run
+    assert kube.federations(a) == {} and kube.se_by_host(a) == {}
+    assert kube.federations(b) == {} and "foo.abc.svc.cluster-a.local" not in kube.se_by_host(b)
+    assert kube.trusted(a) == {} and kube.trusted(b) == {}
