@@ -68,12 +68,14 @@ dist: venv
 	$(VENV)/bin/ansible-galaxy collection build --output-path $(BUILD)/dist .
 	$(PY) tests/release/check_dist.py $(BUILD)/dist/meshfed-istio-*.tar.gz
 
-# Execution environment build context in .build/ee (build it with ansible-builder build or podman).
-ee: dist
-	cp $(BUILD)/dist/meshfed-istio-*.tar.gz ee/meshfed-istio.tar.gz
-	$(VENV)/bin/ansible-builder create -f ee/execution-environment.yml -c $(BUILD)/ee --output-filename Containerfile
+# Build contexts of both execution environments (ee/aap: AAP's minimal base; ee/community) in .build/ee/.
+# They take meshfed.istio from Galaxy (ee/*/requirements.yml); build with ansible-builder build or podman.
+ee: venv
+	for e in aap community; do (cd ee/$$e && $(CURDIR)/$(VENV)/bin/ansible-builder create -f execution-environment.yml \
+	  -c $(CURDIR)/$(BUILD)/ee/$$e --output-filename Containerfile) || exit 1; done
 
-# Changelog, lint, build, install into a fresh path, EE context, demo from the installed collection.
+# Changelog, lint, build, galaxy-importer (REQUIRE_V1_OR_GREATER), install into a fresh path, both EE contexts,
+# demo from the installed collection (tests/release/run.sh).
 release-check: venv collection lab-bins
 	bash tests/release/run.sh
 

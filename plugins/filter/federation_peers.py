@@ -6,64 +6,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: federation_peers
-short_description: Split federation members into gathered, unreachable and leaving peers
-version_added: 0.1.0
-author:
-  - meshfed.istio contributors (@meshfed)
-description:
-  - From O(_input) (C(hostvars)), the federation members and the current host, returns the cards of
-    the other members that gathered their facts this run (C(peers)), the names of members in this run
-    that did not (C(unreachable)), of members marked C(meshfed_state=absent) (C(leaving)), and of all
-    members (C(members)). The federation module keeps what it holds for unreachable peers and for known
-    peers not in this run; it removes only leaving peers.
-  - A member's cluster name is its C(meshfed_cluster_name) host var, else its inventory name.
-options:
-  _input:
-    description: The C(hostvars) mapping.
-    type: dict
-    required: true
-  members:
-    description: Inventory names of every federation member (usually C(ansible_play_hosts_all)).
-    type: list
-    elements: str
-    required: true
-  current:
-    description: Inventory name of the host being applied (C(inventory_hostname)).
-    type: str
-    required: true
-  card_var:
-    description: Host var holding a member's card.
-    type: str
-    default: meshfed_card
-  in_run:
-    description:
-      - Inventory names of the hosts of this run (usually C(ansible_play_hosts_all)). A member outside it
-        (left out by C(--limit)) is not unreachable, merely not in this run. Defaults to O(members).
-    type: list
-    elements: str
-  fetch_var:
-    description:
-      - Host var registered by M(meshfed.istio.peer_metadata) for a metadata peer; its failure (why the peer's
-        metadata was refused) is reported in C(refused).
-    type: str
-    default: meshfed_peer_metadata
-"""
-
-EXAMPLES = r"""
-- name: Peers of this cluster
-  ansible.builtin.set_fact:
-    federation: "{{ hostvars | meshfed.istio.federation_peers(ansible_play_hosts_all, inventory_hostname) }}"
-"""
-
-RETURN = r"""
-_value:
-  description:
-    - C(peers) (list of cards), C(unreachable), C(leaving) and C(members) (lists of cluster names), sorted by name.
-    - C(refused) maps each unreachable metadata peer whose metadata was refused to C({reason, message}).
-  type: dict
-"""
+# Documentation of the three filters of this file: federation_peers.yml, federation_cards.yml and
+# federation_split.yml beside it (a DOCUMENTATION here would be shown by ansible-doc for all three).
 
 from ansible.errors import AnsibleFilterError
 

@@ -8,8 +8,8 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: federation_report
-short_description: Markdown report and one-screen summary of a federation run
-version_added: 0.1.0
+short_description: Markdown report and short summary of a federation run
+version_added: 1.0.0
 author:
   - meshfed.istio contributors (@meshfed)
 description:

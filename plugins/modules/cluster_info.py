@@ -10,9 +10,8 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: cluster_info
 short_description: Gather an Istio cluster's federation facts (its "cluster card")
-version_added: 0.1.0
+version_added: 1.0.0
 description:
-  - Named C(meshfed.istio.cluster_facts) before 0.1.0's release; that name still works (a redirect).
   - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh -
     the trust domain, the root CA certificate(s), the east-west gateway's addresses and port, and the
     Services marked public.

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: federation
 short_description: Federate a cluster's Istio mesh with its peers
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Converges one cluster onto the federation described by its own card and its peers' cards
     (as returned by M(meshfed.istio.cluster_info)).
@@ -220,11 +220,18 @@ EXAMPLES = r"""
   vars:
     federation: "{{ hostvars | meshfed.istio.federation_peers(ansible_play_hosts_all, inventory_hostname) }}"
 
-- name: Remove every imported service and trusted root (leave the federation)
+- name: Leave the federation - remove every import, the export Gateway, the IstioFederation records and peer roots
   meshfed.istio.federation:
     kubeconfig: ~/.kube/cluster-a
     local: "{{ meshfed_card }}"
-    peers: []
+    state: absent
+
+- name: On a peer that stays, remove everything it holds of cluster-c (which leaves)
+  meshfed.istio.federation:
+    kubeconfig: ~/.kube/cluster-b
+    local: "{{ meshfed_card }}"
+    peers: "{{ federation.peers }}"
+    leaving_peers: [cluster-c]
 """
 
 RETURN = r"""

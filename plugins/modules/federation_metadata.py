@@ -10,10 +10,10 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: federation_metadata
 short_description: Publish a cluster's signed federation metadata to a directory
-version_added: 0.2.0
+version_added: 1.0.0
 description:
   - Writes the federation metadata of one cluster, built from its card (as returned by
-    M(meshfed.istio.cluster_facts)), into O(dest), in the layout Deckhouse's metadata exporter serves
+    M(meshfed.istio.cluster_info)), into O(dest), in the layout Deckhouse's metadata exporter serves
     C(public/public.json) (C(clusterUUID), C(authnKeyPub), C(rootCA)) and C(private/federation.json)
     (C(ingressGateways), C(publicServices)). A peer fetches them without any credential to this cluster
     (serve O(dest) over HTTPS, from object storage or from a Git repository).
@@ -36,7 +36,7 @@ attributes:
     description: Shows the documents before and after (no key material).
 options:
   card:
-    description: The cluster's card (M(meshfed.istio.cluster_facts) C(card)).
+    description: The cluster's card (M(meshfed.istio.cluster_info) C(card)).
     type: dict
     required: true
   dest:
@@ -73,7 +73,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Gather the card
-  meshfed.istio.cluster_facts:
+  meshfed.istio.cluster_info:
     cluster: cluster-a
     kubeconfig: ~/.kube/cluster-a
   register: facts

@@ -10,10 +10,10 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: peer_metadata
 short_description: Fetch and verify a peer cluster's federation metadata (no credentials to the peer)
-version_added: 0.2.0
+version_added: 1.0.0
 description:
   - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and
-    returns it as a card, the same shape M(meshfed.istio.cluster_facts) returns, so
+    returns it as a card, the same shape M(meshfed.istio.cluster_info) returns, so
     M(meshfed.istio.federation) plans a metadata peer exactly like a peer it holds credentials for.
   - O(protocol=meshfed) (default) reads documents published by M(meshfed.istio.federation_metadata) and
     requires their detached Ed25519 signatures, a signer pinned by O(signer_key) and/or roots pinned by
@@ -108,7 +108,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 card:
-  description: The peer as a card (see M(meshfed.istio.cluster_facts)), plus C(metadata) (protocol, location,
+  description: The peer as a card (see M(meshfed.istio.cluster_info)), plus C(metadata) (protocol, location,
     C(clusterUUID), signer fingerprint, issue/expiry/fetch times, the coordinates to record in the
     IstioFederation, and the public document).
   returned: success
