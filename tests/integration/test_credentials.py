@@ -1,4 +1,4 @@
-"""Issue 11: credentials as AWX/AAP and kubernetes.core users provide them, against real API servers:
+"""Credentials as AWX/AAP and kubernetes.core users provide them, against real API servers:
 AAP's built-in Kubernetes credential (K8S_AUTH_HOST/API_KEY/SSL_CA_CERT/VERIFY_SSL only), one merged
 kubeconfig with a context per host (recipe 1 of docs/aap-credentials.md), a multi-path KUBECONFIG, a
 kubeconfig given as a dict, and module_defaults through the collection's action group."""
