@@ -48,6 +48,17 @@ make_venv() { # venv, core, interpreter
   "$1/bin/python" -m pip install --quiet "ansible-core==$2" -r "${REPO}/requirements.txt"
 }
 
+declare -A CORE_DONE=()
+select_tests() { # core -> tests=(...), what="..." for this entry (the core-only tests on a core's first entry)
+  tests=("${PY_TESTS[@]}") what="compile import"
+  if [[ -z "${CORE_DONE[$1]:-}" ]]; then
+    tests+=("${CORE_TESTS[@]}") what="${what} validate-modules ansible-doc runtime-metadata"
+    CORE_DONE[$1]=1
+  fi
+}
+
+# --prepare: the missing venvs all at once (pip downloads overlap), then, one entry at a time, the
+# requirements and test venvs of its sanity tests (ansible-test --prime-venvs: nothing is tested).
 if [[ "${1:-}" == "--prepare" ]]; then
   declare -a pids=()
   for entry in "${MATRIX[@]}"; do
@@ -58,12 +69,19 @@ if [[ "${1:-}" == "--prepare" ]]; then
   done
   rc=0
   for pid in "${pids[@]}"; do wait "${pid}" || rc=1; done
-  echo "sanity-matrix --prepare: ${#pids[@]} venv(s) created in ${SECONDS}s (rc=${rc})"
+  echo "sanity-matrix --prepare: ${#pids[@]} venv(s) created after ${SECONDS}s (rc=${rc})"
+  for entry in "${MATRIX[@]}"; do
+    core="${entry%%:*}" py="${entry##*:}" venv="${VENVS}/core${entry%%:*}-py${entry##*:}"
+    select_tests "${core}"
+    venv_ok "${venv}" "${core}" || continue
+    MESHFED_SANITY_VENV="${venv}" MESHFED_SANITY_PYTHON="${py}" bash "${REPO}/tests/sanity/run.sh" --prime-venvs \
+      "${tests[@]}" >/dev/null || rc=1
+    echo "sanity-matrix --prepare: core ${core}/py ${py} primed after ${SECONDS}s"
+  done
   exit "${rc}"
 fi
 
 declare -a RESULTS=()
-declare -A CORE_DONE=()
 failed=0
 for entry in "${MATRIX[@]}"; do
   core="${entry%%:*}" py="${entry##*:}"
@@ -76,11 +94,7 @@ for entry in "${MATRIX[@]}"; do
   if ! venv_ok "${venv}" "${core}"; then
     make_venv "${venv}" "${core}" "${interp}"
   fi
-  tests=("${PY_TESTS[@]}") what="compile import"
-  if [[ -z "${CORE_DONE[${core}]:-}" ]]; then
-    tests+=("${CORE_TESTS[@]}") what="${what} validate-modules ansible-doc runtime-metadata"
-    CORE_DONE[${core}]=1
-  fi
+  select_tests "${core}"
   echo "=== sanity-matrix: ansible-core ${core} on Python ${py}: ${what}"
   if MESHFED_SANITY_VENV="${venv}" MESHFED_SANITY_PYTHON="${py}" bash "${REPO}/tests/sanity/run.sh" "${tests[@]}"; then
     RESULTS+=("core ${core}/py ${py} (${what}): ok $((SECONDS - t0))s")
