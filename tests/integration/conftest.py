@@ -80,9 +80,11 @@ def lab_clusters(lab):
 
 _inv_counter = itertools.count(1)
 
-# Lab files, longest first (wall seconds of a serial run, rounded; measured 2026-12-04 on 2 loaded cores).
-# With pytest-xdist --dist loadfile (make test) a worker takes a whole file; starting the longest ones
-# first keeps one long file from running alone at the end. Only the order changes, never what runs.
+# Lab files, longest first. Rough wall seconds on 2 loaded cores: membership, report, credentials and lab
+# from their pytest --durations on 2026-12-04, the others estimated from what they start (lab clusters,
+# playbook runs, meshsim checks); an unlisted file counts as 0. With pytest-xdist --dist loadfile (make
+# test) a worker takes a whole file; starting the longest ones first keeps one long file from running
+# alone at the end. Only the order changes, never what runs.
 FILE_SECONDS = {
     "test_real_installs.py": 420, "test_faults.py": 330, "test_sovereign.py": 260, "test_install_shapes.py": 250,
     "test_traffic.py": 200, "test_federation.py": 170, "test_membership.py": 150, "test_report.py": 110,
