@@ -31,7 +31,7 @@ from tests.lab import pki
 ensure_collection_link()
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
-from ansible_collections.meshfed.istio.plugins.module_utils import metadata as md  # noqa: E402 pylint: disable=wrong-import-position
+from ansible_collections.meshfed.istio.plugins.module_utils.metadata import documents as md  # noqa: E402 pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.lab
 
