@@ -36,19 +36,27 @@ meshsim:
 
 # Coverage of plugins/module_utils, as a terminal summary (unit tests import the collection from this checkout).
 COV := --cov=plugins/module_utils --cov-report=term
+# pytest-xdist workers for the test suites (PYTEST_WORKERS=0: one process). --dist loadfile keeps a file's
+# tests on one worker, so a module's lab clusters (module-scoped fixtures) are started once; each worker
+# has its own lab (own work dir, ports free-picked and retried on a collision).
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: venv collection
 	$(PY) -m pytest -q $(COV) tests/unit
 
 lab-test: venv collection lab-bins kubectl meshsim
-	$(PY) -m pytest -q -m lab tests/integration
+	$(PY) -m pytest -q $(XDIST) -m lab tests/integration
 
 sanity: venv collection
 	bash tests/sanity/run.sh
 
-test: venv collection lab-bins kubectl meshsim
+# Sanity first: it needs no Go binary, so on a cold machine it runs while .ci/run's background builds
+# compile; lab-bins and meshsim then wait on those builds' locks and return the cached binaries.
+test: venv collection
 	bash tests/sanity/run.sh
-	$(PY) -m pytest -q -ra $(COV) tests/unit tests/integration
+	$(MAKE) --no-print-directory lab-bins kubectl meshsim
+	$(PY) -m pytest -q -ra $(XDIST) $(COV) tests/unit tests/integration
 
 demo: venv collection lab-bins
 	$(PY) -m tests.demo

@@ -12,6 +12,9 @@ def ensure_collection_link(importable=False):
     target = COLLECTIONS / "ansible_collections" / "meshfed" / "istio"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
-        target.symlink_to(REPO)
+        try:
+            target.symlink_to(REPO)
+        except FileExistsError:  # another pytest worker linked it first
+            pass
     if importable and str(COLLECTIONS) not in sys.path:
         sys.path.insert(0, str(COLLECTIONS))

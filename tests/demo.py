@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
+from tests.lab import kubeapi
 from tests.lab.inventory import write_inventory
 from tests.lab.lab import Lab
 from tests.lab.seed import seed_cluster
@@ -55,16 +55,16 @@ def main(argv=None):
         if run.rc != 0:
             print(run.stderr, file=sys.stderr)
             return run.rc
-        se = kube.se_by_host(a)["bar.xyz.svc.cluster-b.local"]
+        se = kubeapi.se_by_host(a)["bar.xyz.svc.cluster-b.local"]
         show("cluster-a: ServiceEntry %s/%s" % (se["metadata"]["namespace"], se["metadata"]["name"]),
              {"metadata": {"labels": se["metadata"]["labels"]}, "spec": se["spec"]})
-        fed = kube.federations(a)["cluster-b"]
+        fed = kubeapi.federations(a)["cluster-b"]
         show("cluster-a: IstioFederation cluster-b", {"spec": fed["spec"], "status": {
             "metadataCache": {k: v for k, v in fed["status"]["metadataCache"].items() if k != "public"}}})
         show("cluster-a: mesh config caCertificates (ConfigMap istio-system/istio)", [
             {"trustDomains": e.get("trustDomains"), "pem": e["pem"].splitlines()[1][:40] + "..."}
-            for e in kube.mesh(a).get("caCertificates") or []])
-        show("cluster-b: export Gateway", kube.gateways(b)["meshfed-export"]["spec"])
+            for e in kubeapi.mesh(a).get("caCertificates") or []])
+        show("cluster-b: export Gateway", kubeapi.gateways(b)["meshfed-export"]["spec"])
         print("\n--- the report (-e meshfed_report_path=%s)\n" % report)
         print(report.read_text())
         print("\n$ ansible-playbook %s -i %s   # again: nothing to change" % (shown, inventory))

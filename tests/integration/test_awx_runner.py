@@ -19,10 +19,9 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from tests.integration import kube
+from tests.lab import kubeapi
 from tests.integration.ansible_run import run_playbook
 from tests.integration.runner_job import private_data_dir, run_job
-from tests.lab import kubeapi
 from tests.lab.inventory import write_inventory
 from tests.lab.lab import free_ports
 
@@ -222,7 +221,7 @@ def test_federation_module_membership_examples_against_the_lab(pair, tmp_path):
     other = next(t for n, t in examples.items() if n.startswith("On a peer that stays"))
     leave["meshfed.istio.federation"]["kubeconfig"] = str(a.kubeconfig)
     other["meshfed.istio.federation"].update(kubeconfig=str(b.kubeconfig), leaving_peers=["cluster-a"])
-    assert set(kube.federations(a)) == {"cluster-b"} and set(kube.federations(b)) == {"cluster-a"}
+    assert set(kubeapi.federations(a)) == {"cluster-b"} and set(kubeapi.federations(b)) == {"cluster-a"}
     play = [{"name": "Membership examples", "hosts": "localhost", "gather_facts": False, "connection": "local",
              "tasks": [
                  {"name": "Card of cluster-b", "meshfed.istio.cluster_info": {
@@ -239,6 +238,6 @@ def test_federation_module_membership_examples_against_the_lab(pair, tmp_path):
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
     run = run_playbook(inv, playbook=pb)
     assert run.rc == 0, run
-    assert kube.federations(a) == {} and kube.se_by_host(a) == {}
-    assert kube.federations(b) == {} and "foo.abc.svc.cluster-a.local" not in kube.se_by_host(b)
-    assert kube.trusted(a) == {} and kube.trusted(b) == {}
+    assert kubeapi.federations(a) == {} and kubeapi.se_by_host(a) == {}
+    assert kubeapi.federations(b) == {} and "foo.abc.svc.cluster-a.local" not in kubeapi.se_by_host(b)
+    assert kubeapi.trusted(a) == {} and kubeapi.trusted(b) == {}

@@ -1,4 +1,4 @@
-"""Issue 11: credentials as AWX/AAP and kubernetes.core users provide them, against real API servers:
+"""Credentials as AWX/AAP and kubernetes.core users provide them, against real API servers:
 AAP's built-in Kubernetes credential (K8S_AUTH_HOST/API_KEY/SSL_CA_CERT/VERIFY_SSL only), one merged
 kubeconfig with a context per host (recipe 1 of docs/aap-credentials.md), a multi-path KUBECONFIG, a
 kubeconfig given as a dict, and module_defaults through the collection's action group."""
@@ -164,7 +164,7 @@ def test_in_cluster_service_account_without_any_kubeconfig(lab_clusters, tmp_pat
     inv = bare_inventory(tmp_path / "localhost.yml", {})
     run = run_playbook(inv, playbook=playbook, env=env)
     assert run.rc == 0, run
-    from tests.certs import make_cert
+    from tests.lab.pki import make_cert
     (mount / "ca.crt").write_text(make_cert("Root CA not cluster-a")[2])
     bad = run_playbook(inv, playbook=playbook, env=env)
     assert bad.rc != 0

@@ -17,10 +17,9 @@ import pytest
 import yaml
 
 from tests.collection import REPO
-from tests.integration import kube
+from tests.lab import kubeapi
 from tests.integration.ansible_run import run_playbook
 from tests.integration.traffic import assert_traffic
-from tests.lab import kubeapi
 from tests.lab import seed as lab_seed
 from tests.lab.inventory import write_inventory
 
@@ -100,9 +99,9 @@ def _install_trust(cluster, directory):
     """The Istio install pipeline's step, as Helm renders it: meshConfig.caCertificates from the rendered values
     file into ConfigMap istio key mesh (the lab has no Helm; everything else in the mesh config is kept)."""
     values = yaml.safe_load((Path(directory) / "istio-install" / "istiod-values.yaml").read_text())
-    mesh = kube.mesh(cluster)
+    mesh = kubeapi.mesh(cluster)
     mesh["caCertificates"] = values["meshConfig"]["caCertificates"]
-    kube.set_mesh_text(cluster, yaml.safe_dump(mesh, sort_keys=False))
+    kubeapi.set_mesh_text(cluster, yaml.safe_dump(mesh, sort_keys=False))
 
 
 def _tree(directory):
@@ -176,7 +175,7 @@ def test_kubectl_applied_render_equals_apply_mode_object_by_object(labs):
         for key in want:
             assert got[key] == want[key], key
         # the mesh config's trust, once the install pipeline took the values file
-        assert kube.trusted(labs["rendered"][name]) == kube.trusted(labs["applied"][name])
+        assert kubeapi.trusted(labs["rendered"][name]) == kubeapi.trusted(labs["applied"][name])
         # status: apply mode writes it on the cluster; render mode keeps it in its state file, never applied
         state = yaml.safe_load((labs["dir"] / name / ".meshfed-render.yaml").read_text())
         for key, status in want_status.items():
@@ -241,7 +240,7 @@ def test_a_service_no_longer_public_loses_its_files_and_kubectl_prunes_its_objec
     assert not (root / "cluster-b" / "gateway-istio-system-meshfed-export.yaml").exists()  # b exports nothing now
     for cluster in rendered.values():
         _apply(kubectl, cluster, root / cluster.name, prune=True)
-    assert BAR not in kube.se_by_host(rendered["cluster-a"])
+    assert BAR not in kubeapi.se_by_host(rendered["cluster-a"])
 
     run = run_playbook(labs["inv_applied"])
     assert run.rc == 0, run

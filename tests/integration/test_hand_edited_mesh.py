@@ -10,7 +10,7 @@ naming the ConfigMap and what it cannot preserve, and writes nothing. Against re
 import pytest
 import yaml
 
-from tests.integration import kube
+from tests.lab import kubeapi
 from tests.integration.ansible_run import run_playbook
 from tests.lab import pki
 from tests.lab.inventory import write_inventory
@@ -39,8 +39,8 @@ def pair(lab_clusters, tmp_path_factory):
              "\n"
              "    # partner, see ticket SEC-42\n"
              "    - {pem: \"%s\", trustDomains: [partner.example]}\n" % corp_escaped(partner))
-    hand = block + "# below: rendered by the installer\n" + kube.mesh_text(a)
-    kube.set_mesh_text(a, hand)
+    hand = block + "# below: rendered by the installer\n" + kubeapi.mesh_text(a)
+    kubeapi.set_mesh_text(a, hand)
     return {"a": a, "b": b, "hand": hand, "block": block, "corp": corp, "partner": partner,
             "dir": tmp_path_factory.mktemp("hand-edited")}
 
@@ -58,24 +58,24 @@ def test_hand_edited_entries_keep_every_byte_through_a_run_and_its_removal(pair)
     a, b, hand, block = pair["a"], pair["b"], pair["hand"], pair["block"]
     run = run_playbook(_inventory(pair, "join.yml"))
     assert run.rc == 0 and run.failed("cluster-a") == 0, run
-    text = kube.mesh_text(a)
+    text = kubeapi.mesh_text(a)
     rest = hand[len(block):]
     assert text.startswith(block) and text.endswith(rest), text  # the user's block and the rest, byte for byte
     ours = text[len(block):len(text) - len(rest)]
     assert ours.startswith("    - pem: |\n        -----BEGIN CERTIFICATE-----\n"), ours  # in the block's indentation
     assert yaml.safe_load("caCertificates:\n" + ours)["caCertificates"] == [
-        {"pem": kube.root_pem(b).strip() + "\n", "trustDomains": ["cluster-b.local"]}]
-    assert kube.trusted(a) == {pair["corp"].strip(): ["corp.example", "legacy.corp.example"],
+        {"pem": kubeapi.root_pem(b).strip() + "\n", "trustDomains": ["cluster-b.local"]}]
+    assert kubeapi.trusted(a) == {pair["corp"].strip(): ["corp.example", "legacy.corp.example"],
                                pair["partner"].strip(): ["partner.example"],
-                               kube.root_pem(b).strip(): ["cluster-b.local"]}
+                               kubeapi.root_pem(b).strip(): ["cluster-b.local"]}
     again = run_playbook(_inventory(pair, "again.yml"))
     assert again.rc == 0 and again.changed("cluster-a") == 0, again
-    assert kube.mesh_text(a) == text
+    assert kubeapi.mesh_text(a) == text
 
     leave = run_playbook(_inventory(pair, "leave.yml", {"meshfed_state": "absent"}))
     assert leave.rc == 0 and leave.failed("cluster-a") == 0, leave
-    assert kube.mesh_text(a) == hand  # the collection's entry gone, every byte of the user's text back
-    assert BAR not in kube.se_by_host(a)
+    assert kubeapi.mesh_text(a) == hand  # the collection's entry gone, every byte of the user's text back
+    assert BAR not in kubeapi.se_by_host(a)
 
 
 def test_a_block_that_cannot_be_spliced_fails_naming_the_configmap_and_writes_nothing(pair):
@@ -83,8 +83,8 @@ def test_a_block_that_cannot_be_spliced_fails_naming_the_configmap_and_writes_no
     flow = pair["hand"][len(pair["block"]):] + (  # the installer's text, then a flow list of the user's
         "caCertificates: [{pem: \"%s\", trustDomains: [corp.example]}]   # corporate root, owner: security team\n"
         % corp_escaped(pair["corp"]))
-    kube.set_mesh_text(a, flow)
-    before = {"se": kube.se_by_host(a), "feds": sorted(kube.federations(a)), "gateways": sorted(kube.gateways(a))}
+    kubeapi.set_mesh_text(a, flow)
+    before = {"se": kubeapi.se_by_host(a), "feds": sorted(kubeapi.federations(a)), "gateways": sorted(kubeapi.gateways(a))}
     run = run_playbook(_inventory(pair, "rejoin.yml"))
     assert run.rc != 0 and run.failed("cluster-a") == 1, run
     (result,) = [r for r in run.results("federation", host="cluster-a") if r["status"] == "failed"]
@@ -92,6 +92,6 @@ def test_a_block_that_cannot_be_spliced_fails_naming_the_configmap_and_writes_no
     assert msg.startswith("cluster-a: ConfigMap istio-system/istio key mesh: cannot add or remove the peers' roots "
                           "in caCertificates"), msg
     assert "written in flow style" in msg and "Nothing was changed" in msg, msg
-    assert kube.mesh_text(a) == flow  # byte for byte: no rewrite
-    after = {"se": kube.se_by_host(a), "feds": sorted(kube.federations(a)), "gateways": sorted(kube.gateways(a))}
+    assert kubeapi.mesh_text(a) == flow  # byte for byte: no rewrite
+    after = {"se": kubeapi.se_by_host(a), "feds": sorted(kubeapi.federations(a)), "gateways": sorted(kubeapi.gateways(a))}
     assert after == before and BAR not in after["se"] and "cluster-b" not in after["feds"]

@@ -1,21 +1,21 @@
-"""Issue 9, default behaviour: each install shape of the issue's "Why", federated with NO new option.
+"""Default behaviour on each real-install shape: federated with NO option added for install shapes.
 
 test_real_installs.py proves the features (options included). Here every fixture runs the playbook
-with only the options the collection had before issue 9, on one real-install shape at a time, and
-each test first asserts the hop or object the bullet is about, so that on the code before issue 9
-(d8284eb; tests/integration/old_main.sh) the failure names the harm itself: the gateway hop that does
+with only the options the collection had before it handled install shapes (d8284eb), on one
+real-install shape at a time, and each test first asserts the hop or object the shape is about, so
+that on that code (tests/integration/old_main.sh) the failure names the harm itself: the gateway hop that does
 not route the SNI, the duplicate filter chain, the client hop that sees no ServiceEntry, the trust
 written to a ConfigMap no istiod reads. Where a shape is not the point, it is the lab's (istiod
---domain = the trust domain), so that no other bullet's harm gets in the way. Fixtures do not assert
+--domain = the trust domain), so that no other shape's harm gets in the way. Fixtures do not assert
 the run's rc: on the old code some runs fail, and the tests say what that broke.
 """
 
 import pytest
 import yaml
 
-from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
 from tests.integration.traffic import assert_traffic, check_traffic
+from tests.lab import kubeapi
 from tests.lab import seed as lab_seed
 from tests.lab.inventory import write_inventory
 
@@ -47,10 +47,10 @@ def assert_hop_ok(pair, hop, host, port=8080):
 def gateway_servers(cluster):
     """(Gateway name, server) of every Gateway in the Istio and the gateway namespace."""
     return [(gw["metadata"]["name"], s) for ns in (NS, "istio-gateways")
-            for gw in kube.gateways(cluster, ns).values() for s in gw["spec"]["servers"]]
+            for gw in kubeapi.gateways(cluster, ns).values() for s in gw["spec"]["servers"]]
 
 
-# Why: names don't resolve -----------------------------------------------------------------------------
+# names don't resolve ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def no_autoallocation(lab_clusters, tmp_path_factory):
     """cluster-a's istiod does not auto-allocate ServiceEntry addresses (PILOT_ENABLE_IP_AUTOALLOCATE=false:
@@ -63,7 +63,7 @@ def test_dns_imported_name_resolves_without_auto_allocation(no_autoallocation):
     assert_hop_ok(no_autoallocation, "dns", BAR)
 
 
-# Why: the cluster domain is guessed -------------------------------------------------------------------
+# the cluster domain is guessed ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_domain(lab_clusters, tmp_path_factory):
     """istiod --domain cluster.local (Istio's default) on both; trust domains cluster-a/b.local."""
@@ -72,12 +72,12 @@ def real_domain(lab_clusters, tmp_path_factory):
 
 
 def test_domain_what_is_imported_is_routed_by_the_peer_gateway(real_domain):
-    hosts = [h for h in kube.se_by_host(real_domain["a"]) if h.startswith("bar.xyz.svc.")]
+    hosts = [h for h in kubeapi.se_by_host(real_domain["a"]) if h.startswith("bar.xyz.svc.")]
     assert len(hosts) == 1, hosts
     assert_hop_ok(real_domain, "gateway", hosts[0])
 
 
-# Why: revisioned installs, with a stale `istio` ConfigMap -----------------------------------------------
+# revisioned installs, with a stale `istio` ConfigMap ----------------------------------------------------
 @pytest.fixture(scope="module")
 def stale_revision(lab_clusters, tmp_path_factory):
     specs = {"cluster-b": shape("cluster-b", revision="canary", stale_istio_configmap=True)}
@@ -86,7 +86,7 @@ def stale_revision(lab_clusters, tmp_path_factory):
 
 def test_revision_trust_is_never_written_where_no_istiod_reads(stale_revision):
     b = stale_revision["b"]
-    stale = yaml.safe_load(kube.mesh_text(b)) or {}
+    stale = yaml.safe_load(kubeapi.mesh_text(b)) or {}
     assert not stale.get("caCertificates"), "peer roots written to ConfigMap istio; istiod-canary reads istio-canary"
     run = stale_revision["run"]
     assert run.failed("cluster-b") > 0, run  # no silent success: no revision chosen, two mesh ConfigMaps
@@ -94,7 +94,7 @@ def test_revision_trust_is_never_written_where_no_istiod_reads(stale_revision):
     assert "istio-canary" in rec["msg"] and "revision" in rec["msg"], rec
 
 
-# Why: existing east-west gateways ------------------------------------------------------------------------
+# existing east-west gateways -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def eastwest(lab_clusters, tmp_path_factory):
     """Istio's documented multi-network Gateway (cross-network-gateway, *.local, AUTO_PASSTHROUGH)
@@ -141,7 +141,7 @@ def test_gateway_server_is_on_the_service_port(small):
 
 
 def test_protocols_are_derived_as_istio_does(small):
-    hosts = kube.se_by_host(small["a"])
+    hosts = kubeapi.se_by_host(small["a"])
     got = {(svc, p["number"]): p.get("protocol") or "(sniffed)" for svc in ("raw", "h2")
            for p in hosts.get("%s.xyz.svc.cluster-b.local" % svc, {"spec": {"ports": []}})["spec"]["ports"]}
     # unnamed port: no protocol, Istio sniffs; appProtocol kubernetes.io/h2c: HTTP2; name grpc-web: gRPC-Web
@@ -166,7 +166,7 @@ def joined_names(lab_clusters, tmp_path_factory):
 
 
 def test_names_that_join_alike_are_both_imported(joined_names):
-    hosts = kube.se_by_host(joined_names["a"])
+    hosts = kubeapi.se_by_host(joined_names["a"])
     assert BAR in hosts, "nothing of cluster-b imported on cluster-a: %s\n%s" % (  # a clash blocks nothing else
         sorted(hosts), "\n".join(r["msg"] for r in joined_names["run"].records if r["msg"]))
     one, two = hosts.get("baz.foo-bar.svc.cluster-b.local"), hosts.get("bar-baz.foo.svc.cluster-b.local")
@@ -178,7 +178,7 @@ def test_names_that_join_alike_are_both_imported(joined_names):
 @pytest.fixture(scope="module")
 def scoped_gateway(lab_clusters, tmp_path_factory):
     """The east-west gateway runs in its own namespace, istiod with PILOT_SCOPE_GATEWAY_TO_NAMESPACE=true:
-    only Gateways in the gateway's namespace apply to it. meshfed_gateway_namespace existed before issue 9."""
+    only Gateways in the gateway's namespace apply to it. meshfed_gateway_namespace existed before d8284eb."""
     gw = {"ip": lab_seed.gateway_ip_for("cluster-b"), "namespace": "istio-gateways"}
     specs = {"cluster-b": shape("cluster-b", gateway=gw, istiod_env={"PILOT_SCOPE_GATEWAY_TO_NAMESPACE": "true"})}
     return federate(lab_clusters, tmp_path_factory, "shape-scope", specs,

@@ -1,4 +1,4 @@
-"""Issue 2: the lab itself. Real kube-apiservers with Istio's CRDs, each cluster its own PKI."""
+"""The lab itself. Real kube-apiservers with Istio's CRDs, each cluster its own PKI."""
 
 import json
 import os
@@ -213,7 +213,7 @@ def test_reseed_keeps_the_ca_and_rejects_unknown_spec_keys(trio):
         lab_seed.seed_cluster(c, dict(lab_seed.default_spec(c.name), public=[]))
 
 
-# ---- RBAC and TokenRequest (issue 4 builds on these) ------------------------------------------------
+# ---- RBAC and TokenRequest (test_faults.py builds on these) -----------------------------------------
 def test_token_request_and_rbac(trio):
     a = trio[0]
     core = k8s.CoreV1Api(a.api_client())

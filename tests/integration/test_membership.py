@@ -1,4 +1,4 @@
-"""Issue 11: explicit membership. The IstioFederation objects on a cluster are its record of who its
+"""Explicit membership. The IstioFederation objects on a cluster are its record of who its
 peers are; a peer merely absent from a run (--limit, an AWX job slice, a narrower inventory) is kept
 and reported as "not in this run"; only intent removes: a host marked `meshfed_state: absent` (it
 cleans itself and every peer cleans it) or the explicit prune switch `meshfed_prune_absent`.
@@ -6,8 +6,8 @@ Everything is read back from real API servers."""
 
 import pytest
 
-from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
+from tests.lab import kubeapi
 from tests.lab.inventory import write_inventory
 
 pytestmark = pytest.mark.lab
@@ -19,11 +19,11 @@ def svc(name):
 
 def state(cluster):
     """What a cluster holds of the federation: peers, imported hostnames, trusted roots, export hosts."""
-    gw = kube.gateways(cluster).get("meshfed-export")
+    gw = kubeapi.gateways(cluster).get("meshfed-export")
     return {
-        "federations": set(kube.federations(cluster)),
-        "imports": set(kube.se_by_host(cluster)),
-        "trusted": kube.trusted(cluster),
+        "federations": set(kubeapi.federations(cluster)),
+        "imports": set(kubeapi.se_by_host(cluster)),
+        "trusted": kubeapi.trusted(cluster),
         "export": sorted(h for s in gw["spec"]["servers"] for h in s["hosts"]) if gw else None,
     }
 
@@ -31,9 +31,9 @@ def state(cluster):
 def full_mesh(clusters):
     for c in clusters:
         peers = [p for p in clusters if p is not c]
-        assert set(kube.federations(c)) == {p.name for p in peers}
-        assert set(kube.se_by_host(c)) == {svc(p.name) for p in peers}
-        assert kube.trusted(c) == {kube.root_pem(p).strip(): ["%s.local" % p.name] for p in peers}
+        assert set(kubeapi.federations(c)) == {p.name for p in peers}
+        assert set(kubeapi.se_by_host(c)) == {svc(p.name) for p in peers}
+        assert kubeapi.trusted(c) == {kubeapi.root_pem(p).strip(): ["%s.local" % p.name] for p in peers}
 
 
 def summaries(run, host):
@@ -112,12 +112,12 @@ def test_host_marked_absent_is_cleaned_on_itself_and_every_peer(trio):
     for cl, peer in ((c, d), (d, c)):
         assert state(cl)["federations"] == {peer.name}
         assert state(cl)["imports"] == {svc(peer.name)}
-        assert state(cl)["trusted"] == {kube.root_pem(peer).strip(): ["%s.local" % peer.name]}
+        assert state(cl)["trusted"] == {kubeapi.root_pem(peer).strip(): ["%s.local" % peer.name]}
         (summary,) = summaries(run, cl.name)
         assert summary["left"] == ["cluster-e"]
     # cluster-e removes its own imports, export Gateway, peer roots and records of its peers
     assert state(e) == {"federations": set(), "imports": set(), "trusted": {}, "export": None}
-    assert kube.destination_rules(e) == {}
+    assert kubeapi.destination_rules(e) == {}
     # converged: the same run again changes nothing
     again = run_playbook(leaving)
     assert again.rc == 0 and all(again.changed(cl.name) == 0 for cl in trio["clusters"]), again

@@ -1,6 +1,6 @@
-"""Issue 9: federation on the Istio installs people actually run, against real lab API servers.
+"""Federation on the Istio installs people actually run, against real lab API servers.
 
-One test (or a small group) per bullet of the issue's "Why", each seeding the install shape as data
+One test (or a small group) per way a real install differs from the lab, each seeding the install shape as data
 (tests/lab/seed.py: istiod --domain, revisions, DNS capture, Istio's *.local east-west Gateway,
 Pods with service accounts) and asserting what Istio needs, as read from its own source:
 
@@ -24,7 +24,6 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
 from tests.integration.traffic import assert_traffic, check_traffic
 from tests.lab import kubeapi
@@ -120,20 +119,20 @@ def alias_pair(lab_clusters, tmp_path_factory):
     return {"a": clusters["cluster-a"], "b": clusters["cluster-b"], "inv": inv, "run": run}
 
 
-# Why 1: names don't resolve -----------------------------------------------------------------------
+# names don't resolve ------------------------------------------------------------------------------
 def test_dns_imports_have_a_stable_address_in_the_range(alias_pair):
     a = alias_pair["a"]
-    se = kube.se_by_host(a)[BAR_ALIAS]
+    se = kubeapi.se_by_host(a)[BAR_ALIAS]
     (address,) = se["spec"]["addresses"]
     assert ipaddress.ip_address(address) in DEFAULT_RANGE
     # every imported host has its own address
-    addresses = [x for s in owned(kube.service_entries(a)).values() for x in s["spec"].get("addresses") or []]
+    addresses = [x for s in owned(kubeapi.service_entries(a)).values() for x in s["spec"].get("addresses") or []]
     assert len(addresses) == len(set(addresses)) >= 1
     # and keeps it: a rerun changes nothing
     rerun = run_playbook(alias_pair["inv"])
     assert rerun.rc == 0, rerun
     assert rerun.recap["cluster-a"]["changed"] == 0, rerun
-    assert kube.se_by_host(a)[BAR_ALIAS]["spec"]["addresses"] == [address]
+    assert kubeapi.se_by_host(a)[BAR_ALIAS]["spec"]["addresses"] == [address]
 
 
 def test_dns_capture_is_reported(alias_pair):
@@ -141,7 +140,7 @@ def test_dns_capture_is_reported(alias_pair):
     assert "ISTIO_META_DNS_CAPTURE" not in warnings_of(alias_pair["run"], "cluster-a")
 
 
-# Why 2: the cluster domain is istiod's, and the alias is served by the exporting side ------------------
+# the cluster domain is istiod's, and the alias is served by the exporting side -------------------------
 def test_card_reads_the_cluster_domain_from_istiod(alias_pair):
     c = card(alias_pair["run"], "cluster-b")
     assert c["cluster_domain"] == "cluster.local"  # istiod --domain, not the trust domain
@@ -152,10 +151,10 @@ def test_card_reads_the_cluster_domain_from_istiod(alias_pair):
 
 def test_alias_import_routes_to_the_peer_gateway(alias_pair):
     a, b = alias_pair["a"], alias_pair["b"]
-    se = kube.se_by_host(a)[BAR_ALIAS]
+    se = kubeapi.se_by_host(a)[BAR_ALIAS]
     assert se["spec"]["location"] == "MESH_INTERNAL"
-    assert [e["address"] for e in se["spec"]["endpoints"]] == [kube.gateway_ip(b)]
-    assert BAR_REAL not in kube.se_by_host(a)
+    assert [e["address"] for e in se["spec"]["endpoints"]] == [kubeapi.gateway_ip(b)]
+    assert BAR_REAL not in kubeapi.se_by_host(a)
 
 
 def test_alias_is_served_by_the_exporting_gateway_registry(alias_pair):
@@ -187,23 +186,23 @@ def test_custom_istiod_domain_is_exported_by_default(lab_clusters, tmp_path_fact
     assert run.rc == 0, run
     a, b = clusters["cluster-a"], clusters["cluster-b"]
     assert card(run, "cluster-b")["cluster_domain"] == "corp.example"
-    assert "bar.xyz.svc.corp.example" in kube.se_by_host(a)
+    assert "bar.xyz.svc.corp.example" in kubeapi.se_by_host(a)
     assert hosts_of(owned(custom(b, "gateways", NS))) == ["bar.xyz.svc.corp.example"]
     # cluster-a's istiod runs with the default domain: exported as such
-    assert "foo.abc.svc.cluster.local" in kube.se_by_host(b)
+    assert "foo.abc.svc.cluster.local" in kubeapi.se_by_host(b)
     assert_traffic([a, b], "cluster-a", "cluster-b", "bar.xyz.svc.corp.example", 8080)
 
 
-# Why 5: server identity ----------------------------------------------------------------------------
+# server identity -----------------------------------------------------------------------------------
 def test_imports_check_the_server_identity(alias_pair):
     a, b = alias_pair["a"], alias_pair["b"]
-    assert kube.se_by_host(a)[BAR_ALIAS]["spec"]["subjectAltNames"] == ["spiffe://cluster-b.local/ns/xyz/sa/bar-sa"]
-    assert kube.se_by_host(b)[FOO_ALIAS]["spec"]["subjectAltNames"] == ["spiffe://cluster-a.local/ns/abc/sa/foo"]
+    assert kubeapi.se_by_host(a)[BAR_ALIAS]["spec"]["subjectAltNames"] == ["spiffe://cluster-b.local/ns/xyz/sa/bar-sa"]
+    assert kubeapi.se_by_host(b)[FOO_ALIAS]["spec"]["subjectAltNames"] == ["spiffe://cluster-a.local/ns/abc/sa/foo"]
     (svc,) = card(alias_pair["run"], "cluster-b")["public_services"]
     assert svc["service_accounts"] == ["bar-sa"]
 
 
-# Why 3: revisioned installs --------------------------------------------------------------------------
+# revisioned installs ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def revision_pair(lab_clusters, tmp_path_factory):
     specs = {"cluster-a": spec("cluster-a", revision="canary"),
@@ -241,12 +240,12 @@ def test_revision_option_writes_trust_where_istiod_reads(revision_pair, tmp_path
                           extra_hostvars={"cluster-a": {}, "cluster-b": {"meshfed_revision": "canary"}})
     run = run_playbook(inv)
     assert run.rc == 0, run
-    assert roots_in(b, "istio-canary") == {kube.root_pem(a).strip(): ["cluster-a.local"]}
+    assert roots_in(b, "istio-canary") == {kubeapi.root_pem(a).strip(): ["cluster-a.local"]}
     assert roots_in(b, "istio") == {}  # the stale one is never written
-    assert roots_in(a, "istio-canary") == {kube.root_pem(b).strip(): ["cluster-b.local"]}
+    assert roots_in(a, "istio-canary") == {kubeapi.root_pem(b).strip(): ["cluster-b.local"]}
 
 
-# Why 4: existing east-west gateways ------------------------------------------------------------------
+# existing east-west gateways -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def eastwest_pair(lab_clusters, tmp_path_factory):
     specs = {"cluster-a": spec("cluster-a"),
@@ -277,7 +276,7 @@ def test_existing_passthrough_server_is_reused_not_duplicated(eastwest_pair):
     assert "cross-network-gateway" in text and "not enforced" in text
     # the import on cluster-a is still there, and cluster-b's gateway passes it through *.local, its
     # listener intact (no duplicate filter chains)
-    assert BAR_REAL in kube.se_by_host(eastwest_pair["a"])
+    assert BAR_REAL in kubeapi.se_by_host(eastwest_pair["a"])
     assert_traffic([eastwest_pair["a"], b], "cluster-a", "cluster-b", BAR_REAL, 8080)
 
 
@@ -301,17 +300,17 @@ def test_clashing_server_is_refused_by_name(eastwest_pair):
     assert run.recap["cluster-a"]["failed"] == 0, run
 
 
-# Why 6: the installer reverts trust ------------------------------------------------------------------
+# the installer reverts trust -------------------------------------------------------------------------
 def test_installer_revert_is_reported_then_restored(eastwest_pair_clean):
     a, b, inv = eastwest_pair_clean
     seeded = lab_seed.mesh_text("cluster-b.local")
-    kube.set_mesh_text(b, seeded)  # what `helm upgrade` does to ConfigMap istio
+    kubeapi.set_mesh_text(b, seeded)  # what `helm upgrade` does to ConfigMap istio
     run = run_playbook(inv)
     assert run.rc == 0, run
     rec = federation_result(run, "cluster-b")
     assert [r for r in rec["summary"]["trust"]["reverted"] if "cluster-a" in r], rec["summary"]
     assert "reverted" in warnings_of(run, "cluster-b") or "disappeared" in warnings_of(run, "cluster-b")
-    assert kube.trusted(b) == {kube.root_pem(a).strip(): ["cluster-a.local"]}
+    assert kubeapi.trusted(b) == {kubeapi.root_pem(a).strip(): ["cluster-a.local"]}
 
 
 @pytest.fixture(scope="module")
@@ -328,23 +327,23 @@ def test_trust_mode_values_writes_nothing_and_emits_helm_values(lab_clusters, tm
     clusters, inv, run = federate(lab_clusters, tmp_path_factory, specs, hv, label="values")
     assert run.rc == 0, run
     a, b = clusters["cluster-a"], clusters["cluster-b"]
-    assert "caCertificates" not in (kube.mesh(b) or {})
+    assert "caCertificates" not in (kubeapi.mesh(b) or {})
     trust = federation_result(run, "cluster-b")["trust"]
     entries = trust["helm_values"]["meshConfig"]["caCertificates"]
-    assert [(e["pem"].strip(), e["trustDomains"]) for e in entries] == [(kube.root_pem(a).strip(), ["cluster-a.local"])]
+    assert [(e["pem"].strip(), e["trustDomains"]) for e in entries] == [(kubeapi.root_pem(a).strip(), ["cluster-a.local"])]
     assert trust["istio_operator"]["spec"]["meshConfig"]["caCertificates"] == entries
     assert trust["in_place"] is False
     # the user's pipeline installs them; the next run sees them live and changes nothing
-    mesh = kube.mesh(b)
+    mesh = kubeapi.mesh(b)
     mesh["caCertificates"] = entries
-    kube.set_mesh_text(b, yaml.safe_dump(mesh))
+    kubeapi.set_mesh_text(b, yaml.safe_dump(mesh))
     again = run_playbook(inv)
     assert again.rc == 0, again
     assert federation_result(again, "cluster-b")["trust"]["in_place"] is True
     assert again.recap["cluster-b"]["changed"] == 0, again
 
 
-# Why 7: the smaller ones -------------------------------------------------------------------------------
+# the smaller ones --------------------------------------------------------------------------------------
 SMALL_B_SERVICES = [
     {"namespace": "xyz", "name": "bar", "ports": [{"name": "http", "port": 8080}, {"name": "grpc-api", "port": 9090}],
      "replicas": 0},
@@ -385,14 +384,14 @@ def test_gateway_port_is_the_service_port_in_the_gateway_namespace(small_pair):
 
 def test_imports_have_explicit_export_to(small_pair):
     a = small_pair["a"]
-    for se in owned(kube.service_entries(a)).values():
+    for se in owned(kubeapi.service_entries(a)).values():
         assert se["spec"]["exportTo"] == ["abc"], se["metadata"]["name"]
-    for dr in owned(kube.destination_rules(a)).values():
+    for dr in owned(kubeapi.destination_rules(a)).values():
         assert dr["spec"]["exportTo"] == ["abc"], dr["metadata"]["name"]
 
 
 def test_protocols_as_istio_derives_them(small_pair):
-    hosts = kube.se_by_host(small_pair["a"])
+    hosts = kubeapi.se_by_host(small_pair["a"])
     raw = hosts["raw.xyz.svc.cluster.local"]["spec"]["ports"]
     assert [p["number"] for p in raw] == [7000] and not raw[0].get("protocol")  # unnamed: Istio sniffs
     h2 = {p["number"]: p.get("protocol") for p in hosts["h2.xyz.svc.cluster.local"]["spec"]["ports"]}
@@ -402,7 +401,7 @@ def test_protocols_as_istio_derives_them(small_pair):
 
 
 def test_names_are_injective(small_pair):
-    hosts = kube.se_by_host(small_pair["a"])
+    hosts = kubeapi.se_by_host(small_pair["a"])
     one, two = hosts["baz.foo-bar.svc.cluster.local"], hosts["bar-baz.foo.svc.cluster.local"]
     assert one["metadata"]["name"] != two["metadata"]["name"]
 
@@ -411,14 +410,14 @@ def test_headless_service_is_exported(small_pair):
     c = card(small_pair["run"], "cluster-b")
     (db,) = [s for s in c["public_services"] if s["name"] == "db"]
     assert db["headless"] is True
-    se = kube.se_by_host(small_pair["a"])["db.xyz.svc.cluster.local"]
+    se = kubeapi.se_by_host(small_pair["a"])["db.xyz.svc.cluster.local"]
     assert [p["number"] for p in se["spec"]["ports"]] == [5432]
 
 
 def test_per_peer_import_selection(small_pair):
     a = small_pair["a"]
-    assert "skipme.other.svc.cluster.local" not in kube.se_by_host(a)
-    cached = [s["hostname"] for s in kube.federations(a)["cluster-b"]["status"]["metadataCache"]["private"]["publicServices"]]
+    assert "skipme.other.svc.cluster.local" not in kubeapi.se_by_host(a)
+    cached = [s["hostname"] for s in kubeapi.federations(a)["cluster-b"]["status"]["metadataCache"]["private"]["publicServices"]]
     assert "skipme.other.svc.cluster.local" not in cached and "baz.foo-bar.svc.cluster.local" in cached
 
 

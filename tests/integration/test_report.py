@@ -1,4 +1,4 @@
-"""Issue 11: the federation report (Markdown + Mermaid) for the 3-cluster scenario, checked for its
+"""The federation report (Markdown + Mermaid) for the 3-cluster scenario, checked for its
 content against what the API servers hold; the one-screen summary in the play output; CA expiry
 warnings within a configurable window; an unreachable peer with the age of its cached metadata."""
 
@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
+from tests.lab import kubeapi
 from tests.lab.inventory import write_inventory
 
 pytestmark = pytest.mark.lab
@@ -22,7 +22,7 @@ def svc(name):
 
 def root_fp(cluster):
     """SHA-256 of the cluster's root certificate (DER), computed here independently of the collection."""
-    cert = x509.load_pem_x509_certificate(kube.root_pem(cluster).encode())
+    cert = x509.load_pem_x509_certificate(kubeapi.root_pem(cluster).encode())
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
@@ -65,7 +65,7 @@ def test_report_lists_clusters_imports_and_graph(trio):
             assert "| %s | %s | %s |" % (c.name, svc(p.name), p.name) in imports
     # what the report says is imported is what the API servers hold
     for c in clusters:
-        assert set(kube.se_by_host(c)) == {svc(p.name) for p in clusters if p is not c}
+        assert set(kubeapi.se_by_host(c)) == {svc(p.name) for p in clusters if p is not c}
 
 
 def test_report_trust_matrix_has_fingerprints_and_expiry(trio):
@@ -82,7 +82,7 @@ def test_report_trust_matrix_has_fingerprints_and_expiry(trio):
             if peer is c:
                 assert cell == "—"
             else:   # c trusts peer's root: its fingerprint is in c's cell for that peer
-                assert root_fp(peer)[:16] in cell and kube.trusted(c)[kube.root_pem(peer).strip()]
+                assert root_fp(peer)[:16] in cell and kubeapi.trusted(c)[kubeapi.root_pem(peer).strip()]
 
 
 def test_one_screen_summary_in_play_output(trio):
@@ -122,6 +122,6 @@ def test_unreachable_peer_reported_with_the_age_of_its_cached_metadata(trio):
         assert "unreachable" in row and re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", row)
         assert re.search(r"\b\d+[smhd]\b", row), row       # age of the cached metadata
         # what c and d knew of cluster-e is kept
-        assert svc("cluster-e") in kube.se_by_host(cl)
+        assert svc("cluster-e") in kubeapi.se_by_host(cl)
     assert "cluster-e" in section(text, "Warnings")
     assert run.failed("cluster-e") == 1

@@ -1,4 +1,4 @@
-"""Issue 10: sovereign clusters federated through published metadata, no credentials to the peer.
+"""Sovereign clusters federated through published metadata, no credentials to the peer.
 
 Two teams, two inventories, two separate ansible-playbook runs: team A holds only cluster-a's
 kubeconfig and reaches cluster-b through cluster-b's signed metadata, served over HTTPS on loopback
@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration import kube
 from tests.integration.ansible_run import COLLECTIONS, ensure_collection_link, run_playbook
 from tests.integration.traffic import assert_traffic
+from tests.lab import kubeapi
 from tests.lab import metadata_server as servers
 from tests.lab import pki
 
@@ -127,7 +127,7 @@ def test_runs_succeed_and_publish_signed_metadata(world):
         assert run.rc == 0, (name, run)
     public = json.loads((world["team_a"].published / "public/public.json").read_text())
     assert public["clusterUUID"] == world["team_a"].uuid
-    assert public["rootCA"].strip() == kube.root_pem(world["a"]).strip()
+    assert public["rootCA"].strip() == kubeapi.root_pem(world["a"]).strip()
     assert (world["team_a"].published / "private/federation.json.sig").exists()
     # the private key never appears in any output or published file
     body = "".join(world["team_a"].key_file.read_text().strip().splitlines()[1:-1])
@@ -140,15 +140,15 @@ def test_runs_succeed_and_publish_signed_metadata(world):
 
 def test_both_directions_federated(world):
     a, b = world["a"], world["b"]
-    se = kube.se_by_host(a)[BAR]
-    assert se["spec"]["endpoints"][0]["address"] == kube.gateway_ip(b)
+    se = kubeapi.se_by_host(a)[BAR]
+    assert se["spec"]["endpoints"][0]["address"] == kubeapi.gateway_ip(b)
     assert {p["name"]: (p["number"], p["protocol"]) for p in se["spec"]["ports"]} == {
         "http": (8080, "HTTP"), "grpc-api": (9090, "GRPC")}
-    assert kube.se_by_host(b)[FOO]["spec"]["endpoints"][0]["address"] == kube.gateway_ip(a)
-    assert kube.trusted(a) == {kube.root_pem(b).strip(): ["cluster-b.local"]}
-    assert kube.trusted(b) == {kube.root_pem(a).strip(): ["cluster-a.local"]}
-    assert kube.gateways(a)["meshfed-export"]["spec"]["servers"][0]["hosts"] == [FOO]
-    assert kube.gateways(b)["meshfed-export"]["spec"]["servers"][0]["hosts"] == [BAR]
+    assert kubeapi.se_by_host(b)[FOO]["spec"]["endpoints"][0]["address"] == kubeapi.gateway_ip(a)
+    assert kubeapi.trusted(a) == {kubeapi.root_pem(b).strip(): ["cluster-b.local"]}
+    assert kubeapi.trusted(b) == {kubeapi.root_pem(a).strip(): ["cluster-a.local"]}
+    assert kubeapi.gateways(a)["meshfed-export"]["spec"]["servers"][0]["hosts"] == [FOO]
+    assert kubeapi.gateways(b)["meshfed-export"]["spec"]["servers"][0]["hosts"] == [BAR]
 
 
 def test_traffic_flows_both_ways_between_the_two_teams_clusters(world):
@@ -160,7 +160,7 @@ def test_traffic_flows_both_ways_between_the_two_teams_clusters(world):
 
 
 def test_istiofederation_records_coordinates_and_verified_metadata(world):
-    fed = kube.federations(world["a"])["cluster-b"]
+    fed = kubeapi.federations(world["a"])["cluster-b"]
     assert fed["spec"]["metadataEndpoint"] == world["team_b"].server.url + "/"
     assert fed["spec"]["metadata"]["protocol"] == "meshfed"
     assert fed["spec"]["metadata"]["signerKeySHA256"] == world["team_b"].signer
@@ -193,8 +193,8 @@ def test_second_runs_change_nothing(world):
 
 # -- refusals ------------------------------------------------------------------------------------
 def _snapshot(cluster):
-    fed = kube.federations(cluster).get("cluster-b") or {}
-    return {"se": kube.se_by_host(cluster), "dr": kube.destination_rules(cluster), "trusted": kube.trusted(cluster),
+    fed = kubeapi.federations(cluster).get("cluster-b") or {}
+    return {"se": kubeapi.se_by_host(cluster), "dr": kubeapi.destination_rules(cluster), "trusted": kubeapi.trusted(cluster),
             "cache": (fed.get("status") or {}).get("metadataCache"), "spec": fed.get("spec")}
 
 
@@ -229,7 +229,7 @@ def _refused_run(world, tmp_name, mutate=None, server_tls=None, expect=(), args=
     for text in expect:
         assert text in msg, msg
     _assert_nothing_removed(before, _snapshot(a))
-    fed = kube.federations(a)["cluster-b"]
+    fed = kubeapi.federations(a)["cluster-b"]
     conditions = {c["type"]: c for c in fed["status"].get("conditions") or []}
     assert conditions["MetadataVerified"]["status"] == "False"
     assert conditions["MetadataVerified"]["message"] == msg
@@ -291,7 +291,7 @@ def test_a_replayed_older_copy_fails_the_peers_task_and_the_next_good_copy_clear
     cluster-b's task naming it and the reason; everything is kept; summary and report say so under their
     own heading; serving the current copy again clears it."""
     a, team_b = world["a"], world["team_b"]
-    accepted = kube.federations(a)["cluster-b"]["status"]["metadataCache"]["public"]["issuedAt"]
+    accepted = kubeapi.federations(a)["cluster-b"]["status"]["metadataCache"]["public"]["issuedAt"]
 
     def replay(d):
         older = parse_time(accepted, "issuedAt") - datetime.timedelta(hours=1)
@@ -303,7 +303,7 @@ def test_a_replayed_older_copy_fails_the_peers_task_and_the_next_good_copy_clear
     result, run = _refused_run(world, "replayed", replay, args=("-e", "meshfed_report_path=%s" % report),
                                expect=("before the last metadata accepted (%s)" % accepted, "replayed; refused"))
     assert result["reason"] == "rollback"
-    fed = kube.federations(a)["cluster-b"]
+    fed = kubeapi.federations(a)["cluster-b"]
     (cond,) = [c for c in fed["status"]["conditions"] if c["type"] == "MetadataVerified"]
     assert cond["reason"] == "Rollback"
     assert fed["status"]["metadataCache"]["public"]["issuedAt"] == accepted  # the newer copy stays the one held
@@ -316,7 +316,7 @@ def test_a_replayed_older_copy_fails_the_peers_task_and_the_next_good_copy_clear
     good_report = world["root"] / "good-report.md"
     good = run_playbook(world["inv_a"], "-e", "meshfed_report_path=%s" % good_report)
     assert good.rc == 0 and good.failed("cluster-b") == 0, good
-    (cond,) = [c for c in kube.federations(a)["cluster-b"]["status"]["conditions"] if c["type"] == "MetadataVerified"]
+    (cond,) = [c for c in kubeapi.federations(a)["cluster-b"]["status"]["conditions"] if c["type"] == "MetadataVerified"]
     assert cond["status"] == "True" and cond["reason"] == "Verified"
     assert "Metadata refused" not in good.stdout and "Refused peer metadata" not in good_report.read_text()
     assert "cluster-a: cluster-b (in this run)" in good.stdout, good
@@ -335,11 +335,11 @@ def test_a_cluster_that_only_publishes_routes_what_it_publishes(lab_clusters, tm
     private = json.loads((team.published / "private/federation.json").read_text())
     published = sorted(s["hostname"] for s in private["publicServices"])
     assert published == [FOO]
-    (server,) = kube.gateways(c)["meshfed-export"]["spec"]["servers"]
+    (server,) = kubeapi.gateways(c)["meshfed-export"]["spec"]["servers"]
     assert server["tls"] == {"mode": "AUTO_PASSTHROUGH"} and server["port"]["number"] == 15443
     assert server["hosts"] == published
-    assert kube.federations(c) == {}  # no peer: nothing imported, nothing trusted
-    assert not kube.trusted(c)
+    assert kubeapi.federations(c) == {}  # no peer: nothing imported, nothing trusted
+    assert not kubeapi.trusted(c)
 
 
 def _card_of(cluster, team):
@@ -374,13 +374,13 @@ def deckhouse(world):
 def test_deckhouse_peer_services_imported_and_root_trusted(world, deckhouse):
     assert deckhouse["run"].rc == 0, deckhouse["run"]
     a = world["a"]
-    se = kube.se_by_host(a)[ECHO]
+    se = kubeapi.se_by_host(a)[ECHO]
     assert se["spec"]["endpoints"][0]["address"] == "192.0.2.60"
     assert {p["name"]: (p["number"], p["protocol"]) for p in se["spec"]["ports"]} == {
         "http": (80, "HTTP"), "grpc-echo": (9090, "GRPC")}
-    assert kube.trusted(a)[deckhouse["root_pem"].strip()] == ["d8.example"]
-    assert BAR in kube.se_by_host(a)     # the other peer is untouched
-    fed = kube.federations(a)["d8"]
+    assert kubeapi.trusted(a)[deckhouse["root_pem"].strip()] == ["d8.example"]
+    assert BAR in kubeapi.se_by_host(a)     # the other peer is untouched
+    fed = kubeapi.federations(a)["d8"]
     assert fed["spec"]["metadataEndpoint"] == deckhouse["server"].endpoint
     assert fed["spec"]["metadata"]["protocol"] == "deckhouse"
 

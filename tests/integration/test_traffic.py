@@ -1,11 +1,10 @@
-"""Issue 8: the federated path, proven with Istio's own config generation (tests/meshsim).
+"""The federated path, proven with Istio's own config generation (tests/meshsim).
 
 The seed scenario (cluster-a, cluster-b) is federated by the real playbook; every test then asks
 meshsim, from snapshots of the live lab API servers, whether a request from a sidecar of one
 cluster reaches a service of the other over mTLS, hop by hop. Negative controls break one object
-each and assert that exactly the right hop breaks, for the right reason. Tests marked "finding"
-document what the collection's objects do on installs shaped unlike the lab (see issue 9): each is
-a strict xfail, so the fix of issue 9 turns it into a failure that asks for the marker's removal.
+each and assert that exactly the right hop breaks, for the right reason. The last section covers
+installs shaped unlike the lab, each a former finding of this check (test_real_installs.py has the rest).
 """
 
 import copy
@@ -13,7 +12,6 @@ import copy
 import pytest
 import yaml
 
-from tests.integration import kube
 from tests.integration.ansible_run import run_playbook
 from tests.integration.traffic import assert_traffic, check_traffic, query, snapshot
 from tests.lab import kubeapi
@@ -61,7 +59,7 @@ def _restore(cluster, plural, obj):
 
 
 def _dr_for(cluster, host):
-    for name, dr in kube.destination_rules(cluster).items():
+    for name, dr in kubeapi.destination_rules(cluster).items():
         if dr["spec"]["host"] == host:
             return name, dr
     raise AssertionError("no DestinationRule for %s on %s" % (host, cluster.name))
@@ -75,7 +73,7 @@ def test_seed_scenario_a_reaches_bar_in_b(pair, port):
     out = report.answers["cluster-a"][0]
     assert out["cluster"] == "outbound|%d||%s" % (port, BAR)
     (ep,) = out["endpoints"]
-    assert (ep["address"], ep["port"]) == (kube.gateway_ip(pair["b"]), 15443)
+    assert (ep["address"], ep["port"]) == (kubeapi.gateway_ip(pair["b"]), 15443)
     assert ep["tls"]["mode"] == "ISTIO_MUTUAL" and ep["tls"]["sni"] == "outbound_.%d_._.%s" % (port, BAR)
     gw = [x for x in report.answers["cluster-b"] if x["type"] == "gateway"][0]
     assert gw["cluster"] == "outbound_.%d_._.%s" % (port, BAR)
@@ -95,7 +93,7 @@ def test_unexported_service_sni_is_not_routed_by_the_gateway(pair):
     ServiceEntry to b's gateway + ISTIO_MUTUAL): b's gateway must still refuse its SNI."""
     a, b = pair["a"], pair["b"]
     name, dr = _dr_for(a, BAR)
-    se = kube.se_by_host(a)[BAR]
+    se = kubeapi.se_by_host(a)[BAR]
     fake_se = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
                "metadata": {"name": "probe-secret", "namespace": "istio-system"},
                "spec": dict(copy.deepcopy(se["spec"]), hosts=[SECRET],
@@ -137,14 +135,14 @@ def test_destination_rule_removed_breaks_the_client_hop_without_auto_mtls(pair):
     the sidecar use Istio mTLS to the gateway; with it off, the path breaks at the client."""
     a = pair["a"]
     name, dr = _dr_for(a, BAR)
-    mesh = kube.mesh_text(a)
+    mesh = kubeapi.mesh_text(a)
     kubeapi.request(a, "DELETE", _path("destinationrules", "istio-system", name))
     try:
         with_auto = check_traffic(pair["clusters"], "cluster-a", "cluster-b", BAR, 8080)
-        kube.set_mesh_text(a, mesh.replace("enableAutoMtls: true", "enableAutoMtls: false"))
+        kubeapi.set_mesh_text(a, mesh.replace("enableAutoMtls: true", "enableAutoMtls: false"))
         without_auto = check_traffic(pair["clusters"], "cluster-a", "cluster-b", BAR, 8080)
     finally:
-        kube.set_mesh_text(a, mesh)
+        kubeapi.set_mesh_text(a, mesh)
         _restore(a, "destinationrules", dr)
     assert with_auto.ok, with_auto
     assert without_auto.failed == ["client"], without_auto
@@ -167,27 +165,27 @@ def test_gateway_selector_matching_nothing_breaks_the_gateway_hop(pair):
 
 def test_peer_root_missing_from_ca_certificates_breaks_the_trust_hop(pair):
     a, b = pair["a"], pair["b"]
-    text = kube.mesh_text(a)
+    text = kubeapi.mesh_text(a)
     doc = yaml.safe_load(text)
-    b_root = kube.root_pem(b).strip()
+    b_root = kubeapi.root_pem(b).strip()
     doc["caCertificates"] = [c for c in doc["caCertificates"] if c["pem"].strip() != b_root]
-    kube.set_mesh_text(a, yaml.safe_dump(doc))
+    kubeapi.set_mesh_text(a, yaml.safe_dump(doc))
     try:
         report = check_traffic(pair["clusters"], "cluster-a", "cluster-b", BAR, 8080)
     finally:
-        kube.set_mesh_text(a, text)
+        kubeapi.set_mesh_text(a, text)
     assert report.failed == ["trust"], report
     assert "cluster-a's proxies do not trust cluster-b's root" in report.problems("trust")[0], report
 
 
 def test_dns_capture_off_breaks_the_dns_hop(pair):
     a = pair["a"]
-    text = kube.mesh_text(a)
-    kube.set_mesh_text(a, text.replace('    ISTIO_META_DNS_CAPTURE: "true"\n', ""))
+    text = kubeapi.mesh_text(a)
+    kubeapi.set_mesh_text(a, text.replace('    ISTIO_META_DNS_CAPTURE: "true"\n', ""))
     try:
         report = check_traffic(pair["clusters"], "cluster-a", "cluster-b", BAR, 8080)
     finally:
-        kube.set_mesh_text(a, text)
+        kubeapi.set_mesh_text(a, text)
     assert report.failed == ["dns"], report
     assert "DNS capture is off" in report.problems("dns")[0], report
 
@@ -196,7 +194,7 @@ def test_gateway_query_reports_unexported_sni_directly(pair):
     """The gateway hop on its own: b's gateway routes bar's SNI and nothing for secret's."""
     b = pair["b"]
     snap = snapshot(b)
-    ip = kube.gateway_ip(b)
+    ip = kubeapi.gateway_ip(b)
     res = query(snap, [{"id": "bar", "type": "gateway", "address": ip, "port": 15443, "sni": "outbound_.8080_._.%s" % BAR},
                        {"id": "secret", "type": "gateway", "address": ip, "port": 15443,
                         "sni": "outbound_.8080_._.%s" % SECRET}])
@@ -206,7 +204,7 @@ def test_gateway_query_reports_unexported_sni_directly(pair):
     assert not private["ok"] and private["simulation_error"] == "no filter chains matched", private
 
 
-# -- issue 9: installs shaped unlike the lab (findings of this check, fixed) ------------------------
+# -- installs shaped unlike the lab (findings of this check, fixed) ---------------------------------
 @pytest.fixture(scope="module")
 def default_domain_pair(lab_clusters, tmp_path_factory):
     """Both istiods on the real-install default --domain cluster.local; the collection reads the domain

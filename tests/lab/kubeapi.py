@@ -1,4 +1,7 @@
-"""Tiny raw-API helpers the lab uses on top of ``kubernetes.client`` (server-side apply, status).
+"""The one API helper of the lab and the tests: raw requests on top of ``kubernetes.client``
+(server-side apply, status), and the reads and pokes a test (not the collection) makes of a cluster's
+Istio objects and mesh config. Everything goes through :func:`request`; errors are the kubernetes
+library's ``ApiException``.
 
 ``cluster`` arguments accept a :class:`tests.lab.lab.Cluster` or a ``kubernetes.client.ApiClient``.
 """
@@ -6,6 +9,7 @@
 import json
 import time
 
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 FIELD_MANAGER = "meshfed-lab"
@@ -95,3 +99,82 @@ def retry(fn, attempts=50, delay=0.1, retry_on=(404, 409, 429, 500, 503)):
             if e.status not in retry_on or i == attempts - 1:
                 raise
             time.sleep(delay)
+
+
+# -- what a test reads and pokes: Istio objects and the mesh config of a cluster ------------------------
+ISTIO = ("networking.istio.io", "v1")
+FED = ("meshfed.io", "v1alpha1")
+NS = "istio-system"
+
+
+def _istio_path(plural, namespace, name=None):
+    return "/apis/%s/%s/namespaces/%s/%s%s" % (ISTIO + (namespace, plural, "/" + name if name else ""))
+
+
+def _core_path(plural, namespace, name):
+    return "/api/v1/namespaces/%s/%s/%s" % (namespace, plural, name)
+
+
+def _by_name(items):
+    return {i["metadata"]["name"]: i for i in items}
+
+
+def service_entries(cluster, namespace=NS):
+    return _by_name(request(cluster, "GET", _istio_path("serviceentries", namespace))["items"])
+
+
+def destination_rules(cluster, namespace=NS):
+    return _by_name(request(cluster, "GET", _istio_path("destinationrules", namespace))["items"])
+
+
+def gateways(cluster, namespace=NS):
+    return _by_name(request(cluster, "GET", _istio_path("gateways", namespace))["items"])
+
+
+def federations(cluster):
+    return _by_name(request(cluster, "GET", "/apis/%s/%s/istiofederations" % FED)["items"])
+
+
+def se_by_host(cluster):
+    return {h: se for se in service_entries(cluster).values() for h in se["spec"]["hosts"]}
+
+
+def mesh_text(cluster, namespace=NS):
+    return request(cluster, "GET", _core_path("configmaps", namespace, "istio"))["data"]["mesh"]
+
+
+def mesh(cluster, namespace=NS):
+    return yaml.safe_load(mesh_text(cluster, namespace)) or {}
+
+
+def set_mesh_text(cluster, text, namespace=NS):
+    request(cluster, "PATCH", _core_path("configmaps", namespace, "istio"), body={"data": {"mesh": text}},
+            content_type="application/strategic-merge-patch+json")
+
+
+def root_pem(cluster, namespace=NS):
+    return request(cluster, "GET", _core_path("configmaps", namespace, "istio-ca-root-cert"))["data"]["root-cert.pem"]
+
+
+def gateway_ip(cluster, namespace=NS, name="istio-eastwestgateway"):
+    svc = request(cluster, "GET", _core_path("services", namespace, name))
+    return svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+
+
+def trusted(cluster):
+    """caCertificates entries as {normalised pem: trustDomains}."""
+    return {e["pem"].strip(): e.get("trustDomains") for e in mesh(cluster).get("caCertificates") or []}
+
+
+def create_service_entry(cluster, name, body_spec, labels=None, namespace=NS):
+    body = {"apiVersion": "/".join(ISTIO), "kind": "ServiceEntry",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}}, "spec": body_spec}
+    return request(cluster, "POST", _istio_path("serviceentries", namespace), body=body)
+
+
+def delete_service_entry(cluster, name, namespace=NS):
+    request(cluster, "DELETE", _istio_path("serviceentries", namespace, name))
+
+
+def get_service_entry(cluster, name, namespace=NS):
+    return request(cluster, "GET", _istio_path("serviceentries", namespace, name))

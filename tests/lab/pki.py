@@ -1,4 +1,7 @@
-"""Certificates and keys for the lab, generated with ``cryptography`` (no openssl, no cfssl).
+"""Certificates and keys for the lab and the tests, generated with ``cryptography`` (no openssl, no cfssl).
+
+The one PKI helper of the tests: the lab's CAs and leaves below, and ``make_cert``, the tests' factory
+for one certificate at a given ``now`` (unit tests pin it; see tests/unit/conftest.py).
 
 Lab-internal material (API server serving CA, client CA, admin cert, service-account keys) uses
 ECDSA P-256 because it is fast to generate; the Istio CA material written by ``seed`` uses RSA like
@@ -100,6 +103,23 @@ def leaf(subject, key, issuer_cert, issuer_key, *, server=False, client=False, d
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return b.sign(issuer_key, hashes.SHA256())
+
+
+def make_cert(cn="Root CA", ca=True, days_before=1, days_after=3650, issuer=None, key=None, now=None):
+    """A certificate, its key and its PEM (str), valid from ``now - days_before`` to ``now + days_after``;
+    self-signed unless issuer=(cert, key); ca=None: no BasicConstraints (and no other extension)."""
+    key = key or ec_key()
+    now = now or _now()
+    subject = name(cn)
+    issuer_name, signing_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=days_before))
+               .not_valid_after(now + datetime.timedelta(days=days_after)))
+    if ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    cert = builder.sign(signing_key, hashes.SHA256())
+    return cert, key, cert_pem(cert).decode()
 
 
 def load_cert(pem):

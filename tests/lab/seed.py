@@ -99,7 +99,7 @@ def gateway_ip_for(name):
 
 SPEC_KEYS = {"trust_domain", "mesh", "istio_namespace", "public_services", "private_services", "gateway",
              "extra_namespaces", "cacerts", "rotate_ca", "cluster_domain", "dns_capture", "workloads",
-             # install shapes (issue 9), all opt-in:
+             # real-install shapes, all opt-in:
              "revision", "stale_istio_configmap", "istiod_env", "istio_gateways",
              # filled in by seed_cluster on the returned spec:
              "gateway_ip"}

@@ -21,6 +21,8 @@ mkdir -p "${DEST}"
 # kept outside the clone so its test venvs are reused by the next run.
 SANITY_HOME="${MESHFED_SANITY_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/meshfed/sanity-home}"
 mkdir -p "${SANITY_HOME}/.config/pip" "${SANITY_HOME}/.ansible/test/cache"
+# Written to a temp file and renamed: .ci/run primes the matrix venvs while make test's sanity runs, and
+# neither may read the other's half-written file.
 {
   echo "[global]"
   cert="${PIP_CERT:-${SSL_CERT_FILE:-}}"
@@ -28,10 +30,12 @@ mkdir -p "${SANITY_HOME}/.config/pip" "${SANITY_HOME}/.ansible/test/cache"
   [[ -n "${PIP_FIND_LINKS:-}" ]] && echo "find-links = ${PIP_FIND_LINKS}"
   [[ -n "${PIP_INDEX_URL:-}" ]] && echo "index-url = ${PIP_INDEX_URL}"
   echo "timeout = ${PIP_DEFAULT_TIMEOUT:-60}"
-} > "${SANITY_HOME}/.config/pip/pip.conf"
+} > "${SANITY_HOME}/.config/pip/pip.conf.$$"
+mv -f "${SANITY_HOME}/.config/pip/pip.conf.$$" "${SANITY_HOME}/.config/pip/pip.conf"
 # ansible-test bootstraps pip in its test venvs with a script from a host outside our reach.
 for v in 23.1.2 24.0 24.2 24.3 25.0 25.1 25.2 25.3; do
-  cp "${REPO}/tests/sanity/get_pip_shim.py" "${SANITY_HOME}/.ansible/test/cache/get_pip_${v//./_}.py"
+  shim="${SANITY_HOME}/.ansible/test/cache/get_pip_${v//./_}.py"
+  cp "${REPO}/tests/sanity/get_pip_shim.py" "${shim}.$$" && mv -f "${shim}.$$" "${shim}"
 done
 export HOME="${SANITY_HOME}"
 

@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from tests import certs
+from tests.lab import pki
 from tests.collection import ensure_collection_link
 
 ensure_collection_link(importable=True)
@@ -13,8 +13,8 @@ NOW = datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc)
 
 
 def make_cert(*args, **kwargs):
-    """tests/certs.py's factory at the unit tests' fixed NOW."""
-    return certs.make_cert(*args, now=NOW, **kwargs)
+    """tests/lab/pki.py's factory at the unit tests' fixed NOW."""
+    return pki.make_cert(*args, now=NOW, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -374,7 +374,7 @@ def pod(tmp_path, monkeypatch):
 
 
 def test_in_cluster_uses_the_service_account_token_rereads_it_and_verifies_with_its_ca(pod, monkeypatch):
-    from tests.certs import make_cert
+    from tests.lab.pki import make_cert
     (pod / "ca.crt").write_text(make_cert("Root CA in-cluster")[2])
     c = k8s.connect({}, "cluster-a")
     assert c.server == "https://10.96.0.1:443" and c.settings.ca_file == str(pod / "ca.crt")

@@ -16,34 +16,48 @@ from .test_reconcile import as_existing
 
 
 class Gauge:
-    """Counts calls in flight. With ``meet``, each call waits until ``meet`` calls are in flight together
-    (a barrier: the peak is reached whatever the scheduling, and a pool too small fails by timeout), else
-    it sleeps a little so that calls overlap."""
+    """Counts calls in flight. Calls wait on a condition, not a clock, so what is observed does not
+    depend on the machine's load: with ``hold=n`` the first calls stay in flight until ``n`` of them
+    are in flight together (then a moment more, for a call past the limit to show up in the peak);
+    with ``fail_on=i`` every other call waits until call ``i`` has failed."""
 
-    def __init__(self, meet=None):
+    GRACE = 0.02  # only how long a call past the limit has to show up; a correct run never waits it out
+    SAFETY = 10.0  # a run that never reaches what a call waits for fails its assertion after this
+
+    def __init__(self, hold=None, fail_on=None):
         self.now = self.peak = 0
-        self.lock = threading.Lock()
-        self.barrier = threading.Barrier(meet, timeout=10) if meet else None
+        self.hold, self.fail_on = hold, fail_on
+        self.released = hold is None
+        self.failed = threading.Event()
+        self.cond = threading.Condition()
 
-    def call(self, value, fail=False):
+    def call(self, value):
         def run():
-            with self.lock:
+            with self.cond:
                 self.now += 1
                 self.peak = max(self.peak, self.now)
-            if self.barrier:
-                self.barrier.wait()
-            else:
-                time.sleep(0.02)
-            with self.lock:
-                self.now -= 1
-            if fail:
-                raise K8sError("boom %s" % value, status=422)
-            return value
+                self.cond.notify_all()
+                if not self.released:
+                    self.cond.wait_for(lambda: self.now >= self.hold, timeout=self.SAFETY)
+                    self.cond.wait_for(lambda: self.now > self.hold, timeout=self.GRACE)
+                    self.released = True
+                    self.cond.notify_all()
+            try:
+                if value == self.fail_on:
+                    raise K8sError("boom %s" % value, status=422)
+                if self.fail_on is not None:
+                    self.failed.wait(self.SAFETY)
+                return value
+            finally:
+                with self.cond:
+                    self.now -= 1
+                if value == self.fail_on:
+                    self.failed.set()
         return run
 
 
 def test_at_most_limit_in_flight_and_results_recorded_in_job_order():
-    gauge, recorded = Gauge(meet=4), []
+    gauge, recorded = Gauge(hold=4), []
     jobs = [[(gauge.call(i), recorded.append)] for i in range(12)]
     run_jobs(jobs, 4)
     assert recorded == list(range(12)) and gauge.peak == 4
@@ -59,8 +73,8 @@ def test_steps_of_a_job_run_in_order():
 
 
 def test_first_error_is_raised_after_recording_what_succeeded():
-    gauge, recorded = Gauge(), []
-    jobs = [[(gauge.call(i, fail=(i == 2)), recorded.append)] for i in range(40)]
+    gauge, recorded = Gauge(fail_on=2), []
+    jobs = [[(gauge.call(i), recorded.append)] for i in range(40)]
     with pytest.raises(K8sError, match="boom 2"):
         run_jobs(jobs, 4)
     assert 0 in recorded and 1 in recorded and 2 not in recorded

@@ -1,4 +1,4 @@
-"""Issue 4: bad input, faults and least privilege, end to end against real lab API servers.
+"""Bad input, faults and least privilege, end to end against real lab API servers.
 
 Each case asserts the message (cluster and field named) and the state of every cluster afterwards:
 a failing cluster never costs the others what they already knew of it."""
@@ -12,12 +12,11 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from kubernetes import client as k8s
 
-from tests.certs import make_cert
-from tests.integration import kube
 from tests.integration.ansible_run import REPO, run_playbook
 from tests.integration.traffic import assert_traffic
 from tests.lab import kubeapi
 from tests.lab import seed as lab_seed
+from tests.lab.pki import make_cert
 
 pytestmark = pytest.mark.lab
 
@@ -38,16 +37,16 @@ def set_root_bundle(cluster, text):
 def snapshot(cluster):
     """Everything the collection writes on a cluster, with resourceVersions: equal means untouched."""
     return {
-        "se": {n: o["metadata"]["resourceVersion"] for n, o in kube.service_entries(cluster).items()},
-        "dr": {n: o["metadata"]["resourceVersion"] for n, o in kube.destination_rules(cluster).items()},
-        "fed": {n: o["metadata"]["resourceVersion"] for n, o in kube.federations(cluster).items()},
-        "mesh": kube.mesh_text(cluster),
+        "se": {n: o["metadata"]["resourceVersion"] for n, o in kubeapi.service_entries(cluster).items()},
+        "dr": {n: o["metadata"]["resourceVersion"] for n, o in kubeapi.destination_rules(cluster).items()},
+        "fed": {n: o["metadata"]["resourceVersion"] for n, o in kubeapi.federations(cluster).items()},
+        "mesh": kubeapi.mesh_text(cluster),
     }
 
 
 def no_empty_endpoints(*clusters):
     for c in clusters:
-        for name, se in kube.service_entries(c).items():
+        for name, se in kubeapi.service_entries(c).items():
             assert se["spec"].get("endpoints"), "%s: ServiceEntry %s has no endpoints" % (c.name, name)
 
 
@@ -76,7 +75,7 @@ def assert_b_failed_and_a_untouched(pair, run, before, message):
     assert run.recap["cluster-a"]["changed"] == 0, run
     assert message in run.output, run
     assert snapshot(pair["a"]) == before  # nothing pruned on cluster-a because cluster-b failed
-    assert "bar.xyz.svc.cluster-b.local" in kube.se_by_host(pair["a"])
+    assert "bar.xyz.svc.cluster-b.local" in kubeapi.se_by_host(pair["a"])
 
 
 # -- 1. certificates -------------------------------------------------------------------------------
@@ -97,7 +96,7 @@ def _bad_bundles():
 @pytest.mark.parametrize("case, bundle, expected", _bad_bundles(), ids=[c[0] for c in _bad_bundles()])
 def test_bad_root_bundle_rejects_that_cluster_only(pair, case, bundle, expected):
     b = pair["b"]
-    good = kube.root_pem(b)
+    good = kubeapi.root_pem(b)
     before = snapshot(pair["a"])
     set_root_bundle(b, bundle)
     try:
@@ -165,7 +164,7 @@ def test_hostname_clashes_name_both_sources_and_write_nothing(lab_clusters, inve
         return s
     c, d, e = lab_clusters(["cluster-c", "cluster-d", "cluster-e"],
                            spec={"cluster-c": spec("cluster-c", 80), "cluster-d": spec("cluster-d", 8080)})
-    seeded_e = kube.mesh_text(e)
+    seeded_e = kubeapi.mesh_text(e)
     inv = inventory([c, d, e], extra_hostvars={"cluster-c": {"meshfed_cluster_domain": "fleet.local"},
                                                "cluster-d": {"meshfed_cluster_domain": "fleet.local"}})
     run = run_playbook(inv)
@@ -176,8 +175,8 @@ def test_hostname_clashes_name_both_sources_and_write_nothing(lab_clusters, inve
             "cluster serves that hostname itself") in run.output, run
     assert all(run.recap[n]["failed"] == 1 for n in ("cluster-c", "cluster-d", "cluster-e")), run
     for cl in (c, d, e):
-        assert kube.service_entries(cl) == {} and kube.federations(cl) == {}
-    assert kube.mesh_text(e) == seeded_e
+        assert kubeapi.service_entries(cl) == {} and kubeapi.federations(cl) == {}
+    assert kubeapi.mesh_text(e) == seeded_e
 
 
 # -- 4. unreachable cluster, bad kubeconfig --------------------------------------------------------
@@ -216,41 +215,41 @@ def test_bad_kubeconfig_fails_that_host_only(pair, hostvars, expected):
 # -- 5. mesh config --------------------------------------------------------------------------------
 def test_invalid_mesh_yaml_is_an_error_not_a_reset(pair):
     a, b = pair["a"], pair["b"]
-    good = kube.mesh_text(a)
+    good = kubeapi.mesh_text(a)
     broken = good + "meshNetworks: [unclosed\n"
-    kube.set_mesh_text(a, broken)
+    kubeapi.set_mesh_text(a, broken)
     before_b = snapshot(b)
     try:
         run = run_playbook(pair["inv"])
         assert run.recap["cluster-a"]["failed"] == 1
         assert "cluster-a: ConfigMap istio key mesh is not valid YAML at line" in run.output, run
-        assert kube.mesh_text(a) == broken  # byte for byte: never rewritten
+        assert kubeapi.mesh_text(a) == broken  # byte for byte: never rewritten
         assert snapshot(b) == before_b      # cluster-b keeps cluster-a's entries and trust
     finally:
-        kube.set_mesh_text(a, good)
+        kubeapi.set_mesh_text(a, good)
     assert converge(pair).recap["cluster-a"]["changed"] == 0
 
 
 # -- 8. root rotation --------------------------------------------------------------------------------
 def test_root_rotation_trusts_both_then_drops_the_old(pair):
     a, b = pair["a"], pair["b"]
-    old = kube.root_pem(b).strip()
+    old = kubeapi.root_pem(b).strip()
     new, _key = _cert("Root cluster-b 2027")
     set_root_bundle(b, new + old + "\n")
     try:
         converge(pair)
-        assert kube.trusted(a) == {new.strip(): ["cluster-b.local"], old: ["cluster-b.local"]}
+        assert kubeapi.trusted(a) == {new.strip(): ["cluster-b.local"], old: ["cluster-b.local"]}
         # during the rotation a's proxies trust both of b's roots: the path holds
         assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
         set_root_bundle(b, new)
         converge(pair)
-        assert kube.trusted(a) == {new.strip(): ["cluster-b.local"]}
-        assert kube.federations(a)["cluster-b"]["spec"]["rootCAFingerprints"] != []
+        assert kubeapi.trusted(a) == {new.strip(): ["cluster-b.local"]}
+        assert kubeapi.federations(a)["cluster-b"]["spec"]["rootCAFingerprints"] != []
         assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
     finally:
         set_root_bundle(b, old + "\n")
     converge(pair)
-    assert kube.trusted(a) == {old: ["cluster-b.local"]}
+    assert kubeapi.trusted(a) == {old: ["cluster-b.local"]}
     assert_traffic([a, b], "cluster-a", "cluster-b", BAR, 8080)
 
 
@@ -294,7 +293,7 @@ def test_least_privilege_service_account_runs_the_playbook(pair):
     try:
         run = run_playbook(inv)
         assert run.rc == 0, run
-        assert "secret.xyz.svc.cluster-b.local" in kube.se_by_host(a)
+        assert "secret.xyz.svc.cluster-b.local" in kubeapi.se_by_host(a)
         assert run_playbook(inv).recap["cluster-a"]["changed"] == 0
         # the token cannot read the plug-in CA secret
         with pytest.raises(k8s.rest.ApiException) as err:
@@ -350,8 +349,8 @@ def test_two_concurrent_runs_both_succeed_and_converge(pair):
             t.join()
         for r in results:
             assert r.rc == 0, r
-        assert ("secret.xyz.svc.cluster-b.local" in kube.se_by_host(a)) is public
-        cas = kube.mesh(a)["caCertificates"]
+        assert ("secret.xyz.svc.cluster-b.local" in kubeapi.se_by_host(a)) is public
+        cas = kubeapi.mesh(a)["caCertificates"]
         assert len(cas) == 1  # no duplicate trust entries from the race
         final = converge(pair)
         assert final.recap["cluster-a"]["changed"] == 0 and final.recap["cluster-b"]["changed"] == 0
