@@ -56,7 +56,10 @@ _value:
 from ansible_collections.meshfed.istio.plugins.module_utils.common import times
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.federations import PEER_STATES
 
-IN_RUN, UNREACHABLE, NOT_IN_RUN, LEFT = (PEER_STATES[k] for k in ("gathered", "unreachable", "not_in_run", "left"))
+IN_RUN = PEER_STATES["gathered"]
+UNREACHABLE = PEER_STATES["unreachable"]
+NOT_IN_RUN = PEER_STATES["not_in_run"]
+LEFT = PEER_STATES["left"]
 GONE = (LEFT, PEER_STATES["pruned_absent"])
 
 

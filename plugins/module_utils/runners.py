@@ -112,8 +112,8 @@ class FactsRun(_Run):
             if exc.status == 404:
                 return {}
             raise
-        return federations.last_accepted(dict((item["metadata"]["name"], item) for item in items
-                                            if is_owned(item, cluster)))
+        owned = dict((item["metadata"]["name"], item) for item in items if is_owned(item, cluster))
+        return federations.last_accepted(owned)
 
 
 class FederationRun(_Run):

@@ -296,7 +296,7 @@ def test_a_replayed_older_copy_fails_the_peers_task_and_the_next_good_copy_clear
     def replay(d):
         older = parse_time(accepted, "issuedAt") - datetime.timedelta(hours=1)
         files, _changed = plan_publication(_card_of(world["b"], team_b), team_b.uuid, team_b.key, {}, now=older,
-                                              validity=7 * 24 * 3600)
+                                           validity=7 * 24 * 3600)
         for rel, body in files.items():
             (d / rel).write_bytes(body)
     report = world["root"] / "replay-report.md"

@@ -30,6 +30,8 @@ FORBIDDEN = [
     ".*", "*/.*", "*__pycache__*", "*.pyc", "*.tar.gz", "galaxy.yml", "changelogs/fragments/*",
     "docs/development.md", "docs/design.md",
 ]
+
+
 # What a shipped file may not point at: developer files and tools that do not ship.
 def _make_targets():
     try:
