@@ -49,36 +49,13 @@ WORK="$(mktemp -d "${CACHE_ROOT}/build.XXXXXX")"
 trap 'rm -rf "${WORK}"' EXIT
 export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=mod"
 export CGO_ENABLED=0
+# shellcheck source=tests/lab/k8s_module.sh
+source "$(dirname "$0")/k8s_module.sh"
 
 # ---- kube-apiserver -------------------------------------------------------------------------
 if [[ ! -x "${OUT}/kube-apiserver" ]]; then
   start=$(date +%s)
-  log "fetching k8s.io/kubernetes@${K8S_VERSION} go.mod"
-  GOMOD="$(cd "${WORK}" && go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-  STAGING_VER="v0.${K8S_VERSION#v1.}"
-  mkdir -p "${WORK}/apiserver"
-  {
-    echo "module meshfed.local/labbuild"
-    echo
-    grep -E '^go ' "${GOMOD}"
-    echo
-    echo "require k8s.io/kubernetes ${K8S_VERSION}"
-    echo
-    echo "replace ("
-    # k8s.io/kubernetes replaces every staging module with ./staging/...; outside its repo each
-    # must point at its published v0.N.x version instead.
-    grep -E '^\s+k8s.io/[^ ]+ => ./staging/' "${GOMOD}" | awk -v v="${STAGING_VER}" '{print "\t" $1 " => " $1 " " v}'
-    echo ")"
-  } > "${WORK}/apiserver/go.mod"
-  cat > "${WORK}/apiserver/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
-  log "resolving kube-apiserver dependencies (staging modules at ${STAGING_VER})"
-  (cd "${WORK}/apiserver" && go mod tidy -e >/dev/null 2>"${WORK}/tidy.log" || { cat "${WORK}/tidy.log" >&2; exit 1; })
+  k8s_command_module "${WORK}/apiserver" meshfed.local/labbuild k8s.io/kubernetes/cmd/kube-apiserver
   LDF="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "${K8S_VERSION}" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
   log "building kube-apiserver ${K8S_VERSION} (several minutes on a cold cache)"
   (cd "${WORK}/apiserver" && go build -tags tools -trimpath -ldflags "${LDF}" -o "${OUT}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)

@@ -48,34 +48,11 @@ WORK="$(mktemp -d "${CACHE_ROOT}/build-kubectl.XXXXXX")"
 trap 'rm -rf "${WORK}"' EXIT
 export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=mod"
 export CGO_ENABLED=0
+# shellcheck source=tests/lab/k8s_module.sh
+source "$(dirname "$0")/k8s_module.sh"
 
 start=$(date +%s)
-log "fetching k8s.io/kubernetes@${K8S_VERSION} go.mod"
-GOMOD="$(cd "${WORK}" && go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-STAGING_VER="v0.${K8S_VERSION#v1.}"
-mkdir -p "${WORK}/kubectl"
-{
-  echo "module meshfed.local/kubectlbuild"
-  echo
-  grep -E '^go ' "${GOMOD}"
-  echo
-  echo "require k8s.io/kubernetes ${K8S_VERSION}"
-  echo
-  echo "replace ("
-  # k8s.io/kubernetes replaces every staging module with ./staging/...; outside its repo each
-  # must point at its published v0.N.x version instead.
-  grep -E '^\s+k8s.io/[^ ]+ => ./staging/' "${GOMOD}" | awk -v v="${STAGING_VER}" '{print "\t" $1 " => " $1 " " v}'
-  echo ")"
-} > "${WORK}/kubectl/go.mod"
-cat > "${WORK}/kubectl/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kubectl"
-GO
-log "resolving kubectl dependencies (staging modules at ${STAGING_VER})"
-(cd "${WORK}/kubectl" && go mod tidy -e >/dev/null 2>"${WORK}/tidy.log" || { cat "${WORK}/tidy.log" >&2; exit 1; })
+k8s_command_module "${WORK}/kubectl" meshfed.local/kubectlbuild k8s.io/kubernetes/cmd/kubectl
 MINOR="$(echo "${K8S_VERSION}" | cut -d. -f2)"
 # kubectl reads its version from k8s.io/client-go/pkg/version (and component-base for the server side).
 LDF="-s -w"
