@@ -20,9 +20,9 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import
 from ansible_collections.meshfed.istio.plugins.modules import cluster_info, federation
 from ansible_collections.meshfed.istio.plugins.plugin_utils import inprocess
 
-from ...cards import card
 from ...conftest import make_cert
-from ...fakes import FakeClient, cluster_state, service, world
+from ...fakes import service, world
+from ..modules.test_modules import Forbidden, federation_args, target
 from ..modules.test_secret_masking import SECRETS, kubeconfig
 
 ACTIONS = {cluster_info: cluster_info_action.ActionModule, federation: federation_action.ActionModule}
@@ -70,24 +70,6 @@ def in_process(module, args, check_mode=False, diff=False):
 
 def both(module, args, capsys, **mode):
     return module_output(module, args, capsys, **mode), in_process(module, args, **mode)
-
-
-def federation_args(**kw):
-    args = {"local": card("cluster-a", services=[]), "peers": [card("cluster-b")], "api_key": "s3cr3t-token"}
-    args.update(kw)
-    return args
-
-
-def target():
-    client = cluster_state()
-    client.lists["/api/v1/services"] = []
-    return client
-
-
-class Forbidden(FakeClient):
-    def apply(self, path, body, dry_run=False, what=None):
-        self._log("apply", path)
-        raise K8sError("forbidden: nope (%s)" % what, status=403, reason="Forbidden", cluster=self.cluster)
 
 
 def test_cluster_info_same_card_warnings_and_invocation(cluster, capsys):
