@@ -146,8 +146,8 @@ def _gateway_port(svc, wanted, ref):
     if wanted:
         matches = [p for p in ports if p.get("port") == wanted]
     else:
-        matches = ([p for p in ports if p.get("name") == "tls"][:1]
-                   or [p for p in ports if p.get("port") == DEFAULT_GATEWAY_PORT][-1:])
+        by_name = [p for p in ports if p.get("name") == "tls"][:1]
+        matches = by_name or [p for p in ports if p.get("port") == DEFAULT_GATEWAY_PORT][-1:]
     if not matches:
         raise FactsError("gateway Service %s has no port %s (field: gateway_port); expected the "
                          "port named 'tls' (15443)" % (ref, wanted or "named 'tls'"), field="gateway_port")

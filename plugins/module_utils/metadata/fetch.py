@@ -325,8 +325,8 @@ def _gateway(private, warnings):
     if not isinstance(gateways, list) or not gateways:
         raise MetadataError("%s has no ingressGateways; the peer's gateway cannot be reached" % PRIVATE_PATH)
     for gw in gateways:
-        if (not isinstance(gw, dict) or not isinstance(gw.get("address"), str) or not gw.get("address")
-                or not valid_port(gw.get("port"))):
+        address = gw.get("address") if isinstance(gw, dict) else None
+        if not (address and isinstance(address, str) and valid_port(gw.get("port"))):
             raise MetadataError("%s ingressGateways entry %r needs an address and a port" % (PRIVATE_PATH, gw))
     port = gateways[0]["port"]
     if any(gw["port"] != port for gw in gateways):

@@ -200,8 +200,8 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
     _raise_if(_card_problems(local, peers, unreachable))
     local_name, imports = local["name"], dict(imports or {})
     peers = [_selected(peer, imports.get("hosts") or {}) for peer in sorted(peers, key=lambda p: p["name"])]
-    _raise_if([prefixed(local_name, p) for p in _trust_domain_clashes(local, peers)
-               + _hostname_clashes(local, peers, local_hostnames)])
+    clashes = _trust_domain_clashes(local, peers) + _hostname_clashes(local, peers, local_hostnames)
+    _raise_if([prefixed(local_name, p) for p in clashes])
     namespace = namespace or local.get("istio_namespace") or "istio-system"
     desired = {"objects": [], "statuses": {}, "ca_entries": [], "preserve_peers": unreachable, "warnings": [],
                "conditions": federations.refused_conditions(refused, unreachable)}

@@ -41,8 +41,8 @@ def contains(actual, desired):
     if isinstance(desired, dict):
         return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
     if isinstance(desired, list):
-        return (isinstance(actual, list) and len(actual) == len(desired)
-                and all(contains(a, d) for a, d in zip(actual, desired)))
+        same_length = isinstance(actual, list) and len(actual) == len(desired)
+        return same_length and all(contains(a, d) for a, d in zip(actual, desired))
     return actual == desired
 
 
@@ -131,8 +131,8 @@ class Reconciler(object):
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
-                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        entries = [obj for key, obj in existing.items() if key[0] == "ServiceEntry" and is_owned(obj, self.cluster)]
+        imports = [obj.get("spec") or {} for obj in entries if obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
         return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
                     if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
@@ -152,8 +152,8 @@ class Reconciler(object):
         then the imports and the export Gateway."""
         # imports whose ServiceEntry name a foreign object holds are not federated, so their DestinationRule
         # (same name) is not wanted either and an owned one is pruned
-        blocked = set(object_key(obj)[1:] for obj in desired["objects"] if obj["kind"] == "ServiceEntry"
-                      and object_key(obj) in existing and not is_owned(existing[object_key(obj)], self.cluster))
+        entries = [object_key(obj) for obj in desired["objects"] if obj["kind"] == "ServiceEntry"]
+        blocked = set(key[1:] for key in entries if key in existing and not is_owned(existing[key], self.cluster))
         desired_keys = set()
         waves = ([], [])
         for obj in desired["objects"]:
@@ -183,9 +183,9 @@ class Reconciler(object):
     def _apply_step(self, obj, current):
         """``(call, record)`` writing ``obj``, or None when it is up to date."""
         meta, ref, held = obj["metadata"], _ref(obj), (current or {}).get("metadata") or {}
-        if (current is not None
-                and (held.get("annotations") or {}).get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]
-                and contains(current.get("spec"), obj.get("spec")) and contains(held.get("labels"), meta.get("labels"))):
+        same_hash = (held.get("annotations") or {}).get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]
+        same_content = contains((current or {}).get("spec"), obj.get("spec")) and contains(held.get("labels"), meta.get("labels"))
+        if current is not None and same_hash and same_content:
             self.summary["unchanged"] += 1
             return None
         path = kind_path(obj["kind"], meta.get("namespace"), self.api_version, meta["name"])

@@ -161,13 +161,15 @@ def deliverable(desired, existing, owned):
     taken = set(object_key(obj) for obj in desired["objects"]
                 if object_key(obj) in existing and not owned(existing[object_key(obj)]))
     blocked = set(key[1:] for key in taken if key[0] == "ServiceEntry")
-    objects = [obj for obj in desired["objects"] if object_key(obj) not in taken
-               and not (obj["kind"] == "DestinationRule" and object_key(obj)[1:] in blocked)]
+    free = [obj for obj in desired["objects"] if object_key(obj) not in taken]
+    objects = [obj for obj in free if not (obj["kind"] == "DestinationRule" and object_key(obj)[1:] in blocked)]
     conflicts = [obj for obj in desired["objects"] if object_key(obj) in taken]
     return objects, conflicts
 
 
 def kept_for_peers(previous_objects, wanted_paths, preserve_peers):
     """Paths of files written earlier for peers that are preserved (unreachable): kept as they are."""
-    return sorted(path for path, obj in previous_objects.items() if path not in wanted_paths
-                  and ((obj.get("metadata") or {}).get("labels") or {}).get(PEER_LABEL) in set(preserve_peers))
+    kept = set(preserve_peers)
+    peer = dict((path, ((obj.get("metadata") or {}).get("labels") or {}).get(PEER_LABEL))
+                for path, obj in previous_objects.items())
+    return sorted(path for path in previous_objects if path not in wanted_paths and peer[path] in kept)
