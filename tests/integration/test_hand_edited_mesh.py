@@ -66,8 +66,8 @@ def test_hand_edited_entries_keep_every_byte_through_a_run_and_its_removal(pair)
     assert yaml.safe_load("caCertificates:\n" + ours)["caCertificates"] == [
         {"pem": kubeapi.root_pem(b).strip() + "\n", "trustDomains": ["cluster-b.local"]}]
     assert kubeapi.trusted(a) == {pair["corp"].strip(): ["corp.example", "legacy.corp.example"],
-                               pair["partner"].strip(): ["partner.example"],
-                               kubeapi.root_pem(b).strip(): ["cluster-b.local"]}
+                                  pair["partner"].strip(): ["partner.example"],
+                                  kubeapi.root_pem(b).strip(): ["cluster-b.local"]}
     again = run_playbook(_inventory(pair, "again.yml"))
     assert again.rc == 0 and again.changed("cluster-a") == 0, again
     assert kubeapi.mesh_text(a) == text
