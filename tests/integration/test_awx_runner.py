@@ -154,6 +154,7 @@ def test_verify_ssl_false_warns_in_play_output_report_and_summary(pair, tmp_path
     job = run_job(pdd, password, "insecure", env={"K8S_AUTH_VERIFY_SSL": "False"},
                   extra_vars={"meshfed_report_path": str(report)})
     assert job.status == "successful", job
+
     # the module names the cluster, the server and where the setting came from (kube/kubeconfig.py)
     def off(name):
         return re.compile(r"%s: TLS verification of the API server https://\S+ is OFF \(K8S_AUTH_VERIFY_SSL=False\)"
