@@ -24,9 +24,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan import federati
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler, is_owned
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
-from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MANAGED_BY_LABEL, kind_path, object_key
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MANAGED_BY_LABEL, deliverable, kind_path, object_key
 from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering, object_ref
-from ansible_collections.meshfed.istio.plugins.module_utils.render.layout import deliverable
 from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
 
 

@@ -83,3 +83,16 @@ def new_object(kind, istio_version, metadata, spec):
     obj = {"apiVersion": api_version(kind, istio_version), "kind": kind, "metadata": metadata, "spec": spec}
     metadata.setdefault("annotations", {})[HASH_ANNOTATION] = config_hash(obj)
     return obj
+
+
+def deliverable(desired, existing, owned):
+    """``(objects, conflicts)``: the desired objects to write (apply or render), and those left out because an
+    object this cluster does not own (``owned(obj)`` false) holds the name; an import whose ServiceEntry is
+    blocked is not federated, so its DestinationRule (same name) is left out too (in neither list)."""
+    taken = set(object_key(obj) for obj in desired["objects"]
+                if object_key(obj) in existing and not owned(existing[object_key(obj)]))
+    blocked = set(key[1:] for key in taken if key[0] == "ServiceEntry")
+    free = [obj for obj in desired["objects"] if object_key(obj) not in taken]
+    objects = [obj for obj in free if not (obj["kind"] == "DestinationRule" and object_key(obj)[1:] in blocked)]
+    conflicts = [obj for obj in desired["objects"] if object_key(obj) in taken]
+    return objects, conflicts

@@ -26,7 +26,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import
 from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
-    ROLE_LABEL, api_version as kind_api_version, kind_path, object_key)
+    ROLE_LABEL, api_version as kind_api_version, deliverable, kind_path, object_key)
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import istiod_env
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import (
     check_multiroot, fingerprint, load_mesh, update_ca_certificates)
@@ -150,24 +150,18 @@ class Reconciler(object):
 
         Writes go out ``write_concurrency`` at a time: every IstioFederation (and its status) first,
         then the imports and the export Gateway."""
-        # imports whose ServiceEntry name a foreign object holds are not federated, so their DestinationRule
-        # (same name) is not wanted either and an owned one is pruned
-        entries = [object_key(obj) for obj in desired["objects"] if obj["kind"] == "ServiceEntry"]
-        blocked = set(key[1:] for key in entries if key in existing and not is_owned(existing[key], self.cluster))
-        desired_keys = set()
+        objects, conflicts = deliverable(desired, existing, lambda obj: is_owned(obj, self.cluster))
+        for obj in conflicts:
+            current = existing[object_key(obj)]
+            owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
+            self.summary["conflicts"].append(_ref(obj))
+            self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
+                       "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
+        # a conflict's key stays wanted (never pruned); a blocked import's owned DestinationRule is pruned
+        desired_keys = set(object_key(obj) for obj in objects + conflicts)
         waves = ([], [])
-        for obj in desired["objects"]:
-            key = object_key(obj)
-            if obj["kind"] == "DestinationRule" and key[1:] in blocked:
-                continue
-            desired_keys.add(key)
-            current = existing.get(key)
-            if current is not None and not is_owned(current, self.cluster):
-                owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
-                self.summary["conflicts"].append(_ref(obj))
-                self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
-                           "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
-                continue
+        for obj in objects:
+            current = existing.get(object_key(obj))
             steps = [self._apply_step(obj, current)]
             if obj["kind"] == "IstioFederation":
                 name = obj["metadata"]["name"]

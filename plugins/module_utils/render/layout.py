@@ -154,19 +154,6 @@ def next_statuses(desired, previous, now):
     return out
 
 
-def deliverable(desired, existing, owned):
-    """``(objects, conflicts)``: the desired objects render mode writes, and those it leaves out because an
-    object it does not own (``owned(obj)`` false) holds the name on the cluster, as apply mode leaves them
-    untouched; a blocked import's DestinationRule goes with its ServiceEntry."""
-    taken = set(object_key(obj) for obj in desired["objects"]
-                if object_key(obj) in existing and not owned(existing[object_key(obj)]))
-    blocked = set(key[1:] for key in taken if key[0] == "ServiceEntry")
-    free = [obj for obj in desired["objects"] if object_key(obj) not in taken]
-    objects = [obj for obj in free if not (obj["kind"] == "DestinationRule" and object_key(obj)[1:] in blocked)]
-    conflicts = [obj for obj in desired["objects"] if object_key(obj) in taken]
-    return objects, conflicts
-
-
 def kept_for_peers(previous_objects, wanted_paths, preserve_peers):
     """Paths of files written earlier for peers that are preserved (unreachable): kept as they are."""
     kept = set(preserve_peers)

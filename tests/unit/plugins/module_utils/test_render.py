@@ -8,6 +8,7 @@ import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.trustvalues import render as trust_render
+from ansible_collections.meshfed.istio.plugins.module_utils.plan import kinds
 from ansible_collections.meshfed.istio.plugins.module_utils.render import layout
 from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering
 from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
@@ -20,7 +21,7 @@ NOW, LATER = "2026-12-04T20:00:00Z", "2026-12-05T20:00:00Z"
 def render(directory, local, peers, check=False, diff=False, now=NOW, unreachable=(), existing=None, owned=None):
     previous = Previous(str(directory), local["name"])
     desired = plan(local, peers, unreachable=list(unreachable))
-    objects, conflicts = layout.deliverable(desired, existing or {}, owned or (lambda obj: True))
+    objects, conflicts = kinds.deliverable(desired, existing or {}, owned or (lambda obj: True))
     out = Rendering(str(directory), local["name"], previous)
     out.plan(out.desired_files(desired, objects, trust_render(desired["ca_entries"], {}), now), want_diff=diff)
     if out.changed and not check:
