@@ -1,15 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The IstioFederation record: one cluster-scoped object per peer, the one home of what it holds (pure).
-
-``spec``: the peer's trust domain, gateways and root fingerprints; for a peer known through its published
-metadata (a card from ``peer_metadata`` carries ``metadata``, see metadata/fetch.py) also its coordinates
-(``metadataEndpoint`` + ``metadata``, as Deckhouse's spec records its ``metadataEndpoint``).
-``status.metadataCache``: the peer's card as last accepted (roots, gateways, services; for a metadata peer
-its verified identity and validity), read back for the peers not gathered in a run (:func:`view`).
-``status.conditions``: ``MetadataVerified``, the outcome of the last fetch of a metadata peer.
-"""
+"""The IstioFederation record, one cluster-scoped object per peer (pure): ``spec`` the peer's trust domain,
+gateways, root fingerprints and, for a peer known through its published metadata, its coordinates (as
+Deckhouse's ``metadataEndpoint``); ``status.metadataCache`` the peer's card as last accepted, read back for
+peers not gathered in a run; ``status.conditions`` ``MetadataVerified``, the outcome of the last fetch."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -32,16 +27,19 @@ _REASONS = {
 
 
 def metadata_of(peer):
-    """The ``metadata`` block of a card fetched from published metadata, else None (a fleet peer)."""
+    """The ``metadata`` block of a card fetched from published metadata (metadata/fetch.py), else None."""
     meta = peer.get("metadata") if isinstance(peer, dict) else None
     return meta if isinstance(meta, dict) and meta.get("coordinates") else None
 
 
+def _gateways(peer):
+    return [{"address": a, "port": peer["gateway"]["port"]} for a in peer["gateway"]["addresses"]]
+
+
 def federation_object(local_name, peer):
-    gw, meta = peer["gateway"], metadata_of(peer)
+    meta = metadata_of(peer)
     spec = {"trustDomain": peer["trust_domain"], "clusterDomain": peer.get("cluster_domain") or peer["trust_domain"],
-            "ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
-            "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"])}
+            "ingressGateways": _gateways(peer), "rootCAFingerprints": sorted(r["sha256"] for r in peer["root_cas"])}
     if meta:
         coords = dict(meta["coordinates"])
         spec.update(metadataEndpoint=coords.pop("metadataEndpoint"), metadata=coords)
@@ -49,9 +47,9 @@ def federation_object(local_name, peer):
 
 
 def federation_status(peer):
-    """The metadata cache recorded in the IstioFederation status (timestamp added on write); for a metadata
-    peer its identity and validity too (stable until the peer republishes)."""
-    gw, meta = peer["gateway"], metadata_of(peer) or {}
+    """The metadata cache of the IstioFederation status (timestamp added on write); for a metadata peer its
+    identity and validity too (stable until the peer republishes)."""
+    meta = metadata_of(peer) or {}
     roots = [{"sha256": r["sha256"], "subject": r.get("subject", ""), "notAfter": r.get("not_after", ""),
               "pem": r["pem"]} for r in peer["root_cas"]]
     services = [{"hostname": s["hostname"],
@@ -60,9 +58,7 @@ def federation_status(peer):
     identity = {"clusterUUID": meta.get("clusterUUID"), "authnKeyPub": (meta.get("public") or {}).get("authnKeyPub"),
                 "signer": meta.get("signer"), "issuedAt": meta.get("issuedAt"), "expiresAt": meta.get("expiresAt")}
     public = dict(((k, v) for k, v in identity.items() if v), trustDomain=peer["trust_domain"], rootCA=roots)
-    return {"public": public,
-            "private": {"ingressGateways": [{"address": a, "port": gw["port"]} for a in gw["addresses"]],
-                        "publicServices": services}}
+    return {"public": public, "private": {"ingressGateways": _gateways(peer), "publicServices": services}}
 
 
 def view(name, state, current, desired_status):
@@ -114,20 +110,20 @@ def same_conditions(current, desired):
     return strip(current) == strip(desired)
 
 
+def _issued_at(status):
+    return (((status or {}).get("metadataCache") or {}).get("public") or {}).get("issuedAt")
+
+
 def last_accepted(federations):
     """``{peer: issuedAt}`` of the metadata each IstioFederation (``{peer: object}``) caches: the copy last
     accepted. A copy issued earlier is a replay (``peer_metadata``'s ``not_before``)."""
-    out = {}
-    for name, obj in sorted((federations or {}).items()):
-        issued = ((((obj or {}).get("status") or {}).get("metadataCache") or {}).get("public") or {}).get("issuedAt")
-        if issued:
-            out[name] = issued
-    return out
+    issued = dict((name, _issued_at((obj or {}).get("status"))) for name, obj in sorted((federations or {}).items()))
+    return dict((name, at) for name, at in issued.items() if at)
 
 
-def rollback_message(name, issued_at, current_status):
+def rollback_message(issued_at, current_status):
     """A message when metadata issued at ``issued_at`` predates the copy ``current_status`` caches (a replay)."""
-    last = ((((current_status or {}).get("metadataCache") or {}).get("public") or {}).get("issuedAt"))
+    last = _issued_at(current_status)
     # same fixed-width UTC format (YYYY-MM-DDTHH:MM:SSZ): string order is time order
     if issued_at and last and issued_at < last:
         return ("metadata issued at %s is older than the copy last accepted (issued %s): an older copy is being "
@@ -135,26 +131,16 @@ def rollback_message(name, issued_at, current_status):
     return None
 
 
-def refused_conditions(refused, unreachable):
-    """``{peer: [condition]}`` for unreachable peers whose metadata was refused (``{peer: {reason, message}}``)."""
-    return dict((name, [refused_condition((info or {}).get("reason"), (info or {}).get("message"))])
-                for name, info in (refused or {}).items() if name in unreachable)
-
-
 def demote_replays(desired, current_statuses):
-    """Treat peers whose metadata is older than the copy their IstioFederation holds as unreachable.
-
-    ``current_statuses``: ``{peer: status}`` of the existing IstioFederations. Their planned objects,
-    status and roots are dropped (what the cluster holds is kept), and their condition says why.
-    """
+    """Treat peers whose metadata is older than the copy their IstioFederation (``current_statuses``:
+    ``{peer: status}``) holds as unreachable: their planned objects, status and roots are dropped (what the
+    cluster holds is kept), and their condition says why."""
     for name in sorted(desired["statuses"]):
-        issued_at = desired["statuses"][name]["public"].get("issuedAt")
-        message = rollback_message(name, issued_at, current_statuses.get(name))
-        if not message:
-            continue
-        desired["objects"] = [o for o in desired["objects"] if o["metadata"]["labels"].get(PEER_LABEL) != name]
-        desired["ca_entries"] = [e for e in desired["ca_entries"] if e["peer"] != name]
-        del desired["statuses"][name]
-        desired["preserve_peers"] = sorted(set(desired["preserve_peers"]) | set([name]))
-        desired["conditions"][name] = [refused_condition("rollback", "%s: %s" % (name, message))]
+        message = rollback_message(desired["statuses"][name]["public"].get("issuedAt"), current_statuses.get(name))
+        if message:
+            desired["objects"] = [o for o in desired["objects"] if o["metadata"]["labels"].get(PEER_LABEL) != name]
+            desired["ca_entries"] = [e for e in desired["ca_entries"] if e["peer"] != name]
+            del desired["statuses"][name]
+            desired["preserve_peers"] = sorted(set(desired["preserve_peers"]) | set([name]))
+            desired["conditions"][name] = [refused_condition("rollback", "%s: %s" % (name, message))]
     return desired

@@ -1,12 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Names the collection writes onto objects, how every object it writes is built, and the one table of
-object kinds it manages.
-
-Adding a kind: one row in ``KINDS`` plus a builder in planner.py; reconcile.py lists, applies and
-prunes every row, and tests/unit/test_kinds.py checks meta/rbac/ grants the row's verbs.
-"""
+"""The labels and annotations the collection writes, its object builder, and ``KINDS``, the one table of the
+kinds it manages (reconcile lists, applies and prunes every row; tests/unit/test_kinds.py checks meta/rbac/)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -27,21 +23,16 @@ HASH_ANNOTATION = "federation.meshfed.io/config-hash"
 MANAGED_CA_ANNOTATION = "federation.meshfed.io/managed-ca-certificates"
 EXPORT_GATEWAY_NAME = "meshfed-export"
 
-FEDERATION_GROUP = "meshfed.io"
-FEDERATION_VERSION = "v1alpha1"
-ISTIO_GROUP = "networking.istio.io"
-WRITE_VERBS = ("list", "create", "patch", "delete")
-
 # version None: the module's istio_api_version; prune_order: lower is deleted first.
 Kind = namedtuple("Kind", "name group version plural namespaced prune_order verbs status_verbs install")
-
+_WRITE = ("list", "create", "patch", "delete")
 _ISTIO_CRDS = "Istio's CRDs, or set istio_api_version"
 KINDS = (
-    Kind("IstioFederation", FEDERATION_GROUP, FEDERATION_VERSION, "istiofederations", False, 3, WRITE_VERBS,
-         ("patch",), "the meshfed.io CRD (meta/crds/istiofederation.yaml)"),
-    Kind("DestinationRule", ISTIO_GROUP, None, "destinationrules", True, 2, WRITE_VERBS, (), _ISTIO_CRDS),
-    Kind("ServiceEntry", ISTIO_GROUP, None, "serviceentries", True, 1, WRITE_VERBS, (), _ISTIO_CRDS),
-    Kind("Gateway", ISTIO_GROUP, None, "gateways", True, 0, WRITE_VERBS, (), _ISTIO_CRDS),
+    Kind("IstioFederation", "meshfed.io", "v1alpha1", "istiofederations", False, 3, _WRITE, ("patch",),
+         "the meshfed.io CRD (meta/crds/istiofederation.yaml)"),
+    Kind("DestinationRule", "networking.istio.io", None, "destinationrules", True, 2, _WRITE, (), _ISTIO_CRDS),
+    Kind("ServiceEntry", "networking.istio.io", None, "serviceentries", True, 1, _WRITE, (), _ISTIO_CRDS),
+    Kind("Gateway", "networking.istio.io", None, "gateways", True, 0, _WRITE, (), _ISTIO_CRDS),
 )
 BY_NAME = dict((k.name, k) for k in KINDS)
 
@@ -52,7 +43,6 @@ def object_key(obj):
 
 
 def api_version(kind, istio_version):
-    """``group/version`` of ``kind`` (a name) when Istio objects are written as ``istio_version``."""
     return "%s/%s" % (BY_NAME[kind].group, BY_NAME[kind].version or istio_version)
 
 
@@ -65,8 +55,7 @@ def kind_path(kind, namespace, istio_version, name=None, subresource=None):
 
 def config_hash(obj):
     """Stable hash of what we declare (labels, spec); stored in an annotation on the object."""
-    meta = obj.get("metadata") or {}
-    payload = {"labels": meta.get("labels") or {}, "spec": obj.get("spec")}
+    payload = {"labels": (obj.get("metadata") or {}).get("labels") or {}, "spec": obj.get("spec")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
 
 
@@ -89,10 +78,9 @@ def deliverable(desired, existing, owned):
     """``(objects, conflicts)``: the desired objects to write (apply or render), and those left out because an
     object this cluster does not own (``owned(obj)`` false) holds the name; an import whose ServiceEntry is
     blocked is not federated, so its DestinationRule (same name) is left out too (in neither list)."""
-    taken = set(object_key(obj) for obj in desired["objects"]
-                if object_key(obj) in existing and not owned(existing[object_key(obj)]))
+    keys = [object_key(obj) for obj in desired["objects"]]
+    taken = set(key for key in keys if key in existing and not owned(existing[key]))
     blocked = set(key[1:] for key in taken if key[0] == "ServiceEntry")
-    free = [obj for obj in desired["objects"] if object_key(obj) not in taken]
-    objects = [obj for obj in free if not (obj["kind"] == "DestinationRule" and object_key(obj)[1:] in blocked)]
-    conflicts = [obj for obj in desired["objects"] if object_key(obj) in taken]
-    return objects, conflicts
+    objects = [obj for obj, key in zip(desired["objects"], keys)
+               if key not in taken and not (key[0] == "DestinationRule" and key[1:] in blocked)]
+    return objects, [obj for obj, key in zip(desired["objects"], keys) if key in taken]

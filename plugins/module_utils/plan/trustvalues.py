@@ -1,12 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``trust_mode: values``: the peers' roots as install values, never written to the mesh ConfigMap.
+"""``trust_mode: values``: the peers' roots as install values, never written to the mesh ConfigMap (pure).
 
-Helm (chart ``istiod``, value ``meshConfig``) and istioctl (``IstioOperator.spec.meshConfig``)
-render ConfigMap ``istio[-<rev>]`` key ``mesh`` from their values and rewrite it on every upgrade.
-Where the install pipeline owns that ConfigMap, the collection emits the exact values to add and,
-on later runs, reports whether the live mesh config carries them. Pure functions, no I/O.
+Helm (chart ``istiod``, value ``meshConfig``) and istioctl (``IstioOperator.spec.meshConfig``) render
+ConfigMap ``istio[-<rev>]`` from their values and rewrite it on every upgrade: where the install owns it,
+the collection emits the values to add and reports whether the live mesh config carries them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,28 +16,22 @@ from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig imp
 
 
 def render(ca_entries, mesh, revision=None):
-    """The ``trust`` result of values mode: Helm values, IstioOperator overlay, and whether they are live.
+    """The ``trust`` result: Helm values, IstioOperator overlay, and whether the live ``mesh`` has them.
     caCertificates is the ConfigMap mode's merge (one entry per distinct root), with no entry of anyone else."""
     slots = {}
     merge_roots(slots, ca_entries, set())
     peers_by_fp, wanted = render_roots(slots)
-    live, missing = {}, []  # which wanted entries the live mesh config has (same root, trust domains included)
+    live = {}  # root -> the trust domains the live mesh config gives it
     for entry in (mesh or {}).get("caCertificates") or []:
-        fp = fingerprint(entry)
-        if fp:
-            live.setdefault(fp, set()).update(entry.get("trustDomains") or [])
-    for entry in wanted:
-        fp = fingerprint(entry)
-        if fp not in live or not set(entry["trustDomains"]) <= live[fp]:
+        if fingerprint(entry):
+            live.setdefault(fingerprint(entry), set()).update(entry.get("trustDomains") or [])
+    missing = []
+    for fp, domains in ((fingerprint(entry), set(entry["trustDomains"])) for entry in wanted):
+        if fp not in live or not domains <= live[fp]:
             missing.append("%s (%s)" % (fp, peers_by_fp.get(fp, "?")))
-    overlay = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
-               "spec": {"meshConfig": {"caCertificates": wanted}}}
+    spec = {"meshConfig": {"caCertificates": wanted}}
     if revision and revision != "default":
-        overlay["spec"]["revision"] = revision
-    return {
-        "mode": "values",
-        "helm_values": {"meshConfig": {"caCertificates": wanted}},
-        "istio_operator": overlay,
-        "in_place": not missing,
-        "missing": missing,
-    }
+        spec["revision"] = revision
+    return {"mode": "values", "helm_values": {"meshConfig": {"caCertificates": wanted}}, "in_place": not missing,
+            "istio_operator": {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec},
+            "missing": missing}

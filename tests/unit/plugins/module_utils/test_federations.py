@@ -60,12 +60,12 @@ def test_conditions_keep_transition_time_while_the_status_holds():
 
 def test_an_older_publication_than_the_cached_one_is_a_rollback():
     cached = {"metadataCache": {"public": {"issuedAt": T1}}}
-    assert sv.rollback_message("cluster-b", T1, cached) is None
-    assert sv.rollback_message("cluster-b", "2026-11-26T00:00:00Z", cached) is None
-    msg = sv.rollback_message("cluster-b", T0, cached)
+    assert sv.rollback_message(T1, cached) is None
+    assert sv.rollback_message("2026-11-26T00:00:00Z", cached) is None
+    msg = sv.rollback_message(T0, cached)
     assert msg.startswith("metadata issued at %s is older than the copy last accepted (issued %s)" % (T0, T1))
-    assert sv.rollback_message("cluster-b", T0, {}) is None
-    assert sv.rollback_message("cluster-b", None, cached) is None
+    assert sv.rollback_message(T0, {}) is None
+    assert sv.rollback_message(None, cached) is None
 
 
 def test_a_replayed_peer_is_demoted_to_unreachable_with_its_reason():

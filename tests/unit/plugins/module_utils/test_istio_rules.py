@@ -110,7 +110,7 @@ def test_addresses_keep_existing_and_resolve_collisions_stably():
 
 def test_address_range_errors():
     with pytest.raises(addresses.AddressRangeError, match="not a network"):
-        addresses.parse_range("240.241.0.1/16")
+        addresses.allocate([], "240.241.0.1/16")
     with pytest.raises(addresses.AddressRangeError, match="do not fit"):
         addresses.allocate(["a", "b", "c"], "10.0.0.0/30")
 
