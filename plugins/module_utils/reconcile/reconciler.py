@@ -1,15 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Converge one cluster onto a plan (see planner.py).
-
-API calls per run, independent of how many peers and services there are: one cluster-wide LIST
-per kind (kinds.KINDS; the export Gateway lives in the gateway's namespace and alias ServiceEntries
-in their Service's, and other Gateways on the gateway workload are checked), one LIST of Services
-(hostname clash check), GET the mesh ConfigMap (``istio[-<rev>]``), GET the istiod Deployment; then
-one write per object that actually changes. Nothing is written when nothing changed, so a rerun
-reports ``changed=False``.
-"""
+"""Converge one cluster onto a plan (planner.py) with a constant number of reads, however many peers and
+services: one cluster-wide LIST per kind (kinds.KINDS), one LIST of Services (hostname clash check), GET the
+mesh ConfigMap and the istiod Deployment; then one write per object that changes, so a rerun changes nothing."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -54,9 +48,8 @@ def is_owned(obj, cluster):
 def trimmed(obj):
     """An object as a user reads it in a diff: no server bookkeeping."""
     out = copy.deepcopy(obj or {})
-    meta = out.get("metadata") or {}
     for key in ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"):
-        meta.pop(key, None)
+        (out.get("metadata") or {}).pop(key, None)
     out.pop("status", None)
     return out
 
@@ -131,8 +124,8 @@ class Reconciler(object):
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        entries = [obj for key, obj in existing.items() if key[0] == "ServiceEntry" and is_owned(obj, self.cluster)]
-        imports = [obj.get("spec") or {} for obj in entries if obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
+                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
         return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
                     if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
@@ -146,33 +139,28 @@ class Reconciler(object):
 
     # -- objects -----------------------------------------------------------------------------------
     def converge_objects(self, desired, existing):
-        """Apply each desired object that differs; returns the keys wanted (the rest may be pruned).
-
-        Writes go out ``write_concurrency`` at a time: every IstioFederation (and its status) first,
-        then the imports and the export Gateway."""
+        """Apply each desired object that differs, ``write_concurrency`` at a time: every IstioFederation (and
+        its status) first, then the imports and the export Gateway. Returns the keys wanted (the rest may be pruned)."""
         objects, conflicts = deliverable(desired, existing, lambda obj: is_owned(obj, self.cluster))
         for obj in conflicts:
-            current = existing[object_key(obj)]
-            owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
+            labels = (existing[object_key(obj)].get("metadata") or {}).get("labels") or {}
             self.summary["conflicts"].append(_ref(obj))
             self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
-                       "untouched, so it is not federated. Rename or remove it." % (_ref(obj), owner))
-        # a conflict's key stays wanted (never pruned); a blocked import's owned DestinationRule is pruned
-        desired_keys = set(object_key(obj) for obj in objects + conflicts)
+                       "untouched, so it is not federated. Rename or remove it."
+                       % (_ref(obj), labels.get(MANAGED_BY_LABEL, "nobody we know")))
         waves = ([], [])
         for obj in objects:
             current = existing.get(object_key(obj))
             steps = [self._apply_step(obj, current)]
             if obj["kind"] == "IstioFederation":
                 name = obj["metadata"]["name"]
-                steps.append(self._status_step(obj, current, desired["statuses"][name],
-                                               desired["conditions"].get(name)))
-            steps = [step for step in steps if step]
-            if steps:
-                waves[obj["kind"] != "IstioFederation"].append(steps)
+                steps.append(self._status_step(name, current, desired["statuses"][name], desired["conditions"].get(name)))
+            if any(steps):
+                waves[obj["kind"] != "IstioFederation"].append([step for step in steps if step])
         for jobs in waves:
             run_jobs(jobs, self.write_concurrency)
-        return desired_keys
+        # a conflict's key stays wanted (never pruned); a blocked import's owned DestinationRule is pruned
+        return set(object_key(obj) for obj in objects + conflicts)
 
     def _apply_step(self, obj, current):
         """``(call, record)`` writing ``obj``, or None when it is up to date."""
@@ -187,7 +175,7 @@ class Reconciler(object):
                 lambda _result: self._changed(ref, trimmed(current), trimmed(obj),
                                               "created" if current is None else "updated"))
 
-    def _status_step(self, obj, current, cache, conditions=None):
+    def _status_step(self, name, current, cache, conditions=None):
         """``(call, record)`` writing the metadata cache (and, for metadata peers, the MetadataVerified
         condition) in the status, or None when it is current."""
         status = (current or {}).get("status") or {}
@@ -199,24 +187,22 @@ class Reconciler(object):
         new = {"metadataCache": dict(cache, lastChangeTimestamp=iso(utcnow()))}
         if conditions:
             new["conditions"] = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
-        return self._status_write(obj["kind"], obj["metadata"]["name"], new,
-                                  {"metadataCache": before, "conditions": status.get("conditions") or []})
+        return self._status_write(name, new, {"metadataCache": before, "conditions": status.get("conditions") or []})
 
     def converge_refused(self, desired, existing):
         """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
         owned = self.federations(existing)
         for name in sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned)):
             status, conditions = owned[name].get("status") or {}, desired["conditions"][name]
-            if same_conditions(status.get("conditions"), conditions):
-                continue
-            merged = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
-            run_jobs([[self._status_write("IstioFederation", name, dict(status, conditions=merged), status)]], 1)
+            if not same_conditions(status.get("conditions"), conditions):
+                merged = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
+                run_jobs([[self._status_write(name, dict(status, conditions=merged), status)]], 1)
 
-    def _status_write(self, kind, name, status, before):
-        """``(call, record)`` applying ``status`` to the status subresource of ``kind`` ``name`` (cluster-scoped)."""
-        body = {"apiVersion": kind_api_version(kind, self.api_version), "kind": kind, "metadata": {"name": name},
-                "status": status}
-        path, ref = kind_path(kind, None, self.api_version, name, "status"), "%s %s" % (kind, name)
+    def _status_write(self, name, status, before):
+        """``(call, record)`` applying ``status`` to the status subresource of IstioFederation ``name``."""
+        body = {"apiVersion": kind_api_version("IstioFederation", self.api_version), "kind": "IstioFederation",
+                "metadata": {"name": name}, "status": status}
+        path, ref = kind_path("IstioFederation", None, self.api_version, name, "status"), "IstioFederation " + name
 
         def record(_result):
             listed = ref in self.summary["created"] + self.summary["updated"]  # the object's own write says it
@@ -242,12 +228,11 @@ class Reconciler(object):
         """``(call, record)`` deleting ``obj`` (nothing is sent in check mode); an object that changed
         meanwhile (409) is left for the next run."""
         path, ref = kind_path(key[0], key[1], self.api_version, key[2]), _ref(obj)
-        version = obj["metadata"].get("resourceVersion")
 
         def call():
             try:
                 if not self.check_mode:
-                    self.client.delete(path, resource_version=version, what="delete " + ref)
+                    self.client.delete(path, resource_version=obj["metadata"].get("resourceVersion"), what="delete " + ref)
             except K8sError as exc:
                 if exc.status != 409:
                     raise
@@ -263,21 +248,35 @@ class Reconciler(object):
 
     # -- trust ----------------------------------------------------------------------------------------
     def converge_trust(self, desired):
-        """Merge the peers' roots into the mesh config, re-reading on conflict; returns the mesh config."""
+        """Merge the peers' roots into the mesh config (its ``managed`` annotation: ``{sha256: peers}`` this
+        collection added), patch it guarded by the resourceVersion read, re-read and re-merge on a conflict
+        (409); returns the mesh config."""
+        preserved = set(desired["preserve_peers"])
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             cm, text = self._mesh_configmap()
-            managed = self._managed_roots(cm)
+            try:
+                managed = json.loads(((cm.get("metadata") or {}).get("annotations") or {}).get(MANAGED_CA_ANNOTATION) or "{}")
+                if not isinstance(managed, dict):
+                    raise ValueError("not a mapping")
+            except ValueError as exc:
+                raise K8sError("annotation %s on ConfigMap %s is not valid JSON (%s); fix or remove it"
+                               % (MANAGED_CA_ANNOTATION, self.mesh_ref, exc), cluster=self.cluster)
             self._report_reverted(text, managed, desired)
             new_text, new_managed, changed, warnings = update_ca_certificates(
                 text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"],
                 configmap=self.mesh_ref)
             self._add_warnings(warnings)
-            preserved = set(desired["preserve_peers"])
-            self.summary["trust"]["kept"] = sorted(
-                "%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)
+            trust = self.summary["trust"]
+            trust["kept"] = sorted("%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)
+            body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
+                                 "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
+                    "data": {"mesh": new_text}}
             try:
                 if changed or new_managed != managed:
-                    self._write_trust(cm, text, new_text, managed, new_managed)
+                    self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode, what="patch ConfigMap " + self.mesh_ref)
+                    trust["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
+                    trust["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
+                    self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
                 return load_mesh(new_text, self.cluster)
             except K8sError as exc:
                 if exc.status != 409 or attempt == _CONFLICT_RETRIES:
@@ -313,28 +312,6 @@ class Reconciler(object):
                        "the returned trust.helm_values (or trust.istio_operator) to your Istio install"
                        % (self.mesh_ref, ", ".join(self.trust["missing"])))
         return mesh
-
-    def _managed_roots(self, cm):
-        """``{sha256: peers}`` recorded on the ConfigMap: the roots this collection added."""
-        annotations = (cm.get("metadata") or {}).get("annotations") or {}
-        try:
-            managed = json.loads(annotations.get(MANAGED_CA_ANNOTATION) or "{}")
-            if not isinstance(managed, dict):
-                raise ValueError("not a mapping")
-        except ValueError as exc:
-            raise K8sError("annotation %s on ConfigMap %s is not valid JSON (%s); fix or remove it"
-                           % (MANAGED_CA_ANNOTATION, self.mesh_ref, exc), cluster=self.cluster)
-        return managed
-
-    def _write_trust(self, cm, text, new_text, managed, new_managed):
-        """Patch the mesh config, guarded by the resourceVersion read (409 when it changed meanwhile)."""
-        body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
-                             "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
-                "data": {"mesh": new_text}}
-        self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode, what="patch ConfigMap " + self.mesh_ref)
-        self.summary["trust"]["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
-        self.summary["trust"]["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
-        self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
 
     def check_istiod(self, mesh, deployment="istiod"):
         """Warn when the peers' roots in ``mesh`` (as converge_trust left it) would not take effect."""
