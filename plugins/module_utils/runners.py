@@ -24,8 +24,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan import federati
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import plan, validate_card
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler, is_owned
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
-from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import MANAGED_BY_LABEL, deliverable, kind_path, object_key
-from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering, object_ref
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import kind_path, object_ref
+from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering
 from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
 
 
@@ -190,7 +190,7 @@ class RenderRun(FederationRun):
         rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
         desired = self._plan(rec, members, existing, namespace)
         trust_mesh = rec.trust_values(desired)
-        objects, conflicts = _deliverable(rec, desired, existing)
+        objects, conflicts = rec.deliverable(desired, existing, "not rendered")
         self.rendering = out = Rendering(params["render_dir"], name, previous)
         with about(name):
             out.plan(out.desired_files(desired, objects, rec.trust, iso(utcnow())), self.module._diff)
@@ -198,7 +198,7 @@ class RenderRun(FederationRun):
                 out.write()
         deployment = params["istiod_deployment"] or (card.get("istiod") or {}).get("deployment") or "istiod"
         rec.check_istiod(trust_mesh, deployment)
-        out.summary["conflicts"] = conflicts
+        out.summary["conflicts"] = [object_ref(obj) for obj in conflicts]
         for warning in _unique(desired.get("warnings") or [], rec.warnings):
             self.module.warn(warning)
         view = federation_view(params, members, desired, existing)
@@ -226,20 +226,6 @@ def render_existing(cluster_objects, previous, cluster):
     out = dict((key, obj) for key, obj in cluster_objects.items() if not is_owned(obj, cluster))
     out.update(mine)
     return out
-
-
-def _deliverable(rec, desired, existing):
-    objects, conflicts = deliverable(desired, existing, lambda obj: is_owned(obj, rec.cluster))
-    refs = []
-    for obj in conflicts:
-        current = existing[object_key(obj)]
-        owner = ((current.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
-        ref = object_ref(obj)
-        refs.append(ref)
-        rec.warnings.append(prefixed(rec.cluster, "%s exists and is not managed by meshfed.istio for this cluster "
-                                     "(managed-by: %s); not rendered, so it is not federated. Rename or remove it."
-                                     % (ref, owner)))
-    return objects, refs
 
 
 def _unique(*lists):

@@ -42,6 +42,12 @@ def object_key(obj):
     return (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
 
 
+def object_ref(obj):
+    """``Kind namespace/name`` (``Kind name`` when cluster-scoped): an object as messages and summaries name it."""
+    meta = obj["metadata"]
+    return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
+
+
 def api_version(kind, istio_version):
     return "%s/%s" % (BY_NAME[kind].group, BY_NAME[kind].version or istio_version)
 

@@ -99,19 +99,15 @@ def _se_port(port, target=False):
 
 def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True,
          refused=None, imports=None, other_gateways=(), current_statuses=None, published=False):
-    """Desired state of the cluster whose card is ``local``, given its ``peers``' cards.
+    """Desired state of the cluster whose card is ``local``, given its ``peers``' cards: ``objects``, ``statuses``,
+    ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``.
 
-    ``unreachable`` names peers whose facts could not be gathered this run: nothing is planned for
-    them and the caller must keep (not prune) what it already holds for them.
-    ``local_hostnames`` are hostnames served by the local cluster itself (all its Services).
-    ``refused``: unreachable metadata peers -> why their metadata was refused ({reason, message}).
-    ``imports``: {namespaces (exportTo), hosts ({peer or "*": [globs]}), address_range, addresses (held)};
-    ``other_gateways``: the cluster's Gateways this collection did not write (coexistence).
-    ``current_statuses``: ``{peer: status}`` of the IstioFederations the cluster holds; a metadata peer
-    older than its cached copy (a replay) is planned as unreachable (federations.demote_replays).
-    ``published``: the cluster publishes its metadata, so peers may import from it before any is known here:
-    the export Gateway is planned even without peers.
-    Returns ``objects``, ``statuses``, ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``.
+    ``unreachable``: peers not gathered this run; nothing is planned for them, and what the cluster holds of them
+    is kept (``preserve_peers``), with, for a metadata peer, why it was ``refused`` (``{peer: {reason, message}}``).
+    ``local_hostnames``: served by the local cluster itself. ``imports``: ``{namespaces (exportTo), hosts ({peer or
+    "*": [globs]}), address_range, addresses (held)}``. ``other_gateways``: Gateways this collection did not write.
+    ``current_statuses`` (``{peer: status}`` of the IstioFederations held): a replayed metadata peer is demoted.
+    ``published``: peers may import from the published metadata, so the export Gateway is planned without peers.
     """
     unreachable = sorted(set(unreachable or ()))
     _raise_if(_card_problems(local, peers, unreachable))

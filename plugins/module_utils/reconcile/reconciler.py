@@ -20,7 +20,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import
 from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     BY_NAME, CLUSTER_LABEL, HASH_ANNOTATION, KINDS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_CA_ANNOTATION, PEER_LABEL,
-    ROLE_LABEL, api_version as kind_api_version, deliverable, kind_path, object_key)
+    ROLE_LABEL, api_version as kind_api_version, deliverable, kind_path, object_key, object_ref)
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import istiod_env
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import (
     check_multiroot, fingerprint, load_mesh, update_ca_certificates)
@@ -52,11 +52,6 @@ def trimmed(obj):
         (out.get("metadata") or {}).pop(key, None)
     out.pop("status", None)
     return out
-
-
-def _ref(obj):
-    meta = obj["metadata"]
-    return "%s %s%s" % (obj["kind"], meta["namespace"] + "/" if meta.get("namespace") else "", meta["name"])
 
 
 class Reconciler(object):
@@ -138,16 +133,21 @@ class Reconciler(object):
         return set("%s.%s.svc.%s" % (meta.get("name"), meta.get("namespace"), cluster_domain) for meta in metas)
 
     # -- objects -----------------------------------------------------------------------------------
-    def converge_objects(self, desired, existing):
-        """Apply each desired object that differs, ``write_concurrency`` at a time: every IstioFederation (and
-        its status) first, then the imports and the export Gateway. Returns the keys wanted (the rest may be pruned)."""
+    def deliverable(self, desired, existing, fate="left untouched"):
+        """``(objects, conflicts)`` of :func:`kinds.deliverable`; each conflict is reported (summary, warning)."""
         objects, conflicts = deliverable(desired, existing, lambda obj: is_owned(obj, self.cluster))
         for obj in conflicts:
             labels = (existing[object_key(obj)].get("metadata") or {}).get("labels") or {}
-            self.summary["conflicts"].append(_ref(obj))
-            self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); left "
-                       "untouched, so it is not federated. Rename or remove it."
-                       % (_ref(obj), labels.get(MANAGED_BY_LABEL, "nobody we know")))
+            self.summary["conflicts"].append(object_ref(obj))
+            owner = labels.get(MANAGED_BY_LABEL, "nobody we know")
+            self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); %s, so it "
+                       "is not federated. Rename or remove it." % (object_ref(obj), owner, fate))
+        return objects, conflicts
+
+    def converge_objects(self, desired, existing):
+        """Apply each desired object that differs, ``write_concurrency`` at a time: every IstioFederation (and
+        its status) first, then the imports and the export Gateway. Returns the keys wanted (the rest may be pruned)."""
+        objects, conflicts = self.deliverable(desired, existing)
         waves = ([], [])
         for obj in objects:
             current = existing.get(object_key(obj))
@@ -164,7 +164,7 @@ class Reconciler(object):
 
     def _apply_step(self, obj, current):
         """``(call, record)`` writing ``obj``, or None when it is up to date."""
-        meta, ref, held = obj["metadata"], _ref(obj), (current or {}).get("metadata") or {}
+        meta, ref, held = obj["metadata"], object_ref(obj), (current or {}).get("metadata") or {}
         same_hash = (held.get("annotations") or {}).get(HASH_ANNOTATION) == meta["annotations"][HASH_ANNOTATION]
         same_content = contains((current or {}).get("spec"), obj.get("spec")) and contains(held.get("labels"), meta.get("labels"))
         if current is not None and same_hash and same_content:
@@ -175,39 +175,37 @@ class Reconciler(object):
                 lambda _result: self._changed(ref, trimmed(current), trimmed(obj),
                                               "created" if current is None else "updated"))
 
-    def _status_step(self, name, current, cache, conditions=None):
-        """``(call, record)`` writing the metadata cache (and, for metadata peers, the MetadataVerified
-        condition) in the status, or None when it is current."""
+    def _status_step(self, name, current, cache, conditions):
+        """``(call, record)`` writing IstioFederation ``name``'s status: the metadata cache ``cache`` (None: a peer not
+        gathered, whose cache stays) and the MetadataVerified ``conditions``; None when it says that already."""
         status = (current or {}).get("status") or {}
-        before = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
+        held = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
         if self.check_mode and current is None:
             return None  # nothing to dry-run against yet; the object's creation is already reported
-        if current is not None and before == cache and same_conditions(status.get("conditions"), conditions or []):
+        if current is not None and cache in (None, held) and same_conditions(status.get("conditions"), conditions or []):
             return None
-        new = {"metadataCache": dict(cache, lastChangeTimestamp=iso(utcnow()))}
+        if cache is None:
+            new, before = dict(status), status
+        else:
+            new = {"metadataCache": dict(cache, lastChangeTimestamp=iso(utcnow()))}
+            before = {"metadataCache": held, "conditions": status.get("conditions") or []}
         if conditions:
             new["conditions"] = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
-        return self._status_write(name, new, {"metadataCache": before, "conditions": status.get("conditions") or []})
-
-    def converge_refused(self, desired, existing):
-        """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
-        owned = self.federations(existing)
-        for name in sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned)):
-            status, conditions = owned[name].get("status") or {}, desired["conditions"][name]
-            if not same_conditions(status.get("conditions"), conditions):
-                merged = merge_conditions(status.get("conditions"), conditions, iso(utcnow()))
-                run_jobs([[self._status_write(name, dict(status, conditions=merged), status)]], 1)
-
-    def _status_write(self, name, status, before):
-        """``(call, record)`` applying ``status`` to the status subresource of IstioFederation ``name``."""
         body = {"apiVersion": kind_api_version("IstioFederation", self.api_version), "kind": "IstioFederation",
-                "metadata": {"name": name}, "status": status}
+                "metadata": {"name": name}, "status": new}
         path, ref = kind_path("IstioFederation", None, self.api_version, name, "status"), "IstioFederation " + name
 
         def record(_result):
             listed = ref in self.summary["created"] + self.summary["updated"]  # the object's own write says it
-            self._changed(ref + " status", before, status, None if listed else "updated")
+            self._changed(ref + " status", before, new, None if listed else "updated")
         return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + ref), record
+
+    def converge_refused(self, desired, existing):
+        """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
+        owned = self.federations(existing)
+        names = sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned))
+        steps = [self._status_step(name, owned[name], None, desired["conditions"][name]) for name in names]
+        run_jobs([[step] for step in steps if step], 1)
 
     def prune(self, existing, desired_keys, preserve_peers):
         """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports
@@ -218,7 +216,7 @@ class Reconciler(object):
             if key in desired_keys or not is_owned(obj, self.cluster):
                 continue
             if (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve_peers:
-                self.summary["kept_unreachable"].append(_ref(obj))
+                self.summary["kept_unreachable"].append(object_ref(obj))
             else:
                 levels.setdefault(BY_NAME[key[0]].prune_order, []).append([self._delete_step(key, obj)])
         for order in sorted(levels):
@@ -227,7 +225,7 @@ class Reconciler(object):
     def _delete_step(self, key, obj):
         """``(call, record)`` deleting ``obj`` (nothing is sent in check mode); an object that changed
         meanwhile (409) is left for the next run."""
-        path, ref = kind_path(key[0], key[1], self.api_version, key[2]), _ref(obj)
+        path, ref = kind_path(key[0], key[1], self.api_version, key[2]), object_ref(obj)
 
         def call():
             try:
