@@ -119,8 +119,8 @@ class Reconciler(object):
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
-                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        entries = [obj for key, obj in existing.items() if key[0] == "ServiceEntry" and is_owned(obj, self.cluster)]
+        imports = [obj.get("spec") or {} for obj in entries if obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
         return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
                     if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
@@ -252,8 +252,9 @@ class Reconciler(object):
         preserved = set(desired["preserve_peers"])
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             cm, text = self._mesh_configmap()
+            annotations = (cm.get("metadata") or {}).get("annotations") or {}
             try:
-                managed = json.loads(((cm.get("metadata") or {}).get("annotations") or {}).get(MANAGED_CA_ANNOTATION) or "{}")
+                managed = json.loads(annotations.get(MANAGED_CA_ANNOTATION) or "{}")
                 if not isinstance(managed, dict):
                     raise ValueError("not a mapping")
             except ValueError as exc:
@@ -265,13 +266,15 @@ class Reconciler(object):
                 configmap=self.mesh_ref)
             self._add_warnings(warnings)
             trust = self.summary["trust"]
-            trust["kept"] = sorted("%s (%s)" % (fp, peers) for fp, peers in new_managed.items() if set(peers.split(",")) & preserved)
+            trust["kept"] = sorted("%s (%s)" % (fp, peers) for fp, peers in new_managed.items()
+                                   if set(peers.split(",")) & preserved)
             body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
                                  "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
                     "data": {"mesh": new_text}}
             try:
                 if changed or new_managed != managed:
-                    self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode, what="patch ConfigMap " + self.mesh_ref)
+                    self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode,
+                                            what="patch ConfigMap " + self.mesh_ref)
                     trust["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
                     trust["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
                     self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
