@@ -1,4 +1,4 @@
-"""Explicit membership: which known peers are kept, which are removed, and why (issue 11)."""
+"""Explicit membership: which known peers are kept, which are removed, and why."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Issue 9 in the planner: DNS addresses, alias export, gateway coexistence, exportTo, injective names,
+"""The planner against real Istio installs: DNS addresses, alias export, gateway coexistence, exportTo, injective names,
 per-peer selection, protocols Istio leaves to sniffing."""
 
 import ipaddress

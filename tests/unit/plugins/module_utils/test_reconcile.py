@@ -191,7 +191,7 @@ def test_prune_conflict_is_left_for_the_next_run(desired):
         "left for the next run"]
 
 
-# -- issue 9: addresses held, other Gateways, revisions, reverts, values mode -------------------------------
+# -- real installs: addresses held, other Gateways, revisions, installer reverts, values mode -------------
 def test_held_addresses_and_other_gateways_come_from_the_listing(desired):
     client = cluster_state()
     converge(client, desired)
