@@ -169,7 +169,7 @@ def _card_problems(local, peers, unreachable):
 def _clashes(local, peers, local_hostnames):
     """Trust domains must tell clusters apart (or the trust scoping means nothing); each hostname comes from
     exactly one cluster."""
-    problems, owners = [], {}
+    problems, hosts, owners = [], [], {}
     domains = {local["trust_domain"]: "%s (local)" % local["name"]}
     local_hosts = set(local_hostnames or ()) | set(s["hostname"] for s in local.get("public_services") or [])
     for peer in peers:
@@ -180,17 +180,17 @@ def _clashes(local, peers, local_hostnames):
         for svc in peer.get("public_services") or []:
             host, ports = svc["hostname"], ",".join("%s/%s" % (p["name"], p["number"]) for p in svc["ports"])
             if host in local_hosts:
-                problems.append("peer %s exports %s (ports %s), but the local cluster serves that hostname itself; a "
+                hosts.append("peer %s exports %s (ports %s), but the local cluster serves that hostname itself; a "
                                 "local Service would shadow the import. Give the clusters distinct cluster domains or "
                                 "stop exporting it" % (peer["name"], host, ports))
             elif host in owners:
                 first, first_ports = owners[host]
-                problems.append("hostname %s is exported by both %s (ports %s) and %s (ports %s)%s; make it public in "
+                hosts.append("hostname %s is exported by both %s (ports %s) and %s (ports %s)%s; make it public in "
                                 "only one cluster" % (host, first, first_ports, peer["name"], ports,
                                                       "" if first_ports == ports else ", with conflicting ports"))
             else:
                 owners[host] = (peer["name"], ports)
-    return problems
+    return problems + hosts
 
 
 def _import_peer(desired, local_name, peer, where, assigned, export_to):
