@@ -181,13 +181,13 @@ def _clashes(local, peers, local_hostnames):
             host, ports = svc["hostname"], ",".join("%s/%s" % (p["name"], p["number"]) for p in svc["ports"])
             if host in local_hosts:
                 hosts.append("peer %s exports %s (ports %s), but the local cluster serves that hostname itself; a "
-                                "local Service would shadow the import. Give the clusters distinct cluster domains or "
-                                "stop exporting it" % (peer["name"], host, ports))
+                             "local Service would shadow the import. Give the clusters distinct cluster domains or "
+                             "stop exporting it" % (peer["name"], host, ports))
             elif host in owners:
                 first, first_ports = owners[host]
                 hosts.append("hostname %s is exported by both %s (ports %s) and %s (ports %s)%s; make it public in "
-                                "only one cluster" % (host, first, first_ports, peer["name"], ports,
-                                                      "" if first_ports == ports else ", with conflicting ports"))
+                             "only one cluster" % (host, first, first_ports, peer["name"], ports,
+                                                   "" if first_ports == ports else ", with conflicting ports"))
             else:
                 owners[host] = (peer["name"], ports)
     return problems + hosts
