@@ -3,13 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a meshfed.istio module's runner in the controller's task worker instead of a module process.
 
-A module process costs an interpreter start, the AnsiballZ payload and the imports (~0.7-0.9 CPU-s
-each); the modules only talk HTTPS to the API servers, so when the task runs on the controller anyway
-(``connection: local``, the controller's own Python, no become/async/environment), the action plugin
-validates the arguments with the module's own ``argument_spec()`` and calls the same ``runners`` class
-here. The result is the module's: same keys, warnings, failures (msg, cluster, field, progress),
-check mode, diff, ``invocation`` with every ``no_log`` value and the kubeconfig dict's secrets masked.
-Anything else runs the module as usual (``_execute_module``)."""
+A module process costs an interpreter start, the AnsiballZ payload and the imports (~0.7-0.9 CPU-s); the
+modules only talk HTTPS to the API servers, so when the task runs in the controller's own Python anyway, the
+action plugin validates the arguments with the module's ``argument_spec()`` and calls the same runner here.
+The result is the module's: keys, warnings, failures, check mode, diff, ``invocation`` with every ``no_log``
+value and the kubeconfig dict's secrets masked."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -25,6 +23,10 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+
+from ansible_collections.meshfed.istio.plugins.module_utils.common import deps
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import kubeconfig_secrets
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import run_module
 
 try:  # ansible-core >= 2.19: the encoder Ansible itself uses to send module arguments
     from ansible.module_utils.common.json import Direction, get_module_encoder
@@ -68,8 +70,6 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
     ``runners.run_module(module, run_class)``, masked like MeshfedModule masks its output.
 
     ``secrets(params)`` returns the extra values to mask (the kubeconfig dict's)."""
-    from ansible_collections.meshfed.istio.plugins.module_utils.runners import run_module
-
     params = plain(dict(args))
     validation = ArgumentSpecValidator(argument_spec).validate(params)
     params.update(validation.validated_parameters)
@@ -102,15 +102,18 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
 
 
 class InProcessAction(ActionBase):
-    """Action plugin of a module whose runner may run in the worker: see the module docstring.
-
-    Subclasses set ``argument_spec`` (a callable), ``run_class`` and ``secrets`` (params -> set)."""
+    """Action plugin of a module whose runner may run in the worker; subclasses set ``argument_spec`` (a
+    callable) and ``run_class``."""
 
     TRANSFERS_FILES = False
     _supports_check_mode = True
     _supports_async = True
 
-    argument_spec = run_class = secrets = None
+    argument_spec = run_class = None
+
+    @staticmethod
+    def secrets(params):
+        return kubeconfig_secrets(params.get("kubeconfig"))
 
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessAction, self).run(tmp, task_vars)
@@ -128,17 +131,12 @@ class InProcessAction(ActionBase):
 
     def in_process(self, task_vars):
         """True when the module would run on the controller, as this user, in this Python, unchanged env."""
-        from ansible_collections.meshfed.istio.plugins.module_utils.common import deps
-
         if getattr(self._connection, "transport", None) != "local":
             return False
         if self._play_context.become or self._task.async_val or any(self._task.environment or ()) or deps.MISSING:
             return False
         interpreter = task_vars.get("ansible_python_interpreter")
-        if interpreter is None:
-            return False
-        interpreter = self._templar.template(interpreter)
-        return same_python(interpreter)
+        return interpreter is not None and same_python(self._templar.template(interpreter))
 
 
 def same_python(interpreter):
@@ -149,9 +147,6 @@ def same_python(interpreter):
         return True
     # the same binary through a symlink, and the same virtualenv (or none on both sides)
     here = os.path.realpath(sys.prefix) if sys.prefix != sys.base_prefix else None
-    return os.path.realpath(interpreter) == os.path.realpath(sys.executable) and _virtualenv(interpreter) == here
-
-
-def _virtualenv(interpreter):
     root = os.path.dirname(os.path.dirname(interpreter))
-    return os.path.realpath(root) if os.path.exists(os.path.join(root, "pyvenv.cfg")) else None
+    there = os.path.realpath(root) if os.path.exists(os.path.join(root, "pyvenv.cfg")) else None
+    return os.path.realpath(interpreter) == os.path.realpath(sys.executable) and there == here
