@@ -31,25 +31,20 @@ options:
         failure and log line. A text with line breaks (kubeconfig content where a path belongs) is refused.
     type: raw
   context:
-    description:
-      - The kubeconfig context to use. Can also be set with E(K8S_AUTH_CONTEXT).
+    description: The kubeconfig context to use. Can also be set with E(K8S_AUTH_CONTEXT).
     type: str
   host:
-    description:
-      - URL of the API server, overriding the kubeconfig's. Can also be set with E(K8S_AUTH_HOST).
+    description: URL of the API server, overriding the kubeconfig's. Can also be set with E(K8S_AUTH_HOST).
     type: str
   api_key:
-    description:
-      - Bearer token to authenticate with. Can also be set with E(K8S_AUTH_API_KEY).
+    description: Bearer token to authenticate with. Can also be set with E(K8S_AUTH_API_KEY).
     type: str
   username:
-    description:
-      - User name for basic authentication (a C(Basic) Authorization header); O(api_key) wins when both are set.
-        Can also be set with E(K8S_AUTH_USERNAME).
+    description: User name for basic authentication (a C(Basic) Authorization header); O(api_key) wins when both are set.
+      Can also be set with E(K8S_AUTH_USERNAME).
     type: str
   password:
-    description:
-      - Password for basic authentication. Can also be set with E(K8S_AUTH_PASSWORD).
+    description: Password for basic authentication. Can also be set with E(K8S_AUTH_PASSWORD).
     type: str
   validate_certs:
     description:
@@ -67,45 +62,36 @@ options:
     type: path
     aliases: [ssl_ca_cert]
   client_cert:
-    description:
-      - Path to a client certificate for TLS client authentication. Can also be set with E(K8S_AUTH_CERT_FILE).
+    description: Path to a client certificate for TLS client authentication. Can also be set with E(K8S_AUTH_CERT_FILE).
     type: path
     aliases: [cert_file]
   client_key:
-    description:
-      - Path to the key of O(client_cert). Can also be set with E(K8S_AUTH_KEY_FILE).
+    description: Path to the key of O(client_cert). Can also be set with E(K8S_AUTH_KEY_FILE).
     type: path
     aliases: [key_file]
   proxy:
-    description:
-      - URL of an HTTP(S) proxy (or C(socks5://), C(socks5h://), C(socks4://) with PySocks installed) to reach the
-        API server through, overriding the kubeconfig cluster's C(proxy-url). Can also be set with E(K8S_AUTH_PROXY).
+    description: URL of an HTTP(S) proxy (or C(socks5://), C(socks5h://), C(socks4://) with PySocks installed) to reach the
+      API server through, overriding the kubeconfig cluster's C(proxy-url). Can also be set with E(K8S_AUTH_PROXY).
     type: str
   no_proxy:
-    description:
-      - Comma-separated hosts, domains (C(.example.org)), C(host:port), IP networks (C(10.0.0.0/8)) or C(*) not to
-        reach through O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
+    description: Comma-separated hosts, domains (C(.example.org)), C(host:port), IP networks (C(10.0.0.0/8)) or C(*) not to
+      reach through O(proxy). Can also be set with E(K8S_AUTH_NO_PROXY).
     type: str
   proxy_headers:
-    description:
-      - Headers sent to the proxy.
+    description: Headers sent to the proxy.
     type: dict
     suboptions:
       proxy_basic_auth:
-        description:
-          - C(user:password) for the proxy's basic authentication.
+        description: C(user:password) for the proxy's basic authentication.
         type: str
       basic_auth:
-        description:
-          - C(user:password) for basic authentication.
+        description: C(user:password) for basic authentication.
         type: str
       user_agent:
-        description:
-          - User agent sent to the proxy.
+        description: User agent sent to the proxy.
         type: str
   impersonate_user:
-    description:
-      - User to impersonate (C(Impersonate-User)). Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
+    description: User to impersonate (C(Impersonate-User)). Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
     type: str
   impersonate_groups:
     description:
@@ -114,8 +100,7 @@ options:
     type: list
     elements: str
   request_timeout:
-    description:
-      - Seconds to wait for one API response.
+    description: Seconds to wait for one API response.
     type: int
     default: 30
 requirements:

@@ -80,21 +80,18 @@ options:
     elements: str
     default: []
   gateway_port:
-    description:
-      - The gateway Service port for mTLS passthrough. Defaults to the port named C(tls), else 15443.
+    description: The gateway Service port for mTLS passthrough. Defaults to the port named C(tls), else 15443.
     type: int
   gateway_selector:
     description: Pod labels of the gateway, used only when the Service has no selector.
     type: dict
   public_labels:
-    description:
-      - Labels whose presence (any value) marks a Service as public.
+    description: Labels whose presence (any value) marks a Service as public.
     type: list
     elements: str
     default: [federation.meshfed.io/public-service, federation.istio.deckhouse.io/public-service]
   ca_expiry_warning_days:
-    description:
-      - A root CA certificate expiring within this many days gives a warning.
+    description: A root CA certificate expiring within this many days gives a warning.
     type: int
     default: 30
 notes:
@@ -179,10 +176,9 @@ api_calls:
   type: dict
   sample: {"get": 3, "list": 2}
 tls_verification:
-  description:
-    - Whether the connection verified the API server's TLS certificate. When false, the module also warns naming
-      the cluster and what turned verification off (O(validate_certs), E(K8S_AUTH_VERIFY_SSL) or the kubeconfig's
-      C(insecure-skip-tls-verify)).
+  description: Whether the connection verified the API server's TLS certificate. When false, the module also warns naming
+    the cluster and what turned verification off (O(validate_certs), E(K8S_AUTH_VERIFY_SSL) or the kubeconfig's
+    C(insecure-skip-tls-verify)).
   returned: once connected
   type: bool
   sample: true

@@ -48,9 +48,8 @@ options:
     description: The peer's Ed25519 public key (PEM) or its fingerprint C(sha256:<hex>), obtained out of band.
     type: str
   root_sha256:
-    description:
-      - SHA-256 fingerprints of the peer's root certificates, obtained out of band. Every root in the
-        metadata must be pinned here (a new root during a rotation needs a new pin).
+    description: SHA-256 fingerprints of the peer's root certificates, obtained out of band. Every root in the
+      metadata must be pinned here (a new root during a rotation needs a new pin).
     type: list
     elements: str
     default: []
