@@ -29,9 +29,8 @@ description:
 attributes:
   check_mode:
     support: full
-    description:
-      - Changed objects are sent as server-side dry runs, so schema errors show without writing.
-      - With O(delivery=render), nothing is written to the directory; RV(summary.files) lists what would change.
+    description: Changed objects are sent as server-side dry runs, so schema errors show without writing. With
+      O(delivery=render), nothing is written; RV(summary.files) lists what would change.
   diff_mode:
     support: full
     description: Each changed object and the mesh config text (with O(delivery=render), each file), before and after.
@@ -73,10 +72,9 @@ options:
     default: []
   prune_absent:
     description:
-      - The C(IstioFederation) objects are this cluster's record of its peers. A known peer that is in neither
-        O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and reported in RV(summary.not_in_run), so
-        C(--limit), job slices and narrower inventories remove nothing.
-      - With V(true), known peers not in O(members) at all are removed (RV(summary.pruned_absent)).
+      - Remove known peers (C(IstioFederation) objects) that are not in O(members) at all (RV(summary.pruned_absent)).
+      - Otherwise a known peer in neither O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and reported
+        in RV(summary.not_in_run), so C(--limit), job slices and narrower inventories remove nothing.
     type: bool
     default: false
   refused_peers:
@@ -99,8 +97,8 @@ options:
     default: true
   metadata_published:
     description: This cluster publishes its metadata (M(meshfed.istio.federation_metadata); the role sets it with
-      C(meshfed_metadata_publish_dir)). Its export C(Gateway) is then written even while no peer is known, for
-      peers importing from the published metadata, in this inventory or not.
+      C(meshfed_metadata_publish_dir)), so its export C(Gateway) is written even while no peer is known, for the peers
+      importing from the published metadata.
     type: bool
     default: false
   check_local_services:
@@ -113,9 +111,9 @@ options:
       the one the local card names (the istiod of the selected revision).
     type: str
   write_concurrency:
-    description: Most write requests in flight at once on this cluster (C(1) sends one at a time). Whatever the value, every
-      C(IstioFederation) (and its status) is written before the imports and the export Gateway, and pruning
-      deletes imports before their C(IstioFederation). Throttled requests (HTTP 429) are retried after C(Retry-After).
+    description: Most write requests in flight at once on this cluster (C(1), one at a time). Whatever the value, each
+      C(IstioFederation) and its status are written before the imports and the export C(Gateway), and deleted after its
+      imports. Throttled requests (HTTP 429) are retried after C(Retry-After).
     type: int
     default: 8
   trust_mode:
@@ -153,11 +151,9 @@ options:
       - V(render) writes nothing to the cluster (read-only credentials suffice) but the same objects as files into
         O(render_dir) for Argo CD or Flux - one manifest per object and a C(kustomization.yaml) - plus the peers'
         roots for the Istio install (C(istio-install/istiod-values.yaml) for Helm, C(istio-install/istio-operator.yaml)
-        for istioctl), whatever O(trust_mode) says.
-      - The C(IstioFederation) status, which GitOps tools do not apply, is kept with the list of files written in
-        the state file C(.meshfed-render.yaml) (not in C(kustomization.yaml)); commit it. The next render reads the
-        cached metadata, addresses and peers from it and rewrites or removes only files listed there, and only
-        when their bytes change. The first render without a state file starts from what apply mode left.
+        for istioctl), whatever O(trust_mode) says. The C(IstioFederation) status, which GitOps tools do not apply,
+        and the list of files written are kept in C(.meshfed-render.yaml) (commit it); only files listed there are
+        rewritten (when their bytes change) or removed. The first render starts from what apply mode left.
     type: str
     default: apply
     choices: [apply, render]
