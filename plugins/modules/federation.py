@@ -261,8 +261,7 @@ federation:
   returned: success
   type: dict
   sample: {"cluster": "cluster-a", "state": "present", "peers": [{"name": "cluster-b", "state": "in this run",
-           "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": ["bar.xyz.svc.cluster-b.local"],
-           "roots": [{"sha256": "9f2c...", "subject": "CN=Root", "not_after": "2036-11-24T00:00:00Z"}]}]}
+           "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": [], "roots": []}]}
 trust:
   description: The peers' roots as install values, and whether they are live (written to C(istio-install/) with O(delivery=render)).
   returned: when trust_mode is values or delivery is render

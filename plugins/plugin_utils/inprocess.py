@@ -36,11 +36,7 @@ except ImportError:  # older ansible-core
 
 
 class _Done(Exception):
-    """exit_json / fail_json of the in-process module: the result leaves through this exception."""
-
-    def __init__(self, result):
-        super(_Done, self).__init__(result.get("msg", ""))
-        self.result = result
+    """exit_json / fail_json of the in-process module: the result (``args[0]``) leaves through this exception."""
 
 
 class InProcessModule(object):
@@ -88,7 +84,7 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
             run_module(module, run_class)
         result = dict(failed=True, msg="%s returned without exit_json or fail_json" % run_class.__name__)
     except _Done as done:
-        result = done.result
+        result = done.args[0]
     except Exception as exc:  # a bug: a module process would die with a traceback; say what, masked
         result = dict(failed=True, msg="%s: %s" % (type(exc).__name__, exc))
     if secrets is not None:
