@@ -6,50 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: federation_report
-short_description: Markdown report and short summary of a federation run
-version_added: 1.0.0
-author:
-  - meshfed.istio contributors (@meshfed)
-description:
-  - From O(_input) (C(hostvars)) and the hosts of the run, a Markdown report of the federation - clusters, a Mermaid
-    graph of who imports which service from whom, imports, roots with fingerprints and expiry, the trust matrix,
-    unreachable and not-in-run peers with the age of their cached metadata, refused metadata with the reason (e.g. a
-    replayed older copy) and warnings - and a short summary for the play output.
-  - Reads each host's C(meshfed_card), C(meshfed_facts) (M(meshfed.istio.cluster_info)'s result),
-    C(meshfed_peer_metadata) (M(meshfed.istio.peer_metadata)'s) and C(meshfed_result) (M(meshfed.istio.federation)'s).
-options:
-  _input:
-    description: The C(hostvars) mapping.
-    type: dict
-    required: true
-  hosts:
-    description: Inventory names of the hosts of this run (usually C(ansible_play_hosts_all)).
-    type: list
-    elements: str
-    required: true
-  warning_days:
-    description: A root CA expiring within this many days is a warning.
-    type: int
-    default: 30
-  now:
-    description: Time of the report (RFC 3339, UTC); defaults to now. For tests.
-    type: str
-"""
-
-EXAMPLES = r"""
-- name: Build the report
-  ansible.builtin.set_fact:
-    report: "{{ hostvars | meshfed.istio.federation_report(ansible_play_hosts_all, warning_days=30) }}"
-  run_once: true
-"""
-
-RETURN = r"""
-_value:
-  description: C(markdown) (the report) and C(summary) (list of lines, one screen), C(warnings) (list).
-  type: dict
-"""
+# Documentation: federation_report.yml beside it, as for the collection's other filters.
 
 from ansible_collections.meshfed.istio.plugins.module_utils.common import times
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.federations import PEER_STATES
