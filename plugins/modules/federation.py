@@ -157,11 +157,9 @@ options:
     type: str
     default: apply
     choices: [apply, render]
-    version_added: 0.2.0
   render_dir:
     description: This cluster's own directory of rendered manifests (created if missing), with O(delivery=render).
     type: path
-    version_added: 0.2.0
 notes:
   - Istio merges every trusted root into one bundle, so a peer's root could vouch for identities of any trust domain;
     C(trustDomains) on each entry only scopes the inbound check. Federate only with clusters whose CA you would trust
