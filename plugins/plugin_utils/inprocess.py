@@ -61,11 +61,9 @@ def plain(value):
     return json.loads(json.dumps(value, cls=_ENCODER))
 
 
-def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=False, secrets=None):
+def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=False):
     """The module's result dict for ``args``: validated as AnsibleModule validates them, run by
-    ``runners.run_module(module, run_class)``, masked like MeshfedModule masks its output.
-
-    ``secrets(params)`` returns the extra values to mask (the kubeconfig dict's)."""
+    ``runners.run_module(module, run_class)``, masked as MeshfedModule masks its output (the kubeconfig dict's secrets too)."""
     params = plain(dict(args))
     validation = ArgumentSpecValidator(argument_spec).validate(params)
     params.update(validation.validated_parameters)
@@ -87,8 +85,7 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
         result = done.args[0]
     except Exception as exc:  # a bug: a module process would die with a traceback; say what, masked
         result = dict(failed=True, msg="%s: %s" % (type(exc).__name__, exc))
-    if secrets is not None:
-        no_log.update(secrets(params))
+    no_log.update(kubeconfig_secrets(params.get("kubeconfig")))
     result = dict(result, invocation={"module_args": params})
     if module.warnings:
         result["warnings"] = list(module.warnings)
@@ -107,17 +104,12 @@ class InProcessAction(ActionBase):
 
     argument_spec = run_class = None
 
-    @staticmethod
-    def secrets(params):
-        return kubeconfig_secrets(params.get("kubeconfig"))
-
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessAction, self).run(tmp, task_vars)
         del tmp
         if self.in_process(task_vars or {}):
             result.update(run_in_process(self._task.action, self.argument_spec(), self.run_class, self._task.args,
-                                         check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
-                                         secrets=self.secrets))
+                                         check_mode=bool(self._task.check_mode), diff=bool(self._task.diff)))
             return result
         wrap_async = self._task.async_val and not self._connection.has_native_async
         result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
