@@ -179,8 +179,9 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
 def _summary(fed, warnings):
     lines = ["Federation: %d clusters in this run (%s), %d imports, %d warnings" % (
         len(fed.clusters), ", ".join(sorted(fed.clusters)) or "none", len(fed.imports()), len(warnings))]
-    lines += ["  %s: %s" % (name, ", ".join("%s (%s)" % (p["name"], p["state"]) for p in view.get("peers") or [])
-                            or "no peers") for name, view in sorted(fed.views.items())]
+    for name, view in sorted(fed.views.items()):
+        peers = ", ".join("%s (%s)" % (p["name"], p["state"]) for p in view.get("peers") or [])
+        lines.append("  %s: %s" % (name, peers or "no peers"))
     not_in_run = sorted(set(peer["name"] for _name, peer in fed.peers() if peer["state"] == NOT_IN_RUN))
     if not_in_run:
         lines.append("Not in this run (kept, not removed): %s" % ", ".join(not_in_run))
