@@ -18,12 +18,9 @@ def _check_members(members, name):
 
 
 def federation_cards(hostvars, members, card_var="meshfed_card", in_run=None, fetch_var="meshfed_peer_metadata"):
-    """What the apply phase needs of each member (and of each host in the run), read from ``hostvars``
-    once: ``{host: {cluster, card or None, leaving, in_run, refused}}``.
-
-    Reading a host's variables from ``hostvars`` templates them; doing it once per play (run_once)
-    instead of once per member on every host keeps the apply phase linear in the number of clusters.
-    Feed the result to ``federation_split`` on each host."""
+    """``{host: {cluster, card or None, leaving, in_run, refused}}`` of every member and host in the run, for
+    ``federation_split`` on each host. Reading ``hostvars`` templates them: once per play (run_once) instead of once
+    per member on every host keeps the apply phase linear in the number of clusters."""
     _check_members(members, "federation_cards")
     in_run = set(members if in_run is None else in_run)
     out = {}
@@ -31,9 +28,8 @@ def federation_cards(hostvars, members, card_var="meshfed_card", in_run=None, fe
         if host not in hostvars:
             raise AnsibleFilterError("federation_cards: %s is not an inventory host" % host)
         hvars = hostvars[host]
-        card = hvars.get(card_var)
+        card, fetched, refused = hvars.get(card_var), hvars.get(fetch_var), None
         card = card if isinstance(card, dict) and card.get("name") else None
-        fetched, refused = hvars.get(fetch_var), None
         if isinstance(fetched, dict) and fetched.get("failed"):  # why the peer's metadata was refused
             refused = {"reason": fetched.get("reason") or "fetch", "message": fetched.get("msg") or ""}
         out[host] = {"cluster": card["name"] if card else (hvars.get("meshfed_cluster_name") or host), "card": card,
@@ -42,10 +38,8 @@ def federation_cards(hostvars, members, card_var="meshfed_card", in_run=None, fe
 
 
 def federation_split(cards, members, current):
-    """From ``federation_cards``: this host's card (``local``), the other members' cards (``peers``),
-    the members in this run without one (``unreachable``, with ``refused`` reasons), those leaving
-    (``leaving``) and every member's cluster name (``members``). Fails, naming the cluster, when this
-    host is in the cards without a card (its gather phase did not run)."""
+    """From ``federation_cards``: this host's card (``local``) and ``_split``'s lists. Fails, naming the cluster, when
+    this host is in the cards without a card (its gather phase did not run)."""
     _check_members(members, "federation_split")
     entry = cards.get(current) or {}
     if entry and not entry.get("card"):
@@ -55,6 +49,8 @@ def federation_split(cards, members, current):
 
 
 def _split(cards, members, current):
+    """The other members' cards (``peers``), the members in this run without one (``unreachable``, with ``refused``
+    reasons), those leaving (``leaving``) and every member's cluster name (``members``)."""
     out = {"peers": [], "unreachable": [], "leaving": [], "members": [], "refused": {}}
     for host in sorted(set(members)):
         if host not in cards:
@@ -80,8 +76,8 @@ def _split(cards, members, current):
 
 def federation_peers(hostvars, members, current, card_var="meshfed_card", in_run=None,
                      fetch_var="meshfed_peer_metadata"):
-    """``federation_split`` of ``current`` straight from ``hostvars`` (without ``local``): reads every
-    member's variables, so per host it costs what ``federation_cards`` costs once."""
+    """``federation_split`` of ``current`` straight from ``hostvars`` (without ``local``), at the cost of reading
+    every member's variables on each host."""
     _check_members(members, "federation_peers")
     return _split(federation_cards(hostvars, members, card_var, in_run, fetch_var), members, current)
 

@@ -6,52 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: federation_report
-short_description: Markdown report and short summary of a federation run
-version_added: 1.0.0
-author:
-  - meshfed.istio contributors (@meshfed)
-description:
-  - From O(_input) (C(hostvars)) and the hosts of the run, builds a Markdown report of the federation
-    (clusters, a Mermaid graph of who imports which service from whom, imports, roots with fingerprints and
-    expiry, the trust matrix, unreachable peers and peers not in this run with the age of their cached
-    metadata, metadata peers whose metadata was refused with the reason, e.g. a replayed older copy, and
-    warnings) and a short summary for the play output.
-  - Reads each host's C(meshfed_card), C(meshfed_facts) (M(meshfed.istio.cluster_info) result),
-    C(meshfed_peer_metadata) (M(meshfed.istio.peer_metadata) result) and C(meshfed_result)
-    (M(meshfed.istio.federation) result, key C(federation)).
-options:
-  _input:
-    description: The C(hostvars) mapping.
-    type: dict
-    required: true
-  hosts:
-    description: Inventory names of the hosts of this run (usually C(ansible_play_hosts_all)).
-    type: list
-    elements: str
-    required: true
-  warning_days:
-    description: A root CA expiring within this many days is a warning.
-    type: int
-    default: 30
-  now:
-    description: Time of the report (RFC 3339, UTC); defaults to now. For tests.
-    type: str
-"""
-
-EXAMPLES = r"""
-- name: Build the report
-  ansible.builtin.set_fact:
-    report: "{{ hostvars | meshfed.istio.federation_report(ansible_play_hosts_all, warning_days=30) }}"
-  run_once: true
-"""
-
-RETURN = r"""
-_value:
-  description: C(markdown) (the report) and C(summary) (list of lines, one screen), C(warnings) (list).
-  type: dict
-"""
+# Documentation: federation_report.yml beside it, as for the collection's other filters.
 
 from ansible_collections.meshfed.istio.plugins.module_utils.common import times
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.federations import PEER_STATES
@@ -61,6 +16,7 @@ UNREACHABLE = PEER_STATES["unreachable"]
 NOT_IN_RUN = PEER_STATES["not_in_run"]
 LEFT = PEER_STATES["left"]
 GONE = (LEFT, PEER_STATES["pruned_absent"])
+_REFUSALS = {"rollback": "replayed: older than the copy last accepted"}
 
 
 def _parse_ts(text):
@@ -103,12 +59,9 @@ class _Federation(object):
                 self.peer_only.setdefault(peer["name"], peer)
 
     def _read_host(self, host, hv):
-        card = hv.get("meshfed_card")
-        result = hv.get("meshfed_result") or {}
-        facts = hv.get("meshfed_facts") or {}
+        card, result, fetched = hv.get("meshfed_card"), hv.get("meshfed_result") or {}, hv.get("meshfed_peer_metadata") or {}
         name = (card or {}).get("name") or hv.get("meshfed_cluster_name") or host
-        fetched = hv.get("meshfed_peer_metadata") or {}
-        for res in (facts, result, fetched):
+        for res in (hv.get("meshfed_facts") or {}, result, fetched):
             self.warnings.extend(w for w in res.get("warnings") or [] if w not in self.warnings)
             if res.get("failed"):
                 self.failed[name] = str(res.get("msg") or "failed").splitlines()[0]
@@ -126,9 +79,11 @@ class _Federation(object):
     def names(self):
         return sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
 
+    def state(self, name):
+        return self.clusters.get(name, {}).get("state") or (self.peer_only.get(name) or {}).get("state", "")
+
     def roots(self):
-        """(cluster, root CA, days left or None when its expiry is unknown) for every cluster's root CAs: from
-        its card, else from what a peer cached."""
+        """(cluster, root CA, days left or None) for every cluster's roots: from its card, else as a peer cached them."""
         out = []
         for name in self.names():
             if name in self.clusters:
@@ -169,74 +124,52 @@ def _section(title, header, rows, intro=None):
     return lines + ["| %s |" % " | ".join(str(c) for c in row) for row in rows]
 
 
-def _clusters_section(fed):
-    rows = []
-    for name in fed.names():
-        card = fed.clusters.get(name)
-        if card:
-            gw = card.get("gateway") or {}
-            exports = ", ".join(s["hostname"] for s in card.get("public_services") or []) or "—"
-            gateway = ", ".join("%s:%s" % (a, gw.get("port")) for a in gw.get("addresses") or [])
-            rows.append((name, card.get("trust_domain", ""), gateway, exports, card["state"]))
-        else:
-            peer = fed.peer_only.get(name) or {}
-            state = "failed: %s" % fed.failed[name] if name in fed.failed else peer.get("state", NOT_IN_RUN)
-            rows.append((name, peer.get("trust_domain", "?"), "(cached)", ", ".join(peer.get("services") or []) or "—",
-                         state))
-    return _section("Clusters", ("cluster", "trust domain", "gateway", "exports", "state"), rows)
+def _cluster_row(fed, name):
+    card = fed.clusters.get(name)
+    if not card:
+        peer = fed.peer_only.get(name) or {}
+        state = "failed: %s" % fed.failed[name] if name in fed.failed else peer.get("state", NOT_IN_RUN)
+        return name, peer.get("trust_domain", "?"), "(cached)", ", ".join(peer.get("services") or []) or "—", state
+    gw = card.get("gateway") or {}
+    gateway = ", ".join("%s:%s" % (a, gw.get("port")) for a in gw.get("addresses") or [])
+    exports = ", ".join(s["hostname"] for s in card.get("public_services") or []) or "—"
+    return name, card.get("trust_domain", ""), gateway, exports, card["state"]
 
 
-def _graph_section(fed):
-    lines = ["## Graph", "", "Arrows go from the exporting cluster to the importing one, labelled with the service.",
-             "", "```mermaid", "graph LR"]
-    for name in fed.names():
-        state = fed.clusters.get(name, {}).get("state") or (fed.peer_only.get(name) or {}).get("state", "")
-        lines.append('  %s["%s<br/>%s"]' % (_node(name), name, state))
-    for importer, host, exporter, state in fed.imports():
-        arrow = "-->" if state == IN_RUN else "-.->"
-        lines.append('  %s %s|"%s"| %s' % (_node(exporter), arrow, host, _node(importer)))
-    return lines + ["```"]
-
-
-def _matrix_section(fed):
-    names = fed.names()
-    rows = []
-    for name in sorted(fed.views):
-        trusted = dict((p["name"], " ".join(_short(r["sha256"]) for r in p.get("roots") or []) or "(none)")
-                       for p in fed.views[name].get("peers") or [] if p["state"] not in GONE)
-        rows.append([name] + ["—" if peer == name else trusted.get(peer, "not trusted") for peer in names])
-    return _section("Trust matrix", ["cluster"] + names, rows, "Row: the cluster; column: the peer whose root(s) it "
-                    "trusts (scoped to the peer's trust domain).")
-
-
-_REFUSALS = {"rollback": "replayed: older than the copy last accepted"}
-
-
-def _refused_section(fed):
-    """Peers whose published metadata was refused this run (a replayed older copy, tampering, expiry...)."""
-    rows = [(name, "%s (%s)" % (reason, _REFUSALS[reason]) if reason in _REFUSALS else reason, msg)
-            for name, (reason, msg) in sorted(fed.refused.items())]
-    return _section("Refused peer metadata", ("peer", "reason", "message"), rows,
-                    "Metadata peers whose published metadata was refused this run: each is kept as unreachable, "
-                    "with everything the clusters hold of it (objects and roots), until a valid copy is served.")
+def _trust_row(fed, name, names):
+    trusted = dict((p["name"], " ".join(_short(r["sha256"]) for r in p.get("roots") or []) or "(none)")
+                   for p in fed.views[name].get("peers") or [] if p["state"] not in GONE)
+    return [name] + ["—" if peer == name else trusted.get(peer, "not trusted") for peer in names]
 
 
 def federation_report(hostvars, hosts, warning_days=30, now=None):
     now = _parse_ts(now) if now else times.utcnow().replace(microsecond=0)
     fed = _Federation(hostvars, hosts, int(warning_days), now)
-    warnings = fed.all_warnings()
-    sections = [_clusters_section(fed), _graph_section(fed),
+    names, warnings = fed.names(), fed.all_warnings()
+    graph = ["## Graph", "", "Arrows go from the exporting cluster to the importing one, labelled with the service.", "",
+             "```mermaid", "graph LR"] + ['  %s["%s<br/>%s"]' % (_node(name), name, fed.state(name)) for name in names]
+    graph += ['  %s %s|"%s"| %s' % (_node(exporter), "-->" if state == IN_RUN else "-.->", host, _node(importer))
+              for importer, host, exporter, state in fed.imports()]
+    sections = [_section("Clusters", ("cluster", "trust domain", "gateway", "exports", "state"),
+                         [_cluster_row(fed, name) for name in names]),
+                graph + ["```"],
                 _section("Imports", ("importer", "service", "from", "peer state"), fed.imports()),
                 _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"),
                          [(name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"),
                            "?" if days is None else days) for name, root, days in fed.roots()]),
-                _matrix_section(fed),
+                _section("Trust matrix", ["cluster"] + names, [_trust_row(fed, name, names) for name in sorted(fed.views)],
+                         "Row: the cluster; column: the peer whose root(s) it trusts (scoped to the peer's trust domain)."),
                 _section("Unreachable and stale peers", ("seen from", "peer", "state", "cached metadata from", "age"),
                          fed.stale(), "Peers kept from the metadata cached in the IstioFederation object "
                          "(last written at, age)."),
                 ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
     if fed.refused:
-        sections.insert(-1, _refused_section(fed))
+        rows = [(name, "%s (%s)" % (reason, _REFUSALS[reason]) if reason in _REFUSALS else reason, msg)
+                for name, (reason, msg) in sorted(fed.refused.items())]
+        sections.insert(-1, _section("Refused peer metadata", ("peer", "reason", "message"), rows,
+                                     "Metadata peers whose published metadata was refused this run: each is kept as "
+                                     "unreachable, with everything the clusters hold of it (objects and roots), until a "
+                                     "valid copy is served."))
     head = ["# Istio federation report", "", "Generated %s by meshfed.istio; %d clusters in this run." % (
         times.iso(now), len(fed.clusters))]
     markdown = "\n".join(head + [""] + [line for s in sections for line in s + [""]])
@@ -247,8 +180,8 @@ def _summary(fed, warnings):
     lines = ["Federation: %d clusters in this run (%s), %d imports, %d warnings" % (
         len(fed.clusters), ", ".join(sorted(fed.clusters)) or "none", len(fed.imports()), len(warnings))]
     for name, view in sorted(fed.views.items()):
-        peers = view.get("peers") or []
-        lines.append("  %s: %s" % (name, ", ".join("%s (%s)" % (p["name"], p["state"]) for p in peers) or "no peers"))
+        peers = ", ".join("%s (%s)" % (p["name"], p["state"]) for p in view.get("peers") or [])
+        lines.append("  %s: %s" % (name, peers or "no peers"))
     not_in_run = sorted(set(peer["name"] for _name, peer in fed.peers() if peer["state"] == NOT_IN_RUN))
     if not_in_run:
         lines.append("Not in this run (kept, not removed): %s" % ", ".join(not_in_run))

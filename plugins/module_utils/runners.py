@@ -30,9 +30,9 @@ from ansible_collections.meshfed.istio.plugins.module_utils.render.files import 
 
 
 class MeshfedModule(AnsibleModule):
-    """AnsibleModule that also masks the secrets inside a ``kubeconfig`` given as a dict (its tokens and
-    keys) in every result, failure and log line, including argument-validation failures, without
-    masking the whole option (its names and paths would then be starred out of every message)."""
+    """AnsibleModule that also masks the secrets inside a ``kubeconfig`` dict (tokens, keys) in every result,
+    failure and log line, argument-validation failures included, without masking the whole option (its
+    names and paths would then be starred out of every message)."""
 
     def _mask_kubeconfig(self):
         self.no_log_values.update(kubeconfig_secrets((self.params or {}).get("kubeconfig")))
@@ -79,8 +79,7 @@ class _Run(object):
         return dict(api_calls=self.client.calls, tls_verification=not self.client.unverified)
 
     def _private_key(self, name, generate=False):
-        """``(key, generated)``: the PEM given as ``name``, else the file ``<name>_file`` (created when
-        ``generate``); ``(None, False)`` when neither is set."""
+        """``(key, generated)`` from the PEM ``name``, else the file ``<name>_file``; ``(None, False)`` without either."""
         if self.params[name]:
             return jose.load_private_key(self.params[name], name), False
         if self.params[name + "_file"]:
@@ -93,26 +92,22 @@ class FactsRun(_Run):
 
     def __call__(self):
         params = dict(self.params, gateway_namespace=self.params["gateway_namespace"] or self.params["istio_namespace"])
+        cluster = params["cluster"]
         if params["gateway_port"] is not None and not valid_port(params["gateway_port"]):
             raise MeshfedError("gateway_port %s is not a port number (1-65535)" % params["gateway_port"],
-                               cluster=params["cluster"], field="gateway_port")
-        card = gather(self._connect(params["cluster"]), params)
+                               cluster=cluster, field="gateway_port")
+        card = gather(self._connect(cluster), params)
         for warning in card["warnings"]:
             self.module.warn(warning)
-        return dict(changed=False, card=card, accepted_metadata=self._accepted_metadata(params["cluster"]),
-                    **self.progress())
-
-    def _accepted_metadata(self, cluster):
-        """``{peer: issuedAt}`` of the metadata this cluster's IstioFederations cache (the role refuses older
-        copies: ``peer_metadata``'s ``not_before``); {} before the CRD is installed."""
+        # {peer: issuedAt} cached by this cluster's IstioFederations (peer_metadata's not_before); {} before the CRD
         try:
             items = self.client.list(kind_path("IstioFederation", None, "v1"), what="list IstioFederation")
         except K8sError as exc:
-            if exc.status == 404:
-                return {}
-            raise
-        owned = dict((item["metadata"]["name"], item) for item in items if is_owned(item, cluster))
-        return federations.last_accepted(owned)
+            if exc.status != 404:
+                raise
+            items = []
+        accepted = federations.last_accepted(dict((i["metadata"]["name"], i) for i in items if is_owned(i, cluster)))
+        return dict(changed=False, card=card, accepted_metadata=accepted, **self.progress())
 
 
 class FederationRun(_Run):
@@ -122,25 +117,33 @@ class FederationRun(_Run):
 
     def __call__(self):
         params, card = self.params, self.params["local"]
-        name, version = card.get("name") or "(unnamed cluster)", params["istio_api_version"]
+        name = card.get("name") or "(unnamed cluster)"
         namespace = params["istio_namespace"] or card.get("istio_namespace") or "istio-system"
-        writes = params["write_concurrency"]
-        if writes < 1:
-            raise MeshfedError("write_concurrency must be at least 1", cluster=name, field="write_concurrency")
-        self.reconciler = rec = Reconciler(self._connect(name, writes), name, namespace, api_version=version,
-                                           check_mode=self.module.check_mode, want_diff=self.module._diff,
-                                           write_concurrency=writes, mesh_configmap=card.get("mesh_configmap") or "istio",
-                                           trust_mode=params["trust_mode"], revision=card.get("revision"))
-        existing = rec.list_existing()
+        rec, existing = self._read(name, namespace)
         members = membership(params, sorted(rec.federations(existing)))
         rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
         desired = self._plan(rec, members, existing, namespace)
         deployment = params["istiod_deployment"] or (card.get("istiod") or {}).get("deployment") or "istiod"
-        rec.check_istiod(rec.converge(desired, existing), deployment)
-        for warning in rec.warnings:
+        warnings, result = self._deliver(rec, desired, existing, deployment)
+        for warning in warnings:
             self.module.warn(warning)
-        view = federation_view(params, members, desired, existing)
-        return dict(self.progress(), federation=view, **(dict(diff=rec.diffs) if self.module._diff else {}))
+        return dict(self.progress(), federation=federation_view(params, members, desired, existing), **result)
+
+    def _read(self, name, namespace):
+        """The reconciler and what is on the cluster."""
+        params, card, writes = self.params, self.params["local"], self.params["write_concurrency"]
+        if writes < 1:
+            raise MeshfedError("write_concurrency must be at least 1", cluster=name, field="write_concurrency")
+        self.reconciler = Reconciler(self._connect(name, writes), name, namespace, api_version=params["istio_api_version"],
+                                     check_mode=self.module.check_mode, want_diff=self.module._diff,
+                                     write_concurrency=writes, mesh_configmap=card.get("mesh_configmap") or "istio",
+                                     trust_mode=params["trust_mode"], revision=card.get("revision"))
+        return self.reconciler, self.reconciler.list_existing()
+
+    def _deliver(self, rec, desired, existing, deployment):
+        """Converge onto the plan; ``(warnings, result keys)``."""
+        rec.check_istiod(rec.converge(desired, existing), deployment)
+        return rec.warnings, dict(diff=rec.diffs) if self.module._diff else {}
 
     def _plan(self, rec, members, existing, namespace):
         """The desired state: the peers of this run (none when this cluster leaves), imports as configured."""
@@ -167,49 +170,41 @@ class FederationRun(_Run):
 
 
 class RenderRun(FederationRun):
-    """federation with ``delivery: render``: the same plan, from the same reads (read-only credentials),
-    written as files for Argo CD / Flux instead of applied. The directory's state file stands in for what
-    apply mode keeps on the cluster: which objects it wrote (addresses, members) and their status."""
+    """federation with ``delivery: render``: the same plan from the same reads (read-only credentials), written
+    as files for Argo CD / Flux. The directory's state file stands in for what apply mode keeps on the cluster:
+    which objects it wrote (addresses, members) and their status."""
 
-    rendering = None
+    rendering = previous = None
 
-    def __call__(self):
+    def _read(self, name, namespace):
         params, card = self.params, self.params["local"]
-        name = card.get("name") or "(unnamed cluster)"
-        namespace = params["istio_namespace"] or card.get("istio_namespace") or "istio-system"
         with about(name):
             if not params["render_dir"]:
                 raise MeshfedError("delivery render needs render_dir", field="render_dir")
-            previous = Previous(params["render_dir"], name)
-        rec = Reconciler(self._connect(name), name, namespace, api_version=params["istio_api_version"],
-                         mesh_configmap=card.get("mesh_configmap") or "istio", trust_mode="values",
-                         revision=card.get("revision"))
-        self.reconciler = rec
-        existing = render_existing(rec.list_existing(), previous, name)
-        members = membership(params, sorted(rec.federations(existing)))
-        rec.summary.update((k, members[k]) for k in ("not_in_run", "left", "pruned_absent"))
-        desired = self._plan(rec, members, existing, namespace)
+            self.previous = Previous(params["render_dir"], name)
+        self.reconciler = Reconciler(self._connect(name), name, namespace, api_version=params["istio_api_version"],
+                                     mesh_configmap=card.get("mesh_configmap") or "istio", trust_mode="values",
+                                     revision=card.get("revision"))
+        return self.reconciler, render_existing(self.reconciler.list_existing(), self.previous, name)
+
+    def _deliver(self, rec, desired, existing, deployment):
+        """Render the plan; objects others own are not rendered but warned about."""
         trust_mesh = rec.trust_values(desired)
         objects, conflicts = rec.deliverable(desired, existing, "not rendered")
-        self.rendering = out = Rendering(params["render_dir"], name, previous)
-        with about(name):
+        self.rendering = out = Rendering(self.params["render_dir"], rec.cluster, self.previous)
+        with about(rec.cluster):
             out.plan(out.desired_files(desired, objects, rec.trust, iso(utcnow())), self.module._diff)
             if out.changed and not self.module.check_mode:
                 out.write()
-        deployment = params["istiod_deployment"] or (card.get("istiod") or {}).get("deployment") or "istiod"
         rec.check_istiod(trust_mesh, deployment)
         out.summary["conflicts"] = [object_ref(obj) for obj in conflicts]
-        for warning in _unique(desired.get("warnings") or [], rec.warnings):
-            self.module.warn(warning)
-        view = federation_view(params, members, desired, existing)
-        return dict(self.progress(), federation=view, render_dir=params["render_dir"],
-                    **(dict(diff=out.diffs) if self.module._diff else {}))
+        warnings = list(dict.fromkeys((desired.get("warnings") or []) + rec.warnings))
+        return warnings, dict(render_dir=self.params["render_dir"], **(dict(diff=out.diffs) if self.module._diff else {}))
 
     def progress(self):
         out = super(RenderRun, self).progress()
         if self.rendering is not None:
-            summary = dict(out["summary"], **self.rendering.summary)
-            out.update(changed=self.rendering.changed, summary=summary)
+            out.update(changed=self.rendering.changed, summary=dict(out["summary"], **self.rendering.summary))
         return out
 
 
@@ -226,14 +221,6 @@ def render_existing(cluster_objects, previous, cluster):
     out = dict((key, obj) for key, obj in cluster_objects.items() if not is_owned(obj, cluster))
     out.update(mine)
     return out
-
-
-def _unique(*lists):
-    seen = []
-    for text in (t for texts in lists for t in texts):
-        if text not in seen:
-            seen.append(text)
-    return seen
 
 
 def membership(params, known):
@@ -287,15 +274,11 @@ class PublishRun(_Run):
                       expires_at=public[publish.EXTENSION]["expiresAt"],
                       files=[os.path.join(params["dest"], rel) for rel in publish.ALL_PATHS])
         if changed and self.module._diff:
-            result["diff"] = _documents_diff(params["dest"], existing, files)
+            before, after = ("".join((docs.get(rel) or b"").decode("utf-8", "replace")
+                                     for rel in (publish.PUBLIC_PATH, publish.PRIVATE_PATH)) for docs in (existing, files))
+            result["diff"] = {"before": before, "after": after, "before_header": params["dest"],
+                              "after_header": params["dest"]}
         return result
-
-
-def _documents_diff(dest, before, after):
-    def text(files):
-        return "".join((files.get(rel) or b"").decode("utf-8", "replace")
-                       for rel in (publish.PUBLIC_PATH, publish.PRIVATE_PATH))
-    return {"before": text(before), "after": text(after), "before_header": dest, "after_header": dest}
 
 
 class PeerMetadataRun(_Run):

@@ -12,17 +12,14 @@ module: cluster_info
 short_description: Gather an Istio cluster's federation facts (its "cluster card")
 version_added: 1.0.0
 description:
-  - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh -
-    the trust domain, the root CA certificate(s), the east-west gateway's addresses and port, and the
-    Services marked public.
-  - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA
-    Secret C(cacerts) and any private key are never read; a root bundle that contains a private key is
-    refused.
-  - API requests are constant per cluster, whatever the number of Services - a list of the ConfigMaps and one of
-    the Deployments of O(istio_namespace) (which revision's mesh config and istiod), a read of
-    C(istio-ca-root-cert) and of the gateway Service, one Pod list (service accounts of the public Services'
-    pods, the gateway's pod labels), one Service list per public-service label, and a Node list for a NodePort
-    gateway.
+  - Reads, without changing anything, what peers need to federate with this cluster's Istio mesh - the trust
+    domain, the root CA certificate(s), the east-west gateway's addresses and port, and the Services marked public.
+  - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA Secret
+    C(cacerts) and any private key are never read; a root bundle that contains a private key is refused.
+  - API requests are constant per cluster, whatever the number of Services - a list of the ConfigMaps and one of the
+    Deployments of O(istio_namespace) (which revision's mesh config and istiod), a read of C(istio-ca-root-cert) and
+    of the gateway Service, one Pod list (service accounts of the public Services' pods, the gateway's pod labels),
+    one Service list per public-service label, and a Node list for a NodePort gateway.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -30,9 +27,7 @@ extends_documentation_fragment:
   - meshfed.istio.auth
 options:
   cluster:
-    description:
-      - Name of the cluster; appears in every message and becomes the card's C(name). Usually the inventory hostname.
-      - Must be a lowercase DNS label.
+    description: Name of the cluster, a lowercase DNS label (usually the inventory hostname); in every message and the card's C(name).
     type: str
     required: true
   istio_namespace:
@@ -44,19 +39,16 @@ options:
     type: str
   cluster_domain:
     description:
-      - DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west
-        gateway's registry knows.
-      - Defaults to istiod's C(--domain) (Helm C(global.proxy.clusterDomain), default C(cluster.local)), read from
-        the istiod Deployment of the selected revision. Override only when that Deployment cannot tell.
+      - DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west gateway's
+        registry knows. Defaults to istiod's C(--domain) (Helm C(global.proxy.clusterDomain), default C(cluster.local))
+        read from the istiod Deployment of the selected revision; override only when that Deployment cannot tell.
     type: str
   federation_domain:
     description:
-      - Export the public Services under this domain instead of O(cluster_domain), e.g. C(cluster-b.local) on a
-        cluster whose DNS domain is C(cluster.local), so that exported hostnames are unique across the federation
-        (C(bar.xyz.svc.cluster-b.local)).
-      - The exporting side then also gets, per public Service, a C(ServiceEntry) with the alias hostname selecting
-        the Service's pods, so the gateway routes the alias to the real endpoints. Services without a selector are
-        skipped with a warning.
+      - Export the public Services under this domain instead of O(cluster_domain) (e.g. C(bar.xyz.svc.cluster-b.local)
+        on a cluster whose DNS domain is C(cluster.local)), so that exported hostnames are unique across the federation.
+      - The exporting side then also gets, per public Service, a C(ServiceEntry) with the alias hostname selecting the
+        Service's pods, so the gateway routes the alias to them. Services without a selector are skipped with a warning.
     type: str
   revision:
     description:
@@ -73,35 +65,30 @@ options:
     description: Namespace of the gateway Service. Defaults to O(istio_namespace).
     type: str
   gateway_addresses:
-    description:
-      - Advertised gateway addresses (IPs, or hostnames), overriding what the Service reports.
-      - Use for gateways behind NAT or an external load balancer.
+    description: Advertised gateway addresses (IPs or hostnames) instead of what the Service reports, e.g. behind NAT
+      or an external load balancer.
     type: list
     elements: str
     default: []
   gateway_port:
-    description:
-      - The gateway Service port for mTLS passthrough. Defaults to the port named C(tls), else 15443.
+    description: The gateway Service port for mTLS passthrough. Defaults to the port named C(tls), else 15443.
     type: int
   gateway_selector:
     description: Pod labels of the gateway, used only when the Service has no selector.
     type: dict
   public_labels:
-    description:
-      - Labels whose presence (any value) marks a Service as public.
+    description: Labels whose presence (any value) marks a Service as public.
     type: list
     elements: str
     default: [federation.meshfed.io/public-service, federation.istio.deckhouse.io/public-service]
   ca_expiry_warning_days:
-    description:
-      - A root CA certificate expiring within this many days gives a warning.
+    description: A root CA certificate expiring within this many days gives a warning.
     type: int
     default: 30
 notes:
   - A port's protocol is the one Istio derives for the Service port - its C(appProtocol), else its name prefix
-    (C(http), C(http2), C(grpc), C(grpc-web), C(https), C(tls), C(tcp), ...), else left empty so that Istio
-    sniffs it; an unnamed port is named C(port-<number>). UDP and SCTP ports and C(ExternalName) Services are skipped with
-    a warning.
+    (C(http), C(http2), C(grpc), C(grpc-web), C(https), C(tls), C(tcp), ...), else empty so that Istio sniffs it; an
+    unnamed port is named C(port-<number>). UDP and SCTP ports and C(ExternalName) Services are skipped with a warning.
 seealso:
   - module: meshfed.istio.federation
 """
@@ -123,52 +110,50 @@ EXAMPLES = r"""
 
 RETURN = r"""
 card:
-  description: The cluster card, input of M(meshfed.istio.federation) on every other cluster.
+  description:
+    - The cluster card, input of M(meshfed.istio.federation) on every other cluster.
+    - Also holds C(federation_domain) (the exported hostnames' domain), C(revision), C(mesh_configmap), C(istiod)
+      (its C(deployment) and C(scope_gateway_to_namespace)) and C(dns_capture) (C(ISTIO_META_DNS_CAPTURE)).
   returned: success
   type: dict
   contains:
     name:
       description: The cluster name.
       type: str
-      sample: cluster-b
     trust_domain:
       description: The mesh trust domain.
       type: str
       sample: cluster-b.local
     cluster_domain:
-      description: DNS domain of the exported hostnames.
+      description: DNS domain of the cluster's Services (istiod's C(--domain), or O(cluster_domain)).
       type: str
-      sample: cluster-b.local
+      sample: cluster.local
     istio_namespace:
       description: Namespace of istiod.
       type: str
-      sample: istio-system
     root_cas:
       description: Root CA certificates (public), with SHA-256 fingerprint, subject and expiry.
       type: list
       elements: dict
       sample: [{"pem": "-----BEGIN CERTIFICATE-----...", "sha256": "9f2c...", "subject": "CN=Root CA", "not_after": "2036-11-24T00:00:00Z"}]
     gateway:
-      description: The east-west gateway as peers reach it.
+      description: The east-west gateway as peers reach it (addresses, C(STATIC) or C(DNS) resolution, ports, source, Service, pods).
       type: dict
-      sample: {"addresses": ["192.0.2.11"], "resolution": "STATIC", "port": 15443, "target_port": 15443,
-               "source": "LoadBalancer", "service": {"namespace": "istio-system", "name": "istio-eastwestgateway"},
-               "selector": {"istio": "eastwestgateway"}}
+      sample: {"addresses": ["192.0.2.11"], "resolution": "STATIC", "port": 15443, "target_port": 15443, "source": "LoadBalancer"}
     public_services:
-      description: Exported Services with their hostnames and ports.
+      description: Exported Services with their hostnames, ports and service accounts.
       type: list
       elements: dict
-      sample: [{"name": "bar", "namespace": "xyz", "hostname": "bar.xyz.svc.cluster-b.local",
-                "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}], "service_accounts": []}]
+      sample: [{"name": "bar", "namespace": "xyz", "hostname": "bar.xyz.svc.cluster-b.local", "ports": [{"name": "http", "number": 8080}]}]
     warnings:
       description: Problems that did not stop gathering (skipped ports or Services, expiring roots).
       type: list
       elements: str
 accepted_metadata:
   description:
-    - Issue time of the metadata last accepted from each metadata peer, read from this cluster's
-      C(IstioFederation) objects (C(status.metadataCache.public.issuedAt)); empty before the CRD is installed.
-    - The role passes the latest of these to M(meshfed.istio.peer_metadata) as O(meshfed.istio.peer_metadata#module:not_before),
+    - Issue time of the metadata last accepted from each metadata peer (C(status.metadataCache.public.issuedAt) of this
+      cluster's C(IstioFederation) objects); empty before the CRD is installed.
+    - The role passes the latest to M(meshfed.istio.peer_metadata) as O(meshfed.istio.peer_metadata#module:not_before),
       so a replayed older copy fails that peer's task.
   returned: success
   type: dict
@@ -179,13 +164,9 @@ api_calls:
   type: dict
   sample: {"get": 3, "list": 2}
 tls_verification:
-  description:
-    - Whether the connection verified the API server's TLS certificate. When false, the module also warns naming
-      the cluster and what turned verification off (O(validate_certs), E(K8S_AUTH_VERIFY_SSL) or the kubeconfig's
-      C(insecure-skip-tls-verify)).
+  description: False when the API server's TLS certificate was not verified (a warning names what turned it off).
   returned: once connected
   type: bool
-  sample: true
 """
 
 from ansible_collections.meshfed.istio.plugins.module_utils.gather.facts import DEFAULT_PUBLIC_LABELS

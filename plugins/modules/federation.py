@@ -12,36 +12,28 @@ module: federation
 short_description: Federate a cluster's Istio mesh with its peers
 version_added: 1.0.0
 description:
-  - Converges one cluster onto the federation described by its own card and its peers' cards
-    (as returned by M(meshfed.istio.cluster_info)).
-  - Writes, per peer, a cluster-scoped C(IstioFederation) (peer coordinates in C(spec), last gathered
-    metadata in C(status.metadataCache)); per peer public hostname a C(ServiceEntry) routed to the peer's
-    gateway and a C(DestinationRule) with C(ISTIO_MUTUAL); the export C(Gateway) (C(AUTO_PASSTHROUGH),
-    hosts limited to the local public hostnames); and the peers' root certificates in the mesh config's
-    C(caCertificates), each scoped to the peer's trust domain.
+  - Converges one cluster onto the federation described by its own card and its peers' cards (as returned by
+    M(meshfed.istio.cluster_info) or M(meshfed.istio.peer_metadata)).
+  - Writes, per peer, a cluster-scoped C(IstioFederation) (peer coordinates in C(spec), last gathered metadata in
+    C(status.metadataCache)); per peer public hostname a C(ServiceEntry) routed to the peer's gateway and a
+    C(DestinationRule) with C(ISTIO_MUTUAL); the export C(Gateway) (C(AUTO_PASSTHROUGH), hosts limited to the local
+    public hostnames); and the peers' roots in the mesh config's C(caCertificates), each scoped to the peer's trust domain.
   - Objects are written with server-side apply (field manager C(meshfed.istio)) and labelled
-    C(app.kubernetes.io/managed-by=meshfed.istio). Owned objects that are no longer desired are pruned;
-    objects the collection does not own are never changed and are reported.
-  - Nothing is pruned for peers listed in O(unreachable_peers); what this cluster knows of them stays.
-  - A peer card fetched from published metadata (M(meshfed.istio.peer_metadata)) also records its metadata
-    endpoint and pins in C(spec.metadataEndpoint) and C(spec.metadata), its verified identity and validity in
-    C(status.metadataCache.public), and condition C(MetadataVerified). Metadata older than the copy the
-    status holds is refused as a replay (the peer is then kept as unreachable).
-  - Only the C(caCertificates) list of the C(mesh) key of ConfigMap C(istio) (C(istio-<revision>) on a revisioned
-    install) is edited; other settings and comments are kept as they are. Entries the collection did not add are
-    never touched. With O(trust_mode=values) nothing is written there - the roots come back as Helm values and an
-    IstioOperator overlay for the install pipeline.
+    C(app.kubernetes.io/managed-by=meshfed.istio). Owned objects no longer desired are pruned; objects the
+    collection does not own are never changed and are reported.
+  - A metadata peer's C(IstioFederation) also records its endpoint and pins (C(spec.metadataEndpoint),
+    C(spec.metadata)), its verified identity and validity (C(status.metadataCache.public)) and condition
+    C(MetadataVerified). Metadata older than the cached copy is refused as a replay (the peer is kept as unreachable).
+  - Only the C(caCertificates) list of the C(mesh) key of the mesh ConfigMap is edited; other settings, comments
+    and entries the collection did not add are kept as they are.
 attributes:
   check_mode:
     support: full
-    description:
-      - Changed objects are sent as server-side dry runs, so schema errors show without writing.
-      - With O(delivery=render), nothing is written to the directory; RV(summary.files) lists what would change.
+    description: Changed objects are sent as server-side dry runs, so schema errors show without writing. With
+      O(delivery=render), nothing is written; RV(summary.files) lists what would change.
   diff_mode:
     support: full
-    description:
-      - Each changed object, and the mesh config text, is shown before and after.
-      - With O(delivery=render), each file written or removed, before and after.
+    description: Each changed object and the mesh config text (with O(delivery=render), each file), before and after.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -57,50 +49,42 @@ options:
     elements: dict
     default: []
   unreachable_peers:
-    description:
-      - Names of federation members whose facts could not be gathered this run.
-      - What the local cluster holds for them (objects and trust) is kept untouched.
+    description: Members whose facts could not be gathered this run; what this cluster holds of them (objects, trust) is kept.
     type: list
     elements: str
     default: []
   state:
     description:
       - V(present) federates this cluster with O(peers).
-      - V(absent) makes this cluster leave the federation; it removes every object it owns (imports, export
-        C(Gateway), C(IstioFederation) records) and every peer root it added to C(caCertificates).
+      - V(absent) makes it leave the federation, removing every object it owns and every peer root it added.
     type: str
     choices: [present, absent]
     default: present
   leaving_peers:
-    description:
-      - Names of peers that leave the federation (their host is marked C(state=absent)). Everything this
-        cluster holds of them is removed, whether or not they were reachable.
+    description: Peers that leave (their host has C(state=absent)); all this cluster holds of them is removed, reachable or not.
     type: list
     elements: str
     default: []
   members:
-    description:
-      - Names of every federation member in the inventory, in this run or not. Used by O(prune_absent) only.
+    description: Every federation member in the inventory, in this run or not. Used by O(prune_absent) only.
     type: list
     elements: str
     default: []
   prune_absent:
     description:
-      - Membership is explicit. The C(IstioFederation) objects on this cluster are its record of its peers;
-        a known peer that is neither in O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and
-        reported in RV(summary.not_in_run) (C(--limit), job slices, narrower inventories remove nothing).
-      - With V(true), known peers that are not in O(members) at all are removed (RV(summary.pruned_absent)).
+      - Remove known peers (C(IstioFederation) objects) that are not in O(members) at all (RV(summary.pruned_absent)).
+      - Otherwise a known peer in neither O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and reported
+        in RV(summary.not_in_run), so C(--limit), job slices and narrower inventories remove nothing.
     type: bool
     default: false
   refused_peers:
-    description:
-      - Peers among O(unreachable_peers) known through published metadata that was refused this run, as
-        C(name -> {reason, message}) (M(meshfed.istio.peer_metadata)'s failure). Their C(IstioFederation) gets
-        condition C(MetadataVerified=False) with that reason; everything else it holds is kept.
+    description: Peers among O(unreachable_peers) whose published metadata was refused this run, as C(name -> {reason, message})
+      (M(meshfed.istio.peer_metadata)'s failure). Their C(IstioFederation) gets condition C(MetadataVerified=False)
+      with that reason; everything else it holds is kept.
     type: dict
     default: {}
   istio_namespace:
-    description: Namespace for the Istio objects and of ConfigMap C(istio). Defaults to the local card's.
+    description: Namespace of the Istio objects and the mesh ConfigMap. Defaults to the local card's.
     type: str
   istio_api_version:
     description: Version of C(networking.istio.io) to write. C(v1) needs Istio 1.22 or later.
@@ -112,99 +96,76 @@ options:
     type: bool
     default: true
   metadata_published:
-    description:
-      - This cluster publishes its federation metadata (M(meshfed.istio.federation_metadata); the role sets
-        it when C(meshfed_metadata_publish_dir) is set). Its export C(Gateway) is then written even while no
-        peer is known (none in the run, no C(IstioFederation)), so that peers importing from the published
-        metadata, possibly without being in this inventory, are routed by it.
+    description: This cluster publishes its metadata (M(meshfed.istio.federation_metadata); the role sets it with
+      C(meshfed_metadata_publish_dir)), so its export C(Gateway) is written even while no peer is known, for the peers
+      importing from the published metadata.
     type: bool
     default: false
   check_local_services:
-    description:
-      - Refuse to import a hostname that a local Service already serves (a local Service silently
-        shadows an imported ServiceEntry). Costs one Service list.
+    description: Refuse to import a hostname a local Service already serves (it would silently shadow the imported
+      C(ServiceEntry)). Costs one Service list.
     type: bool
     default: true
   istiod_deployment:
-    description:
-      - Name of the istiod Deployment checked for C(ISTIO_MULTIROOT_MESH=true); a warning is given if it lacks it.
-      - Defaults to the one the local card names (the istiod of the selected revision).
+    description: The istiod Deployment checked for C(ISTIO_MULTIROOT_MESH=true) (a warning if it lacks it). Defaults to
+      the one the local card names (the istiod of the selected revision).
     type: str
   write_concurrency:
-    description:
-      - Most write requests in flight at once on this cluster. Every IstioFederation (and its status) is
-        written before the imports and the export Gateway, and pruning deletes imports before their
-        IstioFederation, whatever the value.
-      - Requests the API server throttles (HTTP 429) are retried after its C(Retry-After).
-      - C(1) sends one write at a time.
+    description: Most write requests in flight at once on this cluster (C(1), one at a time). Whatever the value, each
+      C(IstioFederation) and its status are written before the imports and the export C(Gateway), and deleted after its
+      imports. Throttled requests (HTTP 429) are retried after C(Retry-After).
     type: int
     default: 8
   trust_mode:
     description:
-      - How the peers' roots reach the mesh config (C(meshConfig.caCertificates)).
-      - C(configmap) writes them into the mesh ConfigMap (C(istio), or C(istio-<rev>) of the card's revision),
-        keeping everything else byte for byte; when roots an earlier run wrote are gone (a Helm or istioctl
-        upgrade rewrites that ConfigMap), the run reports them (C(summary.trust.reverted), a warning) and
-        restores them.
-      - C(values) writes nothing to the mesh ConfigMap; RV(trust) returns the exact Helm values and
-        IstioOperator overlay for your install pipeline and whether the live mesh config has them.
+      - How the peers' roots reach C(meshConfig.caCertificates).
+      - V(configmap) writes them into the mesh ConfigMap (C(istio), or C(istio-<revision>) of the card's revision),
+        keeping everything else byte for byte; roots an earlier run wrote that are gone (a Helm or istioctl upgrade
+        rewrote the ConfigMap) are reported (RV(summary.trust), a warning) and restored.
+      - V(values) writes nothing there; RV(trust) returns the Helm values and IstioOperator overlay for your install
+        pipeline and whether the live mesh config has them.
     type: str
     default: configmap
     choices: [configmap, values]
   dns_address_range:
-    description:
-      - CIDR from which each imported hostname gets one stable virtual address (ServiceEntry C(addresses));
-        Istio's sidecar DNS proxy only resolves hosts with an address. An address, once given, stays with its
-        host; a new host gets a hash-derived one, the next free on collision.
-      - The default sits next to, not inside, Istio's own auto-allocation range (240.240.0.0/16).
+    description: CIDR from which each imported hostname gets one stable virtual address (C(ServiceEntry) C(addresses)), as
+      Istio's DNS proxy only resolves hosts with one. A new host gets a hash-derived address (the next free on
+      collision) and keeps it. The default sits next to Istio's own auto-allocation range (240.240.0.0/16).
     type: str
     default: 240.241.0.0/16
   import_namespaces:
-    description:
-      - C(exportTo) of the imported ServiceEntries and DestinationRules (namespaces whose workloads see the
-        peers' services). C(["*"]) is every namespace; set it explicitly rather than depending on the mesh's
-        C(defaultServiceExportTo).
+    description: C(exportTo) of the imported ServiceEntries and DestinationRules (whose workloads see the peers' services).
+      C(["*"]) is every namespace; set it rather than depend on the mesh's C(defaultServiceExportTo).
     type: list
     elements: str
     default: ["*"]
   import_hosts:
-    description:
-      - Which of each peer's public hostnames this cluster imports, as shell-style globs per peer name
-        (key C(*) for any peer without its own entry), for example C(cluster-b) mapped to C([*.xyz.svc.*]).
-        Peers without an entry are imported whole. Hostnames left out are neither imported nor routed.
+    description: The peers' public hostnames to import, as shell-style globs per peer name (key C(*) for any other peer),
+      e.g. C(cluster-b) mapped to C([*.xyz.svc.*]). A peer without an entry is imported whole; hostnames left
+      out are neither imported nor routed.
     type: dict
     default: {}
   delivery:
     description:
       - V(apply) writes the federation onto the cluster (server-side apply, status, mesh ConfigMap).
-      - V(render) writes nothing to the cluster (read-only credentials suffice) and writes the same objects, with the
-        same names, labels, annotations and content, as files into O(render_dir) for Argo CD or Flux - one manifest
-        per object and a C(kustomization.yaml) listing them - plus the peers' roots as the Istio install's input
-        (C(istio-install/istiod-values.yaml) for Helm, C(istio-install/istio-operator.yaml) for istioctl; the
-        mesh ConfigMap is never written, whatever O(trust_mode) says).
-      - The C(IstioFederation) status (C(metadataCache), conditions), which GitOps tools do not apply, is kept in
-        the directory's state file C(.meshfed-render.yaml) (not listed in C(kustomization.yaml)), with the list of
-        files the collection wrote. Commit it; the next render reads the cached metadata, the imports' addresses
-        and the peers from it. Only files listed there are rewritten or removed; a file is rewritten only when
-        its bytes change.
-      - The first render of a cluster without a state file starts from the objects apply mode left on it.
+      - V(render) writes nothing to the cluster (read-only credentials suffice) but the same objects as files into
+        O(render_dir) for Argo CD or Flux - one manifest per object and a C(kustomization.yaml) - plus the peers'
+        roots for the Istio install (C(istio-install/istiod-values.yaml) for Helm, C(istio-install/istio-operator.yaml)
+        for istioctl), whatever O(trust_mode) says. The C(IstioFederation) status, which GitOps tools do not apply,
+        and the list of files written are kept in C(.meshfed-render.yaml) (commit it); only files listed there are
+        rewritten (when their bytes change) or removed. The first render starts from what apply mode left.
     type: str
     default: apply
     choices: [apply, render]
-    version_added: 0.2.0
   render_dir:
-    description:
-      - Directory of this cluster's rendered manifests (created if missing), with O(delivery=render). Give each
-        cluster its own directory.
+    description: This cluster's own directory of rendered manifests (created if missing), with O(delivery=render).
     type: path
-    version_added: 0.2.0
 notes:
-  - Istio merges every trusted root into one flat bundle, so a peer's root can in principle vouch for
-    identities of any trust domain. C(trustDomains) on each entry scopes the inbound trust-domain check;
-    do not federate with a cluster whose CA you would not trust for your own identities.
-  - Peer roots in C(caCertificates) only take effect when istiod runs with C(ISTIO_MULTIROOT_MESH=true) and
-    proxies with C(PROXY_CONFIG_XDS_AGENT=true); the module checks both and warns. Ambient (ztunnel) does
-    not support extra roots.
+  - Istio merges every trusted root into one bundle, so a peer's root could vouch for identities of any trust domain;
+    C(trustDomains) on each entry only scopes the inbound check. Federate only with clusters whose CA you would trust
+    for your own identities.
+  - Peer roots take effect only when istiod runs with C(ISTIO_MULTIROOT_MESH=true) and proxies with
+    C(PROXY_CONFIG_XDS_AGENT=true); the module checks both and warns. Ambient (ztunnel) does not support extra roots.
 seealso:
   - module: meshfed.istio.cluster_info
 """
@@ -236,12 +197,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 summary:
-  description: What was (or in check mode would be) done.
+  description: What was (or in check mode would be) done; objects as C(Kind namespace/name), peers by name.
   returned: always
   type: dict
   contains:
     created:
-      description: Objects created, as C(Kind namespace/name).
+      description: Objects created.
       type: list
       elements: str
     updated:
@@ -268,48 +229,39 @@ summary:
       type: list
       elements: str
     left:
-      description: Known peers removed because they leave the federation (or every peer, with O(state=absent)).
+      description: Known peers removed because they leave (every peer, with O(state=absent)).
       type: list
       elements: str
     pruned_absent:
-      description: Known peers removed by O(prune_absent) because they are not O(members).
+      description: Known peers removed by O(prune_absent).
       type: list
       elements: str
     trust:
-      description:
-        - Root fingerprints added to and removed from C(caCertificates), with their peer; C(kept) lists the
-          roots kept because their peer was unreachable; C(reverted) the roots an earlier run wrote that were
-          gone from the mesh config (restored by this run).
+      description: Root fingerprints (with their peer) C(added) to and C(removed) from C(caCertificates), C(kept) because
+        their peer was unreachable, and C(reverted) (an earlier run wrote them, they were gone, this run restored them).
       type: dict
     files:
-      description:
-        - With O(delivery=render), paths (relative to O(render_dir)) C(written) and C(removed), and the number
-          C(unchanged). C(created), C(updated) and C(pruned) then list the objects whose manifests were
-          written or removed.
+      description: Paths (relative to O(render_dir)) C(written) and C(removed), and the number C(unchanged). C(created),
+        C(updated) and C(pruned) then list the objects whose manifests were written or removed.
       type: dict
       returned: with O(delivery=render)
-  sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "updated": [], "pruned": [],
-           "unchanged": 3, "kept_unreachable": [], "conflicts": [], "trust": {"added": ["9f2c... (cluster-b)"], "removed": [], "kept": []}}
+  sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "unchanged": 3, "trust": {"added": ["9f2c... (cluster-b)"]}}
 tls_verification:
   description: False when this cluster's API server certificate was not verified (a warning names what turned it off).
   returned: once connected, failures included
   type: bool
-  sample: false
 federation:
   description:
-    - This cluster's view of its peers, for reports (see the P(meshfed.istio.federation_report#filter) filter).
+    - This cluster's view of its peers, for reports (the P(meshfed.istio.federation_report#filter) filter).
     - C(peers) lists each peer with its C(state) (C(in this run), C(unreachable), C(not in this run), C(leaving),
       C(removed)), C(trust_domain), C(roots) (C(sha256), C(subject), C(not_after)), imported C(services) and
       C(cached_at) (when the metadata cached in its C(IstioFederation) was last written).
   returned: success
   type: dict
   sample: {"cluster": "cluster-a", "state": "present", "peers": [{"name": "cluster-b", "state": "in this run",
-           "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": ["bar.xyz.svc.cluster-b.local"],
-           "roots": [{"sha256": "9f2c...", "subject": "CN=Root", "not_after": "2036-11-24T00:00:00Z"}]}]}
+           "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": [], "roots": []}]}
 trust:
-  description:
-    - With O(trust_mode=values) or O(delivery=render), the peers' roots as install values, and whether they are live.
-    - With O(delivery=render) the same values are written to C(istio-install/) in O(render_dir).
+  description: The peers' roots as install values, and whether they are live (written to C(istio-install/) with O(delivery=render)).
   returned: when trust_mode is values or delivery is render
   type: dict
   contains:
@@ -326,13 +278,10 @@ trust:
       description: Roots (fingerprint and peer) the live mesh config lacks.
       type: list
       elements: str
-  sample: {"helm_values": {"meshConfig": {"caCertificates": [{"pem": "-----BEGIN CERTIFICATE-----...",
-           "trustDomains": ["cluster-a.local"]}]}}, "in_place": false, "missing": ["9f2c... (cluster-a)"]}
 render_dir:
   description: The directory rendered into.
   returned: with O(delivery=render)
   type: str
-  sample: /srv/fleet-gitops/clusters/cluster-a
 api_calls:
   description: Number of API requests made, per verb.
   returned: always

@@ -12,19 +12,15 @@ module: federation_metadata
 short_description: Publish a cluster's signed federation metadata to a directory
 version_added: 1.0.0
 description:
-  - Writes the federation metadata of one cluster, built from its card (as returned by
-    M(meshfed.istio.cluster_info)), into O(dest), in the layout Deckhouse's metadata exporter serves
-    C(public/public.json) (C(clusterUUID), C(authnKeyPub), C(rootCA)) and C(private/federation.json)
-    (C(ingressGateways), C(publicServices)). A peer fetches them without any credential to this cluster
-    (serve O(dest) over HTTPS, from object storage or from a Git repository).
-  - What this collection needs beyond Deckhouse's fields (trust domain, cluster domain, every root of
-    a rotation, per-service namespace, name and service accounts, issue time and expiry) is in a
-    C(meshfed) key that Deckhouse consumers ignore.
-  - Each document gets a detached Ed25519 signature next to it (C(<file>.sig), a JWS with detached
-    payload) made with the cluster's key O(key_file) or O(key). The public half is published as
-    C(authnKeyPub); peers pin it (or this cluster's root fingerprints) out of band.
-  - Unchanged content is not rewritten until the documents are due for renewal (O(renew_before)), so
-    a rerun reports no change.
+  - Writes one cluster's federation metadata, built from its card (M(meshfed.istio.cluster_info)), into O(dest) in the
+    layout of Deckhouse's metadata exporter - C(public/public.json) (C(clusterUUID), C(authnKeyPub), C(rootCA)) and
+    C(private/federation.json) (C(ingressGateways), C(publicServices)) - for peers to fetch without any credential to
+    this cluster (serve O(dest) over HTTPS, from object storage or from a Git repository).
+  - What this collection needs beyond Deckhouse's fields (trust and cluster domain, every root of a rotation, each
+    service's namespace, name and service accounts, issue time and expiry) is in a C(meshfed) key Deckhouse ignores.
+  - Each document gets a detached Ed25519 signature (C(<file>.sig), a JWS with detached payload) made with O(key_file)
+    or O(key). The public half is published as C(authnKeyPub); peers pin it (or the root fingerprints) out of band.
+  - Unchanged content is not rewritten until due for renewal (O(renew_before)), so a rerun reports no change.
 author:
   - meshfed.istio contributors (@meshfed)
 attributes:
@@ -44,10 +40,8 @@ options:
     type: path
     required: true
   key_file:
-    description:
-      - Path of the cluster's Ed25519 private key (PKCS#8 PEM). Also used to authenticate to Deckhouse
-        peers. Never printed or returned.
-      - One of O(key_file) and O(key) is required.
+    description: Path of the cluster's Ed25519 private key (PKCS#8 PEM), also used to authenticate to Deckhouse peers. One
+      of O(key_file) and O(key) is required. Never printed or returned.
     type: path
   key:
     description: The private key itself (PEM), e.g. from Ansible Vault. Never printed or returned.
@@ -67,8 +61,8 @@ options:
     description: Re-sign unchanged documents once they expire in less than this many seconds (default a third of O(validity)).
     type: int
 notes:
-  - Whoever can write O(dest) cannot forge metadata without the key, but can withhold it or serve an
-    older, still unexpired copy; keep O(validity) short enough for your rotation needs.
+  - Whoever can write O(dest) cannot forge metadata without the key, but can withhold it or serve an older, still
+    unexpired copy; keep O(validity) short enough for your rotation needs.
 """
 
 EXAMPLES = r"""

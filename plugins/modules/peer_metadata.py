@@ -12,18 +12,15 @@ module: peer_metadata
 short_description: Fetch and verify a peer cluster's federation metadata (no credentials to the peer)
 version_added: 1.0.0
 description:
-  - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and
-    returns it as a card, the same shape M(meshfed.istio.cluster_info) returns, so
-    M(meshfed.istio.federation) plans a metadata peer exactly like a peer it holds credentials for.
-  - O(protocol=meshfed) (default) reads documents published by M(meshfed.istio.federation_metadata) and
-    requires their detached Ed25519 signatures, a signer pinned by O(signer_key) and/or roots pinned by
-    O(root_sha256), and unexpired documents.
-  - O(protocol=deckhouse) reads a Deckhouse cluster's metadata exporter (C(<url>/public/public.json),
-    C(<url>/private/federation.json)). The private part is requested with Deckhouse's bearer JWT
-    (EdDSA, C(iss=d8-istio), C(sub)=O(client_uuid), C(aud)=the peer's C(clusterUUID),
-    C(scope=private-federation), valid one minute) signed with O(client_key_file). Deckhouse does not sign
-    its documents, so integrity rests on verified TLS plus the pins.
-  - Nothing is written anywhere. A failure names the peer and the reason (C(reason) in the result).
+  - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and returns it as a
+    card, the shape M(meshfed.istio.cluster_info) returns, so M(meshfed.istio.federation) plans a metadata peer like
+    any other. Nothing is written; a failure names the peer and the reason (RV(reason)).
+  - O(protocol=meshfed) reads documents published by M(meshfed.istio.federation_metadata) and requires their detached
+    Ed25519 signatures, a signer pinned by O(signer_key) and/or roots pinned by O(root_sha256), and unexpired documents.
+  - O(protocol=deckhouse) reads a Deckhouse metadata exporter (C(<url>/public/public.json),
+    C(<url>/private/federation.json)). The private part is requested with Deckhouse's bearer JWT (EdDSA,
+    C(iss=d8-istio), C(sub)=O(client_uuid), C(aud)=the peer's C(clusterUUID), C(scope=private-federation), valid one
+    minute) signed with this side's key. Deckhouse does not sign its documents, so integrity rests on verified TLS and the pins.
 author:
   - meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
@@ -40,7 +37,7 @@ options:
     description: Local directory holding C(public/) and C(private/) (e.g. a checked-out Git repository).
     type: path
   protocol:
-    description: C(meshfed) for signed documents, C(deckhouse) for a Deckhouse metadata exporter.
+    description: V(meshfed) for signed documents, V(deckhouse) for a Deckhouse metadata exporter.
     type: str
     choices: [meshfed, deckhouse]
     default: meshfed
@@ -48,9 +45,8 @@ options:
     description: The peer's Ed25519 public key (PEM) or its fingerprint C(sha256:<hex>), obtained out of band.
     type: str
   root_sha256:
-    description:
-      - SHA-256 fingerprints of the peer's root certificates, obtained out of band. Every root in the
-        metadata must be pinned here (a new root during a rotation needs a new pin).
+    description: SHA-256 fingerprints of the peer's roots, obtained out of band. Every root in the metadata must be pinned
+      (a new root during a rotation needs a new pin).
     type: list
     elements: str
     default: []
@@ -68,7 +64,7 @@ options:
     description: This side's cluster UUID (the JWT's C(sub)); defaults to the UUID derived from O(client_name).
     type: str
   client_name:
-    description: Name of this side's cluster whose key authenticates (used to derive O(client_uuid) when not given).
+    description: Name of this side's cluster (derives O(client_uuid) when not given).
     type: str
   client_key_file:
     description: This side's Ed25519 private key file (signs the JWT). Never printed.

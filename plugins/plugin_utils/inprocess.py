@@ -3,13 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a meshfed.istio module's runner in the controller's task worker instead of a module process.
 
-A module process costs an interpreter start, the AnsiballZ payload and the imports (~0.7-0.9 CPU-s
-each); the modules only talk HTTPS to the API servers, so when the task runs on the controller anyway
-(``connection: local``, the controller's own Python, no become/async/environment), the action plugin
-validates the arguments with the module's own ``argument_spec()`` and calls the same ``runners`` class
-here. The result is the module's: same keys, warnings, failures (msg, cluster, field, progress),
-check mode, diff, ``invocation`` with every ``no_log`` value and the kubeconfig dict's secrets masked.
-Anything else runs the module as usual (``_execute_module``)."""
+A module process costs an interpreter start, the AnsiballZ payload and the imports (~0.7-0.9 CPU-s); the
+modules only talk HTTPS to the API servers, so when the task runs in the controller's own Python anyway, the
+action plugin validates the arguments with the module's ``argument_spec()`` and calls the same runner here.
+The result is the module's: keys, warnings, failures, check mode, diff, ``invocation`` with every ``no_log``
+value and the kubeconfig dict's secrets masked."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -26,6 +24,10 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
+from ansible_collections.meshfed.istio.plugins.module_utils.common import deps
+from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import kubeconfig_secrets
+from ansible_collections.meshfed.istio.plugins.module_utils.runners import run_module
+
 try:  # ansible-core >= 2.19: the encoder Ansible itself uses to send module arguments
     from ansible.module_utils.common.json import Direction, get_module_encoder
     _ENCODER = get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)
@@ -34,11 +36,7 @@ except ImportError:  # older ansible-core
 
 
 class _Done(Exception):
-    """exit_json / fail_json of the in-process module: the result leaves through this exception."""
-
-    def __init__(self, result):
-        super(_Done, self).__init__(result.get("msg", ""))
-        self.result = result
+    """exit_json / fail_json of the in-process module: the result (``args[0]``) leaves through this exception."""
 
 
 class InProcessModule(object):
@@ -63,13 +61,9 @@ def plain(value):
     return json.loads(json.dumps(value, cls=_ENCODER))
 
 
-def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=False, secrets=None):
+def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=False):
     """The module's result dict for ``args``: validated as AnsibleModule validates them, run by
-    ``runners.run_module(module, run_class)``, masked like MeshfedModule masks its output.
-
-    ``secrets(params)`` returns the extra values to mask (the kubeconfig dict's)."""
-    from ansible_collections.meshfed.istio.plugins.module_utils.runners import run_module
-
+    ``runners.run_module(module, run_class)``, masked as MeshfedModule masks its output (the kubeconfig dict's secrets too)."""
     params = plain(dict(args))
     validation = ArgumentSpecValidator(argument_spec).validate(params)
     params.update(validation.validated_parameters)
@@ -88,11 +82,10 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
             run_module(module, run_class)
         result = dict(failed=True, msg="%s returned without exit_json or fail_json" % run_class.__name__)
     except _Done as done:
-        result = done.result
+        result = done.args[0]
     except Exception as exc:  # a bug: a module process would die with a traceback; say what, masked
         result = dict(failed=True, msg="%s: %s" % (type(exc).__name__, exc))
-    if secrets is not None:
-        no_log.update(secrets(params))
+    no_log.update(kubeconfig_secrets(params.get("kubeconfig")))
     result = dict(result, invocation={"module_args": params})
     if module.warnings:
         result["warnings"] = list(module.warnings)
@@ -102,23 +95,21 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
 
 
 class InProcessAction(ActionBase):
-    """Action plugin of a module whose runner may run in the worker: see the module docstring.
-
-    Subclasses set ``argument_spec`` (a callable), ``run_class`` and ``secrets`` (params -> set)."""
+    """Action plugin of a module whose runner may run in the worker; subclasses set ``argument_spec`` (a
+    callable) and ``run_class``."""
 
     TRANSFERS_FILES = False
     _supports_check_mode = True
     _supports_async = True
 
-    argument_spec = run_class = secrets = None
+    argument_spec = run_class = None
 
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessAction, self).run(tmp, task_vars)
         del tmp
         if self.in_process(task_vars or {}):
             result.update(run_in_process(self._task.action, self.argument_spec(), self.run_class, self._task.args,
-                                         check_mode=bool(self._task.check_mode), diff=bool(self._task.diff),
-                                         secrets=self.secrets))
+                                         check_mode=bool(self._task.check_mode), diff=bool(self._task.diff)))
             return result
         wrap_async = self._task.async_val and not self._connection.has_native_async
         result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
@@ -128,17 +119,12 @@ class InProcessAction(ActionBase):
 
     def in_process(self, task_vars):
         """True when the module would run on the controller, as this user, in this Python, unchanged env."""
-        from ansible_collections.meshfed.istio.plugins.module_utils.common import deps
-
         if getattr(self._connection, "transport", None) != "local":
             return False
         if self._play_context.become or self._task.async_val or any(self._task.environment or ()) or deps.MISSING:
             return False
         interpreter = task_vars.get("ansible_python_interpreter")
-        if interpreter is None:
-            return False
-        interpreter = self._templar.template(interpreter)
-        return same_python(interpreter)
+        return interpreter is not None and same_python(self._templar.template(interpreter))
 
 
 def same_python(interpreter):
@@ -149,9 +135,6 @@ def same_python(interpreter):
         return True
     # the same binary through a symlink, and the same virtualenv (or none on both sides)
     here = os.path.realpath(sys.prefix) if sys.prefix != sys.base_prefix else None
-    return os.path.realpath(interpreter) == os.path.realpath(sys.executable) and _virtualenv(interpreter) == here
-
-
-def _virtualenv(interpreter):
     root = os.path.dirname(os.path.dirname(interpreter))
-    return os.path.realpath(root) if os.path.exists(os.path.join(root, "pyvenv.cfg")) else None
+    there = os.path.realpath(root) if os.path.exists(os.path.join(root, "pyvenv.cfg")) else None
+    return os.path.realpath(interpreter) == os.path.realpath(sys.executable) and there == here

@@ -65,7 +65,7 @@ def in_process(module, args, check_mode=False, diff=False):
     action = ACTIONS[module]
     name = "meshfed.istio." + module.__name__.rsplit(".", 1)[1]
     return inprocess.run_in_process(name, action.argument_spec(), action.run_class, args,
-                                    check_mode=check_mode, diff=diff, secrets=action.secrets)
+                                    check_mode=check_mode, diff=diff)
 
 
 def both(module, args, capsys, **mode):

@@ -50,7 +50,7 @@ def test_refused_metadata_peers_carry_their_reason():
                                     "message": "cluster-b: private/federation.json does not match its signature"}}
 
 
-# -- issue 12: hostvars read once per play (federation_cards), split per host (federation_split) ---------
+# -- hostvars read once per play (federation_cards), split per host (federation_split) -------------------
 class CountingHostvars(dict):
     """hostvars that count how often each host's variables are read."""
 
