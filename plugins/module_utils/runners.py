@@ -150,7 +150,8 @@ class FederationRun(_Run):
         params, card, present = self.params, self.params["local"], self.params["state"] == "present"
         local_hosts = ()
         if params["check_local_services"] and present:
-            local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"))
+            peer_hosts = set(svc["hostname"] for peer in params["peers"] for svc in peer.get("public_services") or [])
+            local_hosts = rec.local_hostnames(card.get("cluster_domain") or card.get("trust_domain"), peer_hosts)
         imports = {"namespaces": params["import_namespaces"], "hosts": params["import_hosts"],
                    "address_range": params["dns_address_range"], "addresses": rec.held_addresses(existing)}
         return plan(card, params["peers"] if present else [], namespace=namespace, local_hostnames=local_hosts,

@@ -29,8 +29,8 @@ class FakeClient:
         obj = self.objects.get(path)
         return copy.deepcopy(obj)
 
-    def list(self, path, label_selector=None, what=None):
-        self._log("list", path, label_selector)
+    def list(self, path, label_selector=None, what=None, metadata_only=False):
+        self._log("list", path, "metadata only" if metadata_only else label_selector)
         if (path, label_selector) in self.lists:
             return copy.deepcopy(self.lists[(path, label_selector)])
         if path == PODS and label_selector:  # the server's answer to the selectors gather sends

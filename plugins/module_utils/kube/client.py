@@ -25,6 +25,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig impo
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
 
 FIELD_MANAGER = "meshfed.istio"
+# A list of objects' metadata only (PartialObjectMetadataList), JSON for a server that cannot.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 # Argument spec shared by every module: kubernetes.core's connection options, names, aliases and
 # K8S_AUTH_* environment fallbacks (AWX/AAP's Kubernetes credential injects K8S_AUTH_HOST, _API_KEY,
@@ -93,9 +95,12 @@ class Client(object):
         """What turned TLS verification of the server off (None while it is verified)."""
         return self.settings.unverified
 
-    def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None, missing_ok=False):
+    def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None, missing_ok=False,
+                 accept=None):
         """One request (retried while throttled): the decoded body (None on 404 if ``missing_ok``); K8sError."""
         headers = urllib3.HTTPHeaderDict(self.headers)
+        if accept:
+            headers["Accept"] = accept
         if body is not None:  # JSON, which is YAML too (server-side apply)
             body, headers["Content-Type"] = json.dumps(body), content_type or "application/json"
         url = (self.server or "").rstrip("/") + path + ("?" + urlencode(query) if query else "")
@@ -136,14 +141,15 @@ class Client(object):
         """GET an object; returns None on 404."""
         return self._request("get", "GET", path, what=what, missing_ok=True)
 
-    def list(self, path, label_selector=None, what=None):
-        """LIST a collection (all pages); returns the items. 404 (kind not served) raises."""
+    def list(self, path, label_selector=None, what=None, metadata_only=False):
+        """LIST a collection (all pages); returns the items (``metadata_only``: kind, apiVersion and metadata
+        of each, as PartialObjectMetadata). 404 (kind not served) raises."""
         items = []
         query = {"limit": 500}
         if label_selector:
             query["labelSelector"] = label_selector
         while True:
-            data = self._request("list", "GET", path, query=query, what=what)
+            data = self._request("list", "GET", path, query=query, what=what, accept=METADATA_ONLY if metadata_only else None)
             items.extend(data.get("items") or [])
             token = (data.get("metadata") or {}).get("continue")
             if not token:

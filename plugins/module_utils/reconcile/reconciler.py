@@ -128,9 +128,15 @@ class Reconciler(object):
         """Gateways this collection did not write for this cluster (they share the gateway workload)."""
         return [obj for key, obj in sorted(existing.items()) if key[0] == "Gateway" and not is_owned(obj, self.cluster)]
 
-    def local_hostnames(self, cluster_domain):
-        metas = [svc.get("metadata") or {} for svc in self.client.list(core_path("services"), what="list Services")]
-        return set("%s.%s.svc.%s" % (meta.get("name"), meta.get("namespace"), cluster_domain) for meta in metas)
+    def local_hostnames(self, cluster_domain, hostnames):
+        """Which of ``hostnames`` a local Service serves. Only names under this cluster's domain can clash, so
+        a fleet with distinct domains sends no request; otherwise one LIST of Services' metadata only."""
+        suffix = ".svc." + cluster_domain
+        if not any(host.endswith(suffix) for host in hostnames):
+            return set()
+        metas = [svc.get("metadata") or {} for svc in self.client.list(core_path("services"), what="list Services",
+                                                                       metadata_only=True)]
+        return set(hostnames) & set("%s.%s%s" % (meta.get("name"), meta.get("namespace"), suffix) for meta in metas)
 
     # -- objects -----------------------------------------------------------------------------------
     def deliverable(self, desired, existing, fate="left untouched"):

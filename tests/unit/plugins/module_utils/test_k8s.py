@@ -52,6 +52,14 @@ def test_list_follows_continue_tokens():
                                             SERVER + "/api/v1/services?limit=500&labelSelector=x&continue=t1"]
 
 
+def test_metadata_only_list_asks_for_partial_object_metadata():
+    c = client(Response(200, {"items": [{"metadata": {"name": "a"}}], "metadata": {}}), Response(200, {"items": []}))
+    assert c.list("/api/v1/services", metadata_only=True) == [{"metadata": {"name": "a"}}]
+    c.list("/api/v1/services")
+    assert [s.headers["Accept"] for s in c.pool.sent] == [
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json", "application/json"]
+
+
 def test_forbidden_and_unauthorized_messages():
     denied = Response(403, {"message": "services is forbidden: User \"u\" cannot list"}, "Forbidden")
     with pytest.raises(K8sError) as err:
