@@ -1,24 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin, call-counting Kubernetes REST client used by the meshfed.istio modules.
-
-The modules only talk to a handful of well-known paths, so instead of the dynamic client (which runs API
-discovery on every invocation) this speaks REST directly over urllib3, the one transport: one request per
-read or write, nothing hidden. kubeconfig.py says where the connection's settings come from.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""The Kubernetes REST client: the modules use a handful of known paths, so this speaks REST over urllib3
+(one request per read or write) instead of the dynamic client, which runs API discovery on every invocation."""
 
 import json
 import ssl
 import threading
 import time
+from urllib.parse import urlencode
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six.moves.urllib.parse import urlencode
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube import kubeconfig
 from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import urllib3
@@ -26,9 +18,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import
 
 FIELD_MANAGER = "meshfed.istio"
 
-# Argument spec shared by every module: kubernetes.core's connection options, names, aliases and
-# K8S_AUTH_* environment fallbacks (AWX/AAP's Kubernetes credential injects K8S_AUTH_HOST, _API_KEY,
-# _VERIFY_SSL and _SSL_CA_CERT). A module option wins over the environment, which wins over the kubeconfig.
+# Every module's connection options: kubernetes.core's names, aliases and K8S_AUTH_* environment fallbacks
+# (AWX/AAP's Kubernetes credential injects them). An option wins over the environment, which wins over the kubeconfig.
 AUTH_ARG_SPEC = dict(
     kubeconfig=dict(type="raw", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
     context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
@@ -54,23 +45,23 @@ AUTH_ARG_SPEC = dict(
 
 
 def connect(params, cluster, pool_size=1):
-    """A :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``. ``pool_size``: connections
-    kept open (the most requests in flight)."""
+    """A Client for ``params`` (AUTH_ARG_SPEC) keeping up to ``pool_size`` connections; errors name ``cluster``."""
     return Client(kubeconfig.settings(params, cluster), cluster, pool_size=pool_size,
                   timeout=params.get("request_timeout") or 30,
                   impersonate=(params.get("impersonate_user"), params.get("impersonate_groups")))
 
 
 class Client(object):
-    """Minimal REST client over one urllib3 pool. ``calls`` counts requests per verb (benchmarks assert on
-    it); safe to use from several threads. Requests the API server throttles (HTTP 429, API priority and
-    fairness) are retried after its Retry-After (at most ``MAX_WAIT`` s), up to ``THROTTLE_RETRIES`` times."""
+    """REST over one urllib3 pool, safe across threads. ``calls`` counts requests per verb; ``unverified``
+    names what turned TLS verification off (None while verified). A request the API server throttles (HTTP 429,
+    API priority and fairness) is retried after its Retry-After (at most MAX_WAIT s), THROTTLE_RETRIES times."""
 
     THROTTLE_RETRIES = 5
     MAX_WAIT = 10.0
 
     def __init__(self, settings, cluster, pool_size=1, timeout=30, impersonate=(None, ())):
         self.settings, self.cluster, self.timeout = settings, cluster, timeout
+        self.server, self.unverified = settings.host, settings.unverified
         self.calls, self.sleep, self._lock = {}, time.sleep, threading.Lock()
         with kubeconfig.failing(cluster, "the TLS settings for %s are unusable" % settings.host,
                                 "(fields: ca_cert, client_cert, client_key or the kubeconfig)",
@@ -84,17 +75,8 @@ class Client(object):
         # one Impersonate-Group header per group: the API server reads them all
         self.headers.extend(("Impersonate-Group", group) for group in impersonate[1] or [])
 
-    @property
-    def server(self):
-        return self.settings.host
-
-    @property
-    def unverified(self):
-        """What turned TLS verification of the server off (None while it is verified)."""
-        return self.settings.unverified
-
     def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None, missing_ok=False):
-        """One request (retried while throttled): the decoded body (None on 404 if ``missing_ok``); K8sError."""
+        """The decoded body (None on 404 if ``missing_ok``); K8sError."""
         headers = urllib3.HTTPHeaderDict(self.headers)
         if body is not None:  # JSON, which is YAML too (server-side apply)
             body, headers["Content-Type"] = json.dumps(body), content_type or "application/json"
@@ -131,29 +113,24 @@ class Client(object):
             return "unauthorized: the credentials in use were rejected by %s (%s)" % (self.server, target)
         return "%s failed with HTTP %s: %s" % (target, status, detail)
 
-    # -- verbs ---------------------------------------------------------------------------------
     def get(self, path, what=None):
-        """GET an object; returns None on 404."""
+        """GET an object; None on 404."""
         return self._request("get", "GET", path, what=what, missing_ok=True)
 
     def list(self, path, label_selector=None, what=None):
-        """LIST a collection (all pages); returns the items. 404 (kind not served) raises."""
+        """The items of a collection, every page; 404 (kind not served) raises."""
+        query = {"limit": 500, "labelSelector": label_selector} if label_selector else {"limit": 500}
         items = []
-        query = {"limit": 500}
-        if label_selector:
-            query["labelSelector"] = label_selector
         while True:
             data = self._request("list", "GET", path, query=query, what=what)
             items.extend(data.get("items") or [])
-            token = (data.get("metadata") or {}).get("continue")
-            if not token:
+            query["continue"] = (data.get("metadata") or {}).get("continue")
+            if not query["continue"]:
                 return items
-            query["continue"] = token
 
     def apply(self, path, body, dry_run=False, what=None):
-        """Server-side apply ``body`` at ``path`` (the object's own path) with our field manager."""
-        query = _write_query(dry_run, force="true")
-        return self._request("apply", "PATCH", path, query=query, body=body,
+        """Server-side apply ``body`` at its own ``path`` with our field manager."""
+        return self._request("apply", "PATCH", path, query=_write_query(dry_run, force="true"), body=body,
                              content_type="application/apply-patch+yaml", what=what)
 
     def merge_patch(self, path, body, dry_run=False, what=None):
@@ -161,7 +138,7 @@ class Client(object):
                              content_type="application/merge-patch+json", what=what)
 
     def delete(self, path, resource_version=None, what=None):
-        """DELETE with a resourceVersion precondition; returns False when already gone."""
+        """DELETE with a resourceVersion precondition; False when already gone."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
@@ -169,7 +146,7 @@ class Client(object):
 
 
 def _retry_after(headers, limit):
-    """Seconds to wait before retrying a throttled request (Retry-After, 1 s when absent; at most ``limit``)."""
+    """Seconds to wait: Retry-After, 1 s when absent or unreadable, at most ``limit``."""
     try:
         wait = float((headers or {}).get("Retry-After") or 1)
     except (TypeError, ValueError):
@@ -178,10 +155,7 @@ def _retry_after(headers, limit):
 
 
 def _write_query(dry_run, **extra):
-    query = dict(fieldManager=FIELD_MANAGER, **extra)
-    if dry_run:
-        query["dryRun"] = "All"
-    return query
+    return dict(fieldManager=FIELD_MANAGER, **extra, **({"dryRun": "All"} if dry_run else {}))
 
 
 def _connection_reason(exc):

@@ -1,18 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where a connection's settings come from, and the urllib3 pool they make.
-
-A kubeconfig (a file, several paths joined like KUBECONFIG, or a dict) is read and merged like kubectl
-with PyYAML; without one, a pod's service account is the in-cluster configuration; the module options
-override both. Every request goes through urllib3. Only exec and auth-provider users need the kubernetes
-library, and only to obtain their credentials: ``import kubernetes`` loads every generated API model,
-most of a module's start-up, so nothing else imports it.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""Where a connection's settings come from: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict)
+merged like kubectl, else the pod's service account; the module options over both. Only exec and auth-provider
+users need the kubernetes library, to obtain their credentials: ``import kubernetes`` loads every generated API
+model, most of a module's start-up, so nothing else imports it."""
 
 import base64
 import contextlib
@@ -34,38 +26,34 @@ except ImportError:
     urllib3 = None
     MISSING["urllib3"] = traceback.format_exc()
 
-# The pod's service account mount (client-go's rest.InClusterConfig). MESHFED_SERVICE_ACCOUNT_DIR is a test
+# The pod's service account mount (client-go's rest.InClusterConfig); MESHFED_SERVICE_ACCOUNT_DIR is a test
 # hook: the lab lays a token and CA out elsewhere, as a pod has them.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-# Keys of a kubeconfig's user entry (and of its auth-provider config / exec env) whose values are secret.
 _SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
 def kubeconfig_secrets(value):
-    """The secret strings of a kubeconfig option, for the module's ``no_log_values``: a dict's user
-    tokens, passwords, client keys and certificates, auth-provider config and exec env values; a string
-    with a line break (kubeconfig content given where a path belongs) whole."""
+    """The secret strings of a kubeconfig option, for ``no_log_values``: of a dict, its users' tokens, passwords,
+    client keys and certificates, auth-provider config and exec env values; a string with a line break
+    (content where a path belongs), whole."""
     if isinstance(value, str):
         return {value} if "\n" in value else set()
-    if not isinstance(value, dict):
-        return set()
     found = set()
-    for entry in value.get("users") or []:
-        user = (entry or {}).get("user") if isinstance(entry, dict) else None
-        if not isinstance(user, dict):
-            continue
-        found.update(user.get(key) for key in _SECRET_USER_KEYS)
-        provider = user.get("auth-provider") or {}
-        found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
-        exec_ = user.get("exec") if isinstance(user.get("exec"), dict) else {}
-        found.update(item.get("value") for item in exec_.get("env") or [] if isinstance(item, dict))
+    for entry in value.get("users") or [] if isinstance(value, dict) else []:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if isinstance(user, dict):
+            provider, exec_ = user.get("auth-provider") or {}, user.get("exec")
+            found.update(user.get(key) for key in _SECRET_USER_KEYS)
+            found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
+            env = exec_.get("env") if isinstance(exec_, dict) else None
+            found.update(item.get("value") for item in env or [] if isinstance(item, dict))
     return set(v for v in found if isinstance(v, str) and v)
 
 
 class Settings(object):
-    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data),
-    the Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
+    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data), the
+    Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
 
     def __init__(self, host=None):
         self.host = host
@@ -75,8 +63,8 @@ class Settings(object):
         self.proxy_headers = {}
 
     def pool(self, maxsize):
-        """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. urllib3
-        retries once on connection errors: an unreachable cluster is reported fast."""
+        """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. It retries once
+        on connection errors: an unreachable cluster is reported fast."""
         ctx = ssl.create_default_context(cafile=self.ca_file if self.verify else None,
                                          cadata=self.ca_data.decode("ascii") if self.verify and self.ca_data else None)
         options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx,
@@ -96,22 +84,16 @@ class Settings(object):
 
 
 def _load_chain(ctx, cert, key):
-    """SSLContext.load_cert_chain reads files only: inline data goes through private temporary files,
-    removed as soon as the context holds them."""
-    made = []
-    try:
+    """load_cert_chain reads files only: inline data goes through a private temporary directory, removed at once."""
+    with tempfile.TemporaryDirectory(prefix="meshfed-") as private:
         files = []
         for path, data in (cert, key):
             if data:
-                fd, path = tempfile.mkstemp(prefix="meshfed-")
-                made.append(path)
-                with os.fdopen(fd, "wb") as fh:
+                path = os.path.join(private, str(len(files)))
+                with open(path, "wb") as fh:
                     fh.write(data)
             files.append(path)
-        ctx.load_cert_chain(files[0], files[1])
-    finally:
-        for path in made:
-            os.unlink(path)
+        ctx.load_cert_chain(*files)
 
 
 def _bypasses_proxy(url, no_proxy):
@@ -132,8 +114,8 @@ def _bypasses_proxy(url, no_proxy):
 
 @contextlib.contextmanager
 def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
-    """``errors`` raised inside become ``<problem>: <the error's first line> <fields>`` (a K8sError passes
-    as it is). By default any: yaml errors, malformed kubeconfig sections and the library's alike."""
+    """``errors`` raised inside (by default any: YAML, malformed sections, the library's) become a K8sError
+    ``<problem>: <the error's first line> <fields>``."""
     try:
         yield
     except K8sError:
@@ -144,11 +126,10 @@ def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
 
 
 def settings(params, cluster):
-    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's, or the pod's service account when
-    there is no kubeconfig at all, then the module options over them. Errors name ``cluster``."""
+    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's (the option, else every path of KUBECONFIG,
+    else ~/.kube/config), or the pod's service account when there is none at all; the options over them."""
     out = Settings()
     if params.get("kubeconfig") or not params.get("host"):
-        # the kubeconfig option, else every path of KUBECONFIG (merged as kubectl does), else ~/.kube/config
         source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep)
         pod = os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")
         if not source and pod and not os.path.isfile(os.path.expanduser("~/.kube/config")):
@@ -180,8 +161,8 @@ def _basic(username, password):
 
 
 def _in_cluster(cluster):
-    """The pod's service account: KUBERNETES_SERVICE_HOST/PORT, its token (read at every connect: the
-    kubelet rotates it) and the cluster CA it verifies the server with."""
+    """KUBERNETES_SERVICE_HOST/PORT, the service account's token (read at every connect: the kubelet rotates
+    it) and the cluster CA."""
     directory = os.environ.get("MESHFED_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
     host = os.environ["KUBERNETES_SERVICE_HOST"]
     out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
@@ -196,8 +177,8 @@ def _in_cluster(cluster):
 
 
 def _from_kubeconfig(source, context, cluster):
-    """The Settings of ``context`` (default: current) of a kubeconfig given as a dict, a path, or several
-    paths joined like KUBECONFIG (those that exist, merged)."""
+    """The Settings of ``context`` (default: current) of a kubeconfig: a dict, a path, or paths joined like
+    KUBECONFIG (those that exist, merged)."""
     if isinstance(source, dict):
         what, sources, loader = "(kubeconfig given as a dict)", [source], dict(config_dict=source)
     elif "\n" in str(source):  # content where a path belongs: never echo it
@@ -223,10 +204,9 @@ def _from_kubeconfig(source, context, cluster):
 
 
 def read(sources):
-    """Parse and merge kubeconfigs (file paths, or a document given as a dict) like kubectl: the first
-    naming a cluster, user or context wins; current-context from the first that sets one. Relative file
-    references are resolved against the directory of the file that holds them (of a dict: the working
-    directory). Returns {section: {name: body}, "current-context": name}."""
+    """Merge kubeconfigs (paths, or documents given as dicts) like kubectl: the first naming a cluster, user or
+    context wins, current-context from the first that sets one; relative file references resolve against the
+    directory of their file (of a dict: the working directory). {section: {name: body}, "current-context": name}."""
     merged = {"clusters": {}, "users": {}, "contexts": {}, "current-context": None}
     for source in sources:
         doc, base = source, os.getcwd()
@@ -248,7 +228,7 @@ def read(sources):
 
 
 def _load(config, context, source, cluster):
-    """Settings of a context of a merged kubeconfig; ValueError for a broken one. ``source``: (what, loader)."""
+    """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``source``: (what, loader)."""
     ctx = _named(config, "contexts", context or config["current-context"], "context")
     server = _named(config, "clusters", ctx.get("cluster"), "cluster")
     user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
@@ -277,8 +257,8 @@ def _load(config, context, source, cluster):
 
 
 def _library_credentials(out, context, loader, cluster):
-    """The token or client certificate an exec or auth-provider user obtains: only the kubernetes library
-    runs those plugins (it refreshes an expired token as it loads)."""
+    """The token or client certificate of an exec or auth-provider user: only the kubernetes library runs those
+    plugins (it refreshes an expired token as it loads)."""
     try:
         import kubernetes
     except ImportError:
