@@ -3,10 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The third-party libraries, imported once; modules report a missing one with its traceback."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib

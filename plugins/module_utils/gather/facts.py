@@ -64,7 +64,21 @@ def _install(client, params):
         name = meta.get("name") or ""
         if name == istio.ISTIOD or name.startswith(istio.ISTIOD + "-") or (meta.get("labels") or {}).get("app") == "istiod":
             readers[istio.mesh_configmap_name(istio.deployment_revision(dep))] = dep
-    name = _mesh_configmap(ns, istio.mesh_configmaps(configmaps), readers, revision)
+    # the mesh ConfigMap to read and write: the revision's, or the only one; several without a choice is an error
+    names = istio.mesh_configmaps(configmaps)
+    described = ", ".join("%s (%s)" % (n, "read by Deployment %s" % readers[n]["metadata"]["name"] if n in readers
+                                       else "no istiod Deployment reads it") for n in names)
+    name = istio.mesh_configmap_name(revision) if revision else (names or [None])[0]
+    if revision and name not in names:
+        raise FactsError("revision %s: ConfigMap %s/%s not found (field: revision); mesh ConfigMaps in %s: %s"
+                         % (revision, ns, name, ns, described or "none"), field="revision")
+    if not names:
+        raise FactsError("ConfigMap %s/istio not found, nor any istio-<revision> with key mesh (field: "
+                         "istio_namespace); is Istio installed there?" % ns, field="istio_namespace")
+    if len(names) > 1 and not revision:
+        raise FactsError("%d mesh ConfigMaps in %s: %s; set revision (field: revision) to the revision whose istiod "
+                         "should trust the peers, so trust is never written where no istiod reads it"
+                         % (len(names), ns, described), field="revision")
     cm = next(c for c in configmaps if c["metadata"]["name"] == name)
     mesh = load_mesh((cm.get("data") or {}).get("mesh") or "")
     revision = revision or (istio.DEFAULT_REVISION if name == istio.MESH_CONFIGMAP else name[len("istio-"):])
@@ -79,28 +93,6 @@ def _install(client, params):
             "istiod": {"deployment": (deployment or {}).get("metadata", {}).get("name"),
                        "scope_gateway_to_namespace":
                            str(env.get("PILOT_SCOPE_GATEWAY_TO_NAMESPACE", "")).lower() == "true"}}, warnings
-
-
-def _mesh_configmap(ns, names, readers, revision):
-    """The mesh ConfigMap to read and write: the revision's, or the only one; several without a choice is an error."""
-    def described(name):
-        dep = readers.get(name)
-        return "%s (%s)" % (name, "read by Deployment %s" % dep["metadata"]["name"] if dep else "no istiod Deployment reads it")
-    if revision:
-        name = istio.mesh_configmap_name(revision)
-        if name not in names:
-            raise FactsError("revision %s: ConfigMap %s/%s not found (field: revision); mesh ConfigMaps in %s: %s"
-                             % (revision, ns, name, ns, ", ".join(described(n) for n in names) or "none"),
-                             field="revision")
-        return name
-    if not names:
-        raise FactsError("ConfigMap %s/istio not found, nor any istio-<revision> with key mesh (field: "
-                         "istio_namespace); is Istio installed there?" % ns, field="istio_namespace")
-    if len(names) > 1:
-        raise FactsError("%d mesh ConfigMaps in %s: %s; set revision (field: revision) to the revision whose istiod "
-                         "should trust the peers, so trust is never written where no istiod reads it"
-                         % (len(names), ns, ", ".join(described(n) for n in names)), field="revision")
-    return names[0]
 
 
 # -- gateway ----------------------------------------------------------------------------------------
@@ -124,8 +116,16 @@ def gateway_info(client, params, svc, selector, pods):
     override = list(params.get("gateway_addresses") or [])
     spec = (svc or {}).get("spec") or {}
     gateway_pods = workloads.selected(pods, namespace, selector)
-    chosen = _gateway_port(svc, params.get("gateway_port"), ref)
-    service_port = chosen["port"]
+    # the Service port peers dial: gateway_port, else the one named tls, else 15443 (without a Service: as given)
+    wanted, ports = params.get("gateway_port"), spec.get("ports") or []
+    matches = [p for p in ports if p.get("port") == wanted] if wanted else (
+        [p for p in ports if p.get("name") == "tls"][:1] or [p for p in ports if p.get("port") == DEFAULT_GATEWAY_PORT][-1:])
+    if svc is None:
+        matches = [{"port": wanted or DEFAULT_GATEWAY_PORT}]
+    elif not matches:
+        raise FactsError("gateway Service %s has no port %s (field: gateway_port); expected the port named 'tls' (15443)"
+                         % (ref, wanted or "named 'tls'"), field="gateway_port")
+    chosen, service_port = matches[0], matches[0]["port"]
     target_port = workloads.resolve_target_port(chosen.get("targetPort", service_port), gateway_pods) or service_port
     source = "override" if override else spec.get("type") or "ClusterIP"
     if not override and source not in _ADDRESS_SOURCES:
@@ -139,24 +139,8 @@ def gateway_info(client, params, svc, selector, pods):
     return {"addresses": addresses, "port": int(port), "service_port": int(service_port),
             "resolution": "STATIC" if addresses and istio.is_ip(addresses[0]) else "DNS",
             "target_port": int(target_port), "source": source, "service": {"namespace": namespace, "name": name},
-            "selector": selector, "service_ports": sorted(int(p["port"]) for p in spec.get("ports") or []),
+            "selector": selector, "service_ports": sorted(int(p["port"]) for p in ports),
             "pod_labels": workloads.labels_of(gateway_pods) or [dict(selector)]}
-
-
-def _gateway_port(svc, wanted, ref):
-    """The Service port peers reach: ``wanted``, else the one named tls, else 15443 (without a Service, as given)."""
-    if svc is None:
-        return {"port": wanted or DEFAULT_GATEWAY_PORT}
-    ports = (svc.get("spec") or {}).get("ports") or []
-    if wanted:
-        matches = [p for p in ports if p.get("port") == wanted]
-    else:
-        by_name = [p for p in ports if p.get("name") == "tls"][:1]
-        matches = by_name or [p for p in ports if p.get("port") == DEFAULT_GATEWAY_PORT][-1:]
-    if not matches:
-        raise FactsError("gateway Service %s has no port %s (field: gateway_port); expected the "
-                         "port named 'tls' (15443)" % (ref, wanted or "named 'tls'"), field="gateway_port")
-    return matches[0]
 
 
 def _load_balancer_addresses(client, svc, port, ref):
@@ -203,7 +187,16 @@ def public_service(svc, domains, pods, warnings):
         return None
     selector = spec.get("selector") or {}
     backing = workloads.selected(pods, meta["namespace"], selector)
-    ports = _exported_ports(svc, ref, backing, warnings)
+    ports = []
+    for port in spec.get("ports") or []:
+        number = int(port["port"])
+        if (port.get("protocol") or "TCP") != "TCP":
+            warnings.append("Service %s port %s uses %s; only TCP-based ports can cross the gateway; port skipped"
+                            % (ref, port.get("name") or number, port.get("protocol")))
+            continue
+        ports.append({"name": port.get("name") or "port-%d" % number, "number": number,
+                      "protocol": istio.port_protocol(number, port.get("name"), "TCP", port.get("appProtocol")),
+                      "target_port": workloads.resolve_target_port(port.get("targetPort", number), backing)})
     unresolved = [p["name"] for p in ports if p["target_port"] is None]
     if not ports:
         warnings.append("Service %s has no exportable (TCP) port; skipped" % ref)
@@ -215,39 +208,17 @@ def public_service(svc, domains, pods, warnings):
                         "pod; exporting it under the federation domain needs the number; skipped until a pod runs"
                         % (ref, ", ".join(unresolved)))
     else:
+        # the service accounts importers check: the annotation's, else those of the Service's pods
+        accounts = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
+        accounts = sorted(set(a.strip() for a in accounts) - {""}) or workloads.service_accounts(backing)
+        if not accounts and not backing:
+            warnings.append("Service %s has no pods yet, so importers cannot check its server identity "
+                            "(subjectAltNames) until a run sees them; or set annotation %s" % (ref, SERVICE_ACCOUNTS_ANNOTATION))
         hostnames = ["%s.%s.svc.%s" % (meta["name"], meta["namespace"], domain) for domain in domains]
         return {"name": meta["name"], "namespace": meta["namespace"], "hostname": hostnames[1],
                 "service_hostname": hostnames[0], "ports": sorted(ports, key=lambda p: p["number"]),
-                "service_accounts": _identities(meta, ref, backing, warnings),
-                "headless": spec.get("clusterIP") == "None", "selector": dict(selector)}
+                "service_accounts": accounts, "headless": spec.get("clusterIP") == "None", "selector": dict(selector)}
     return None
-
-
-def _identities(meta, ref, backing, warnings):
-    """Service accounts importers check: the annotation when set, else those of the Service's pods."""
-    annotated = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
-    annotated = sorted(set(a.strip() for a in annotated) - {""})
-    if annotated:
-        return annotated
-    if not backing:
-        warnings.append("Service %s has no pods yet, so importers cannot check its server identity "
-                        "(subjectAltNames) until a run sees them; or set annotation %s"
-                        % (ref, SERVICE_ACCOUNTS_ANNOTATION))
-    return workloads.service_accounts(backing)
-
-
-def _exported_ports(svc, ref, backing, warnings):
-    ports = []
-    for port in (svc.get("spec") or {}).get("ports") or []:
-        number = int(port["port"])
-        if (port.get("protocol") or "TCP") != "TCP":
-            warnings.append("Service %s port %s uses %s; only TCP-based ports can cross the gateway; port skipped"
-                            % (ref, port.get("name") or number, port.get("protocol")))
-            continue
-        ports.append({"name": port.get("name") or "port-%d" % number, "number": number,
-                      "protocol": istio.port_protocol(number, port.get("name"), "TCP", port.get("appProtocol")),
-                      "target_port": workloads.resolve_target_port(port.get("targetPort", number), backing)})
-    return ports
 
 
 def _listed(client, resource, selectors):

@@ -92,8 +92,12 @@ class Client(object):
                                reason="Unreachable", cluster=self.cluster)
             if resp.status != 429 or attempt == self.THROTTLE_RETRIES:
                 break
-            self.sleep(_retry_after(resp.headers, self.MAX_WAIT))
-        data = resp.data.decode("utf-8", "replace") if isinstance(resp.data, bytes) else resp.data
+            try:  # Retry-After, 1 s when absent or unreadable
+                wait = float((resp.headers or {}).get("Retry-After") or 1)
+            except (TypeError, ValueError):
+                wait = 1.0
+            self.sleep(min(max(wait, 0.0), self.MAX_WAIT))
+        data = resp.data.decode("utf-8", "replace")
         if resp.status == 404 and missing_ok:
             return None
         if not 200 <= resp.status < 300:
@@ -143,15 +147,6 @@ class Client(object):
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
         return self._request("delete", "DELETE", path, body=body, what=what, missing_ok=True) is not None
-
-
-def _retry_after(headers, limit):
-    """Seconds to wait: Retry-After, 1 s when absent or unreadable, at most ``limit``."""
-    try:
-        wait = float((headers or {}).get("Retry-After") or 1)
-    except (TypeError, ValueError):
-        wait = 1.0
-    return min(max(wait, 0.0), limit)
 
 
 def _write_query(dry_run, **extra):

@@ -39,8 +39,10 @@ def kubeconfig_secrets(value):
     (content where a path belongs), whole."""
     if isinstance(value, str):
         return {value} if "\n" in value else set()
+    if not isinstance(value, dict):
+        return set()
     found = set()
-    for entry in value.get("users") or [] if isinstance(value, dict) else []:
+    for entry in value.get("users") or []:
         user = entry.get("user") if isinstance(entry, dict) else None
         if isinstance(user, dict):
             provider, exec_ = user.get("auth-provider") or {}, user.get("exec")
@@ -133,7 +135,15 @@ def settings(params, cluster):
         source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep)
         pod = os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")
         if not source and pod and not os.path.isfile(os.path.expanduser("~/.kube/config")):
-            out = _in_cluster(cluster)
+            # the pod's service account: its token is read at every connect (the kubelet rotates it)
+            directory = os.environ.get("MESHFED_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
+            host, token = os.environ["KUBERNETES_SERVICE_HOST"], os.path.join(directory, "token")
+            out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
+            with failing(cluster, "no kubeconfig, and the in-cluster service account token %s cannot be read" % token, errors=OSError):
+                with open(token) as fh:
+                    out.authorization = "Bearer %s" % fh.read().strip()
+            if os.path.isfile(os.path.join(directory, "ca.crt")):
+                out.ca_file = os.path.join(directory, "ca.crt")
         else:
             out = _from_kubeconfig(source or "~/.kube/config", params.get("context"), cluster)
     if params.get("validate_certs") is False:
@@ -160,22 +170,6 @@ def _basic(username, password):
     return urllib3.util.make_headers(basic_auth="%s:%s" % (username, password or ""))["authorization"]
 
 
-def _in_cluster(cluster):
-    """KUBERNETES_SERVICE_HOST/PORT, the service account's token (read at every connect: the kubelet rotates
-    it) and the cluster CA."""
-    directory = os.environ.get("MESHFED_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
-    host = os.environ["KUBERNETES_SERVICE_HOST"]
-    out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
-    token = os.path.join(directory, "token")
-    with failing(cluster, "no kubeconfig, and the in-cluster service account token %s cannot be read" % token,
-                 errors=OSError):
-        with open(token) as fh:
-            out.authorization = "Bearer %s" % fh.read().strip()
-    if os.path.isfile(os.path.join(directory, "ca.crt")):
-        out.ca_file = os.path.join(directory, "ca.crt")
-    return out
-
-
 def _from_kubeconfig(source, context, cluster):
     """The Settings of ``context`` (default: current) of a kubeconfig: a dict, a path, or paths joined like
     KUBECONFIG (those that exist, merged)."""
@@ -200,7 +194,7 @@ def _from_kubeconfig(source, context, cluster):
         raise K8sError("context %r is not in kubeconfig %s (field: context; it has: %s)"
                        % (context, what, ", ".join(names) or "none"), cluster=cluster, field="context")
     with failing(cluster, "kubeconfig %s context %s is unusable" % (what, context or "(current)")):
-        return _load(config, context, (what, loader), cluster)
+        return _load(config, context, what, loader, cluster)
 
 
 def read(sources):
@@ -227,8 +221,9 @@ def read(sources):
     return merged
 
 
-def _load(config, context, source, cluster):
-    """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``source``: (what, loader)."""
+def _load(config, context, what, loader, cluster):
+    """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``loader``: the library's
+    arguments for the same kubeconfig, for an exec or auth-provider user."""
     ctx = _named(config, "contexts", context or config["current-context"], "context")
     server = _named(config, "clusters", ctx.get("cluster"), "cluster")
     user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
@@ -237,7 +232,7 @@ def _load(config, context, source, cluster):
     out = Settings(server["server"])
     if server.get("insecure-skip-tls-verify"):
         out.verify = False
-        out.unverified = "insecure-skip-tls-verify of cluster %s in kubeconfig %s" % (ctx.get("cluster"), source[0])
+        out.unverified = "insecure-skip-tls-verify of cluster %s in kubeconfig %s" % (ctx.get("cluster"), what)
     out.tls_server_name, out.proxy, out.ca_file = (server.get("tls-server-name"), server.get("proxy-url"),
                                                    server.get("certificate-authority"))
     out.cert_file, out.key_file = user.get("client-certificate"), user.get("client-key")
@@ -252,25 +247,20 @@ def _load(config, context, source, cluster):
     elif user.get("username"):
         out.authorization = _basic(user["username"], user.get("password"))
     if user.get("exec") or user.get("auth-provider"):
-        _library_credentials(out, context, source[1], cluster)
+        # only the kubernetes library runs these plugins (it refreshes an expired token as it loads)
+        try:
+            import kubernetes
+        except ImportError:
+            raise K8sError("an exec or auth-provider kubeconfig user needs the kubernetes Python library: %s"
+                           % missing_required_lib("kubernetes"), cluster=cluster, field="kubeconfig")
+        cfg = kubernetes.client.Configuration()
+        load = kubernetes.config.load_kube_config_from_dict if "config_dict" in loader else kubernetes.config.load_kube_config
+        load(context=context, client_configuration=cfg, persist_config=False, **loader)
+        # kubernetes >= 35 keeps the header value under "BearerToken", older versions under "authorization"
+        out.authorization = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization") or out.authorization
+        if cfg.cert_file:
+            out.cert_file, out.key_file, out.cert_data, out.key_data = cfg.cert_file, cfg.key_file, None, None
     return out
-
-
-def _library_credentials(out, context, loader, cluster):
-    """The token or client certificate of an exec or auth-provider user: only the kubernetes library runs those
-    plugins (it refreshes an expired token as it loads)."""
-    try:
-        import kubernetes
-    except ImportError:
-        raise K8sError("an exec or auth-provider kubeconfig user needs the kubernetes Python library: %s"
-                       % missing_required_lib("kubernetes"), cluster=cluster, field="kubeconfig")
-    cfg = kubernetes.client.Configuration()
-    load = kubernetes.config.load_kube_config_from_dict if "config_dict" in loader else kubernetes.config.load_kube_config
-    load(context=context, client_configuration=cfg, persist_config=False, **loader)
-    # kubernetes >= 35 keeps the header value under "BearerToken", older versions under "authorization"
-    out.authorization = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization") or out.authorization
-    if cfg.cert_file:
-        out.cert_file, out.key_file, out.cert_data, out.key_data = cfg.cert_file, cfg.key_file, None, None
 
 
 def _named(config, section, name, what):
