@@ -16,10 +16,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import
 from ansible_collections.meshfed.istio.plugins.module_utils.common.apipaths import api_path, core_path
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import load_mesh, trust_domain
 
-DEFAULT_PUBLIC_LABELS = [
-    "federation.meshfed.io/public-service",
-    "federation.istio.deckhouse.io/public-service",
-]
+DEFAULT_PUBLIC_LABELS = ["federation.meshfed.io/public-service", "federation.istio.deckhouse.io/public-service"]
 SERVICE_ACCOUNTS_ANNOTATION = "federation.meshfed.io/service-accounts"
 DEFAULT_GATEWAY_PORT = 15443
 
@@ -32,20 +29,23 @@ def gather(client, params):
         install, install_warnings = _install(client, params)
         td = params.get("trust_domain") or trust_domain(install.pop("mesh"))
         field = "ConfigMap %s/istio-ca-root-cert key root-cert.pem" % ns
-        root_cm = client.get(core_path("configmaps", ns, "istio-ca-root-cert"),
-                             what="get ConfigMap %s/istio-ca-root-cert" % ns)
+        root_cm = client.get(core_path("configmaps", ns, "istio-ca-root-cert"), what="get ConfigMap %s/istio-ca-root-cert" % ns)
         if root_cm is None:
             raise FactsError("%s not found; istiod publishes it once it runs" % field, field=field)
         roots, warnings = parse_root_bundle((root_cm.get("data") or {}).get("root-cert.pem") or "", cluster, field,
                                             warning_days=params.get("ca_expiry_warning_days") or EXPIRY_WARNING_DAYS)
-        svc, selector = gateway_service(client, params)
+        ref = "%s/%s" % (params["gateway_namespace"], params["gateway_service"])
+        svc = client.get(core_path("services", params["gateway_namespace"], params["gateway_service"]), what="get gateway Service %s" % ref)
+        if svc is None and not params.get("gateway_addresses"):
+            raise FactsError("gateway Service %s not found (field: gateway_service); install the east-west gateway or set "
+                             "gateway_addresses" % ref, field="gateway_service")
+        selector = dict(((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
         services = _listed(client, "services", [(label, label) for label in params["public_labels"]])
         pods = _pods(client, [selector] + [(s.get("spec") or {}).get("selector") for s in services])
         gateway = gateway_info(client, params, svc, selector, pods)
         domains = (params.get("cluster_domain") or install["cluster_domain"],)
         domains += (params.get("federation_domain") or domains[0],)
-        public = sorted(filter(None, (public_service(s, domains, pods, service_warnings) for s in services)),
-                        key=lambda entry: entry["hostname"])
+        public = sorted(filter(None, (public_service(s, domains, pods, service_warnings) for s in services)), key=lambda e: e["hostname"])
     card = {"name": cluster, "trust_domain": td, "cluster_domain": domains[0], "federation_domain": domains[1],
             "istio_namespace": ns, "root_cas": roots, "gateway": gateway, "public_services": public,
             "warnings": warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings]}
@@ -53,7 +53,6 @@ def gather(client, params):
     return card
 
 
-# -- the Istio install ----------------------------------------------------------------------------------
 def _install(client, params):
     """Revision, mesh ConfigMap (and its mesh config), istiod, DNS domain, DNS capture; and warnings."""
     ns, revision = params["istio_namespace"], params.get("revision")
@@ -66,15 +65,15 @@ def _install(client, params):
             readers[istio.mesh_configmap_name(istio.deployment_revision(dep))] = dep
     # the mesh ConfigMap to read and write: the revision's, or the only one; several without a choice is an error
     names = istio.mesh_configmaps(configmaps)
-    described = ", ".join("%s (%s)" % (n, "read by Deployment %s" % readers[n]["metadata"]["name"] if n in readers
-                                       else "no istiod Deployment reads it") for n in names)
+    described = ", ".join("%s (%s)" % (n, "read by Deployment %s" % readers[n]["metadata"]["name"] if n in readers else
+                                       "no istiod Deployment reads it") for n in names)
     name = istio.mesh_configmap_name(revision) if revision else (names or [None])[0]
     if revision and name not in names:
         raise FactsError("revision %s: ConfigMap %s/%s not found (field: revision); mesh ConfigMaps in %s: %s"
                          % (revision, ns, name, ns, described or "none"), field="revision")
     if not names:
-        raise FactsError("ConfigMap %s/istio not found, nor any istio-<revision> with key mesh (field: "
-                         "istio_namespace); is Istio installed there?" % ns, field="istio_namespace")
+        raise FactsError("ConfigMap %s/istio not found, nor any istio-<revision> with key mesh (field: istio_namespace); "
+                         "is Istio installed there?" % ns, field="istio_namespace")
     if len(names) > 1 and not revision:
         raise FactsError("%d mesh ConfigMaps in %s: %s; set revision (field: revision) to the revision whose istiod "
                          "should trust the peers, so trust is never written where no istiod reads it"
@@ -84,30 +83,16 @@ def _install(client, params):
     revision = revision or (istio.DEFAULT_REVISION if name == istio.MESH_CONFIGMAP else name[len("istio-"):])
     deployment, warnings = readers.get(name), []
     if deployment is None:
-        warnings.append("no istiod Deployment of revision %s in %s reads ConfigMap %s (expected %s); assuming "
-                        "DNS domain %s (set cluster_domain if it differs)"
-                        % (revision, ns, name, istio.istiod_deployment_name(revision), istio.DEFAULT_DOMAIN))
+        warnings.append("no istiod Deployment of revision %s in %s reads ConfigMap %s (expected %s); assuming DNS domain %s "
+                        "(set cluster_domain if it differs)" % (revision, ns, name, istio.istiod_deployment_name(revision), istio.DEFAULT_DOMAIN))
     env = istio.istiod_env(deployment)
     return {"revision": revision, "mesh_configmap": name, "mesh": mesh, "dns_capture": istio.dns_capture(mesh),
             "cluster_domain": istio.istiod_domain(deployment) if deployment else istio.DEFAULT_DOMAIN,
             "istiod": {"deployment": (deployment or {}).get("metadata", {}).get("name"),
-                       "scope_gateway_to_namespace":
-                           str(env.get("PILOT_SCOPE_GATEWAY_TO_NAMESPACE", "")).lower() == "true"}}, warnings
+                       "scope_gateway_to_namespace": str(env.get("PILOT_SCOPE_GATEWAY_TO_NAMESPACE", "")).lower() == "true"}}, warnings
 
 
 # -- gateway ----------------------------------------------------------------------------------------
-def gateway_service(client, params):
-    """The gateway Service (None when ``gateway_addresses`` stand in for it) and the selector of its pods."""
-    ref = "%s/%s" % (params["gateway_namespace"], params["gateway_service"])
-    svc = client.get(core_path("services", params["gateway_namespace"], params["gateway_service"]),
-                     what="get gateway Service %s" % ref)
-    if svc is None and not params.get("gateway_addresses"):
-        raise FactsError("gateway Service %s not found (field: gateway_service); install the east-west "
-                         "gateway or set gateway_addresses" % ref, field="gateway_service")
-    spec = (svc or {}).get("spec") or {}
-    return svc, dict(spec.get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
-
-
 def gateway_info(client, params, svc, selector, pods):
     """The card's ``gateway``: addresses from one source (override, or _ADDRESS_SOURCES by Service type), the
     port peers dial, the Service port a Gateway server names, the workload's selector and pod labels."""
@@ -147,9 +132,8 @@ def _load_balancer_addresses(client, svc, port, ref):
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     addresses = [a for a in (i.get("ip") or i.get("hostname") for i in ingress) if a]
     if not addresses:
-        raise FactsError("gateway Service %s is a LoadBalancer with no address yet "
-                         "(status.loadBalancer.ingress is empty); wait for the load balancer or set "
-                         "gateway_addresses" % ref, field="gateway_addresses")
+        raise FactsError("gateway Service %s is a LoadBalancer with no address yet (status.loadBalancer.ingress is empty); "
+                         "wait for the load balancer or set gateway_addresses" % ref, field="gateway_addresses")
     return addresses, port["port"]
 
 
@@ -174,7 +158,6 @@ def _node_port_addresses(client, svc, port, ref):
 _ADDRESS_SOURCES = {"LoadBalancer": _load_balancer_addresses, "NodePort": _node_port_addresses}
 
 
-# -- public Services ----------------------------------------------------------------------------------
 def public_service(svc, domains, pods, warnings):
     """The card's entry for a public Service, or None (with a warning saying why) when it cannot be exported.
     ``domains``: (cluster_domain, federation_domain), the registry's hostname's and the exported one's (equal
@@ -182,8 +165,8 @@ def public_service(svc, domains, pods, warnings):
     meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
     ref = "%s/%s" % (meta.get("namespace"), meta.get("name"))
     if spec.get("type") == "ExternalName":
-        warnings.append("Service %s is of type ExternalName and cannot be exported through the "
-                        "gateway; skipped (remove the public-service label)" % ref)
+        warnings.append("Service %s is of type ExternalName and cannot be exported through the gateway; skipped "
+                        "(remove the public-service label)" % ref)
         return None
     selector = spec.get("selector") or {}
     backing = workloads.selected(pods, meta["namespace"], selector)
@@ -222,12 +205,11 @@ def public_service(svc, domains, pods, warnings):
 
 
 def _listed(client, resource, selectors):
-    """The objects of ``resource`` (core, every namespace) any of ``selectors`` ((label selector, what it is
-    called in errors) pairs, one LIST each) picks, once each, by namespace and name."""
+    """The objects of core ``resource`` (every namespace) any of ``selectors`` picks ((label selector, its name in
+    errors) pairs, one LIST each), once each, by namespace and name."""
     found = {}
     for selector, label in selectors:
-        for obj in client.list(core_path(resource), label_selector=selector,
-                               what="list %s labelled %s" % (resource.capitalize(), label)):
+        for obj in client.list(core_path(resource), label_selector=selector, what="list %s labelled %s" % (resource.capitalize(), label)):
             meta = obj.get("metadata") or {}
             found[(meta.get("namespace"), meta.get("name"))] = obj
     return [found[k] for k in sorted(found)]
@@ -243,6 +225,5 @@ def _pods(client, selectors):
     for selector in selectors:
         key = min(selector, key=lambda k: (-share[k], k))
         values.setdefault(key, set()).add(selector[key])
-    wanted = [("%s in (%s)" % (key, ",".join(sorted(values[key]))) if "" not in values[key] else key, key)
-              for key in sorted(values)]
+    wanted = [("%s in (%s)" % (key, ",".join(sorted(vals))) if "" not in vals else key, key) for key, vals in sorted(values.items())]
     return workloads.index(_listed(client, "pods", wanted))

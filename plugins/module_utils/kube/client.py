@@ -33,11 +33,8 @@ AUTH_ARG_SPEC = dict(
     client_key=dict(type="path", aliases=["key_file"], no_log=False, fallback=(env_fallback, ["K8S_AUTH_KEY_FILE"])),
     proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_PROXY"])),
     no_proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_NO_PROXY"])),
-    proxy_headers=dict(type="dict", options=dict(
-        proxy_basic_auth=dict(type="str", no_log=True),
-        basic_auth=dict(type="str", no_log=True),
-        user_agent=dict(type="str"),
-    )),
+    proxy_headers=dict(type="dict", options=dict(proxy_basic_auth=dict(type="str", no_log=True),
+                                                 basic_auth=dict(type="str", no_log=True), user_agent=dict(type="str"))),
     impersonate_user=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])),
     impersonate_groups=dict(type="list", elements="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
     request_timeout=dict(type="int", default=30),
@@ -64,8 +61,7 @@ class Client(object):
         self.server, self.unverified = settings.host, settings.unverified
         self.calls, self.sleep, self._lock = {}, time.sleep, threading.Lock()
         with kubeconfig.failing(cluster, "the TLS settings for %s are unusable" % settings.host,
-                                "(fields: ca_cert, client_cert, client_key or the kubeconfig)",
-                                (ssl.SSLError, OSError, ValueError)):
+                                "(fields: ca_cert, client_cert, client_key or the kubeconfig)", (ssl.SSLError, OSError, ValueError)):
             self.pool = settings.pool(max(1, pool_size))
         self.headers = urllib3.HTTPHeaderDict({"Accept": "application/json"})
         if settings.authorization:
@@ -85,8 +81,7 @@ class Client(object):
             with self._lock:
                 self.calls[verb] = self.calls.get(verb, 0) + 1
             try:
-                resp = self.pool.request(method, url, body=body, headers=headers,
-                                         timeout=urllib3.Timeout(connect=10, read=self.timeout))
+                resp = self.pool.request(method, url, body=body, headers=headers, timeout=urllib3.Timeout(connect=10, read=self.timeout))
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise K8sError("cannot reach the API server %s: %s" % (self.server, _connection_reason(exc)),
                                reason="Unreachable", cluster=self.cluster)
