@@ -34,9 +34,8 @@ _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "to
 
 
 def kubeconfig_secrets(value):
-    """The secret strings of a kubeconfig option, for ``no_log_values``: of a dict, its users' tokens, passwords,
-    client keys and certificates, auth-provider config and exec env values; a string with a line break
-    (content where a path belongs), whole."""
+    """The secret strings of a kubeconfig option, for ``no_log_values``: a dict's user tokens, passwords, client keys
+    and certificates, auth-provider config and exec env values; a string with a line break (content), whole."""
     if isinstance(value, str):
         return {value} if "\n" in value else set()
     if not isinstance(value, dict):
@@ -69,12 +68,19 @@ class Settings(object):
         on connection errors: an unreachable cluster is reported fast."""
         ctx = ssl.create_default_context(cafile=self.ca_file if self.verify else None,
                                          cadata=self.ca_data.decode("ascii") if self.verify and self.ca_data else None)
-        options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx,
-                       cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE")
+        options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx, cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE")
         if not self.verify:
             ctx.check_hostname, ctx.verify_mode, options["assert_hostname"] = False, ssl.CERT_NONE, False
-        if self.cert_file or self.cert_data:
-            _load_chain(ctx, (self.cert_file, self.cert_data), (self.key_file, self.key_data))
+        if self.cert_file or self.cert_data:  # load_cert_chain reads files only: inline data goes through a private directory
+            with tempfile.TemporaryDirectory(prefix="meshfed-") as private:
+                files = []
+                for name, path, data in (("cert", self.cert_file, self.cert_data), ("key", self.key_file, self.key_data)):
+                    if data:
+                        path = os.path.join(private, name)
+                        with open(path, "wb") as fh:
+                            fh.write(data)
+                    files.append(path)
+                ctx.load_cert_chain(*files)
         if self.tls_server_name:
             options["server_hostname"] = self.tls_server_name
         if not self.proxy or _bypasses_proxy(self.host, self.no_proxy):
@@ -83,19 +89,6 @@ class Settings(object):
             from urllib3.contrib.socks import SOCKSProxyManager
             return SOCKSProxyManager(self.proxy, headers=self.proxy_headers or None, **options)
         return urllib3.ProxyManager(self.proxy, proxy_headers=self.proxy_headers or None, **options)
-
-
-def _load_chain(ctx, cert, key):
-    """load_cert_chain reads files only: inline data goes through a private temporary directory, removed at once."""
-    with tempfile.TemporaryDirectory(prefix="meshfed-") as private:
-        files = []
-        for path, data in (cert, key):
-            if data:
-                path = os.path.join(private, str(len(files)))
-                with open(path, "wb") as fh:
-                    fh.write(data)
-            files.append(path)
-        ctx.load_cert_chain(*files)
 
 
 def _bypasses_proxy(url, no_proxy):
@@ -176,15 +169,13 @@ def _from_kubeconfig(source, context, cluster):
     if isinstance(source, dict):
         what, sources, loader = "(kubeconfig given as a dict)", [source], dict(config_dict=source)
     elif "\n" in str(source):  # content where a path belongs: never echo it
-        raise K8sError("kubeconfig is a text with line breaks, not a path (field: kubeconfig); give the path of "
-                       "the file or the kubeconfig document as a dict (e.g. \"{{ lookup('file', path) | from_yaml }}\")",
-                       cluster=cluster, field="kubeconfig")
+        raise K8sError("kubeconfig is a text with line breaks, not a path (field: kubeconfig); give the path of the file or the "
+                       "kubeconfig document as a dict (e.g. \"{{ lookup('file', path) | from_yaml }}\")", cluster=cluster, field="kubeconfig")
     else:
         paths = [os.path.expanduser(p) for p in str(source).split(os.pathsep) if p]
         sources = [p for p in paths if os.path.isfile(p)]
         if not sources:
-            raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(paths) or "''"),
-                           cluster=cluster, field="kubeconfig")
+            raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(paths) or "''"), cluster=cluster, field="kubeconfig")
         what = os.pathsep.join(sources)
         loader = dict(config_file=what)
     with failing(cluster, "kubeconfig %s cannot be read" % what):
@@ -233,8 +224,7 @@ def _load(config, context, what, loader, cluster):
     if server.get("insecure-skip-tls-verify"):
         out.verify = False
         out.unverified = "insecure-skip-tls-verify of cluster %s in kubeconfig %s" % (ctx.get("cluster"), what)
-    out.tls_server_name, out.proxy, out.ca_file = (server.get("tls-server-name"), server.get("proxy-url"),
-                                                   server.get("certificate-authority"))
+    out.tls_server_name, out.proxy, out.ca_file = server.get("tls-server-name"), server.get("proxy-url"), server.get("certificate-authority")
     out.cert_file, out.key_file = user.get("client-certificate"), user.get("client-key")
     out.ca_data, out.cert_data, out.key_data = (_b64(server, "certificate-authority-data"),
                                                 _b64(user, "client-certificate-data"), _b64(user, "client-key-data"))
