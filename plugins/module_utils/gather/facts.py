@@ -1,11 +1,9 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Gather one cluster's federation card, read-only and in a constant number of requests whatever the cluster's
-size: LIST ConfigMaps and Deployments of the istio namespace (which revision's mesh config and istiod), GET
-ConfigMap istio-ca-root-cert, GET the gateway Service, LIST Services once per public-service label, LIST Pods
-once per label key the selectors share (``<key> in (<values>)``, usually two requests), LIST Nodes only for a
-NodePort gateway. The plug-in CA Secret ``cacerts`` is never read."""
+"""Gather one cluster's federation card, read-only and in a constant number of requests whatever the cluster's size: LIST
+ConfigMaps and Deployments of the istio namespace (which revision's mesh config and istiod), GET ConfigMap istio-ca-root-cert,
+GET the gateway Service, LIST Services once per public-service label, LIST Pods once per label key the selectors share
+(``<key> in (<values>)``, usually two), LIST Nodes only for a NodePort gateway. Secret ``cacerts`` is never read."""
 
 from collections import Counter
 
@@ -75,9 +73,8 @@ def _install(client, params):
         raise FactsError("ConfigMap %s/istio not found, nor any istio-<revision> with key mesh (field: istio_namespace); "
                          "is Istio installed there?" % ns, field="istio_namespace")
     if len(names) > 1 and not revision:
-        raise FactsError("%d mesh ConfigMaps in %s: %s; set revision (field: revision) to the revision whose istiod "
-                         "should trust the peers, so trust is never written where no istiod reads it"
-                         % (len(names), ns, described), field="revision")
+        raise FactsError("%d mesh ConfigMaps in %s: %s; set revision (field: revision) to the revision whose istiod should trust "
+                         "the peers, so trust is never written where no istiod reads it" % (len(names), ns, described), field="revision")
     cm = next(c for c in configmaps if c["metadata"]["name"] == name)
     mesh = load_mesh((cm.get("data") or {}).get("mesh") or "")
     revision = revision or (istio.DEFAULT_REVISION if name == istio.MESH_CONFIGMAP else name[len("istio-"):])
@@ -187,9 +184,8 @@ def public_service(svc, domains, pods, warnings):
         warnings.append("Service %s has no selector; exporting it under the federation domain needs a "
                         "ServiceEntry selecting its pods; skipped (field: federation_domain)" % ref)
     elif domains[1] != domains[0] and unresolved:
-        warnings.append("Service %s: the named targetPort of port(s) %s matches no container port of a running "
-                        "pod; exporting it under the federation domain needs the number; skipped until a pod runs"
-                        % (ref, ", ".join(unresolved)))
+        warnings.append("Service %s: the named targetPort of port(s) %s matches no container port of a running pod; exporting it "
+                        "under the federation domain needs the number; skipped until a pod runs" % (ref, ", ".join(unresolved)))
     else:
         # the service accounts importers check: the annotation's, else those of the Service's pods
         accounts = ((meta.get("annotations") or {}).get(SERVICE_ACCOUNTS_ANNOTATION) or "").split(",")
@@ -216,9 +212,8 @@ def _listed(client, resource, selectors):
 
 
 def _pods(client, selectors):
-    """workloads.index() of the pods ``selectors`` (Service selectors) may pick: one LIST per label key, each
-    selector asked for by the key most of them share (``app in (a,b)``); the caller matches the whole selector
-    and the namespace. Never every pod of the cluster."""
+    """workloads.index() of the pods ``selectors`` (Service selectors) may pick, never every pod: one LIST per label key, each
+    selector asked for by the key most of them share (``app in (a,b)``); the caller matches whole selector and namespace."""
     selectors = [s for s in selectors if s]
     share = Counter(key for selector in selectors for key in selector)
     values = {}

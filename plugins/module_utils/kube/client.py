@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The Kubernetes REST client: the modules use a handful of known paths, so this speaks REST over urllib3
@@ -43,8 +42,7 @@ AUTH_ARG_SPEC = dict(
 
 def connect(params, cluster, pool_size=1):
     """A Client for ``params`` (AUTH_ARG_SPEC) keeping up to ``pool_size`` connections; errors name ``cluster``."""
-    return Client(kubeconfig.settings(params, cluster), cluster, pool_size=pool_size,
-                  timeout=params.get("request_timeout") or 30,
+    return Client(kubeconfig.settings(params, cluster), cluster, pool_size=pool_size, timeout=params.get("request_timeout") or 30,
                   impersonate=(params.get("impersonate_user"), params.get("impersonate_groups")))
 
 

@@ -1,10 +1,8 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where a connection's settings come from: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict)
-merged like kubectl, else the pod's service account; the module options over both. Only exec and auth-provider
-users need the kubernetes library, to obtain their credentials: ``import kubernetes`` loads every generated API
-model, most of a module's start-up, so nothing else imports it."""
+"""Where a connection's settings come from: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like
+kubectl, else the pod's service account; the module options over both. Only exec and auth-provider users need the kubernetes
+library, for their credentials: ``import kubernetes`` loads every generated API model (most of a module's start-up)."""
 
 import base64
 import contextlib
@@ -143,9 +141,8 @@ def settings(params, cluster):
         env = os.environ.get("K8S_AUTH_VERIFY_SSL")
         from_env = env is not None and boolean(env, strict=False) is False
         out.verify, out.unverified = False, "K8S_AUTH_VERIFY_SSL=%s" % env if from_env else "validate_certs: false"
-    for option, attribute, replaces in (("host", "host", None), ("ca_cert", "ca_file", "ca_data"),
-                                        ("client_cert", "cert_file", "cert_data"), ("client_key", "key_file", "key_data"),
-                                        ("proxy", "proxy", None), ("no_proxy", "no_proxy", None)):
+    for option, attribute, replaces in (("host", "host", None), ("ca_cert", "ca_file", "ca_data"), ("client_cert", "cert_file", "cert_data"),
+                                        ("client_key", "key_file", "key_data"), ("proxy", "proxy", None), ("no_proxy", "no_proxy", None)):
         if params.get(option):
             setattr(out, attribute, params[option])
             if replaces:
@@ -164,8 +161,7 @@ def _basic(username, password):
 
 
 def _from_kubeconfig(source, context, cluster):
-    """The Settings of ``context`` (default: current) of a kubeconfig: a dict, a path, or paths joined like
-    KUBECONFIG (those that exist, merged)."""
+    """The Settings of ``context`` (default: current) of a kubeconfig: a dict, a path, or paths joined like KUBECONFIG."""
     if isinstance(source, dict):
         what, sources, loader = "(kubeconfig given as a dict)", [source], dict(config_dict=source)
     elif "\n" in str(source):  # content where a path belongs: never echo it

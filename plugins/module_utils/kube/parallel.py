@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Bounded concurrent writes: a cluster's writes are independent requests, so a first run sends up to ``limit``
@@ -8,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 def run_jobs(jobs, limit):
-    """Run ``jobs`` (each a list of ``(call, record)`` steps, run in order in one thread: e.g. an object, then its
-    status) with at most ``limit`` jobs in flight; once a call fails no further job starts. Then, in the calling
-    thread and in ``jobs`` order, ``record(result)`` runs for every step that succeeded and the first error is
-    raised: what was written is always recorded."""
+    """Run ``jobs`` (each a list of ``(call, record)`` steps, run in order in one thread: e.g. an object, then its status)
+    with at most ``limit`` jobs in flight; once a call fails no further job starts. Then, in the calling thread and in
+    ``jobs`` order, ``record(result)`` runs for every step that succeeded and the first error is raised."""
     stopped = []
 
     def run(steps):
