@@ -173,7 +173,7 @@ def test_missing_mesh_configmap_and_bad_root(root_pem):
         gather(client, params())
 
 
-# -- issue 9: the install the card describes -----------------------------------------------------------
+# -- the Istio install the card describes: revision, mesh ConfigMap, istiod domain, aliases, DNS capture ------------
 MESH_TEXT = "trustDomain: cluster-b.local\ndefaultConfig:\n  proxyMetadata:\n    ISTIO_META_DNS_CAPTURE: \"true\"\n"
 
 
