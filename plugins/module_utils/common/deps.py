@@ -8,7 +8,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 __all__ = ["InvalidSignature", "MISSING", "ed25519", "require", "serialization", "x509", "yaml"]
 MISSING = {}  # pip name -> import traceback
-# The transport's libraries (urllib3, kubernetes) are imported by kube/, which registers a missing one here.
+# The transport (urllib3) is imported by kube/kubeconfig.py, which registers it here when missing.
 try:
     import yaml
 except ImportError:
