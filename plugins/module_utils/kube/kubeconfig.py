@@ -36,10 +36,8 @@ def kubeconfig_secrets(value):
     and certificates, auth-provider config and exec env values; a string with a line break (content), whole."""
     if isinstance(value, str):
         return {value} if "\n" in value else set()
-    if not isinstance(value, dict):
-        return set()
     found = set()
-    for entry in value.get("users") or []:
+    for entry in (value.get("users") if isinstance(value, dict) else None) or []:
         user = entry.get("user") if isinstance(entry, dict) else None
         if isinstance(user, dict):
             provider, exec_ = user.get("auth-provider") or {}, user.get("exec")
@@ -55,11 +53,9 @@ class Settings(object):
     Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
 
     def __init__(self, host=None):
-        self.host = host
+        self.host, self.verify, self.proxy_headers = host, True, {}
         self.ca_file = self.cert_file = self.key_file = self.ca_data = self.cert_data = self.key_data = None
-        self.verify, self.unverified, self.tls_server_name = True, None, None
-        self.authorization = self.proxy = self.no_proxy = None
-        self.proxy_headers = {}
+        self.unverified = self.tls_server_name = self.authorization = self.proxy = self.no_proxy = None
 
     def pool(self, maxsize):
         """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. It retries once
