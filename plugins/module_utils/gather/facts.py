@@ -25,7 +25,8 @@ def gather(client, params):
     service_warnings = []
     with about(cluster):
         install, install_warnings = _install(client, params)
-        td = params.get("trust_domain") or trust_domain(install.pop("mesh"))
+        mesh = install.pop("mesh")
+        td = params.get("trust_domain") or trust_domain(mesh)
         field = "ConfigMap %s/istio-ca-root-cert key root-cert.pem" % ns
         root_cm = client.get(core_path("configmaps", ns, "istio-ca-root-cert"), what="get ConfigMap %s/istio-ca-root-cert" % ns)
         if root_cm is None:

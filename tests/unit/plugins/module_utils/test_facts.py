@@ -244,3 +244,8 @@ def test_gateway_target_port_and_pods(root_pem):
     assert (card["gateway"]["port"], card["gateway"]["service_port"], card["gateway"]["target_port"]) == (
         15443, 15443, 8443)
     assert card["gateway"]["pod_labels"] == [{"istio": "eastwestgateway", "topology.istio.io/network": "n1"}]
+
+
+def test_trust_domain_option_overrides_the_mesh_config(root_pem):
+    card = gather(world(root_pem), params(trust_domain="override.local"))
+    assert card["trust_domain"] == "override.local" and "mesh" not in card
