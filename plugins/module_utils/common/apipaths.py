@@ -1,11 +1,6 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """REST paths of the Kubernetes API (pure string work, shared by the planner's kinds and the readers)."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 
 def core_path(resource, namespace=None, name=None):

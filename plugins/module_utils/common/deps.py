@@ -1,11 +1,6 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The third-party libraries, imported once; modules report a missing one with its traceback."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import traceback
 
@@ -13,7 +8,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 __all__ = ["InvalidSignature", "MISSING", "ed25519", "require", "serialization", "x509", "yaml"]
 MISSING = {}  # pip name -> import traceback
-# The transport's libraries (urllib3, kubernetes) are imported by kube/, which registers a missing one here.
+# The transport (urllib3) is imported by kube/kubeconfig.py, which registers it here when missing.
 try:
     import yaml
 except ImportError:

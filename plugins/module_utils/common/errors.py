@@ -1,11 +1,6 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The collection's one error type, and the one place that writes the ``<cluster>: `` prefix."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import contextlib
 
@@ -48,10 +43,7 @@ class FactsError(MeshfedError):
 
 
 class MetadataError(MeshfedError):
-    """Metadata refused. ``reason`` is a short code: ``fetch`` (cannot read), ``tls`` (certificate
-    verification), ``malformed``, ``signature`` (bad or missing signature: tampering), ``unknown_signer``,
-    ``untrusted_root``, ``expired``, ``not_yet_valid``, ``rollback``, ``config`` (bad coordinates or key),
-    ``unauthorized`` (the peer refused our token)."""
+    """Metadata refused; ``reason`` is one of the refusal codes docs/design.md lists (``fetch``, ``tls``, ``signature``...)."""
 
     def __init__(self, message, reason="malformed", cluster=None, field=None, status=None):
         super(MetadataError, self).__init__(message, status=status, reason=reason, cluster=cluster, field=field)

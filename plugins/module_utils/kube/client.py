@@ -1,24 +1,15 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin, call-counting Kubernetes REST client used by the meshfed.istio modules.
-
-The modules only talk to a handful of well-known paths, so instead of the dynamic client (which runs API
-discovery on every invocation) this speaks REST directly over urllib3, the one transport: one request per
-read or write, nothing hidden. kubeconfig.py says where the connection's settings come from.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""The Kubernetes REST client: the modules use a handful of known paths, so this speaks REST over urllib3
+(one request per read or write) instead of the dynamic client, which runs API discovery on every invocation."""
 
 import json
 import ssl
 import threading
 import time
+from urllib.parse import urlencode
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six.moves.urllib.parse import urlencode
 
 from ansible_collections.meshfed.istio.plugins.module_utils.kube import kubeconfig
 from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig import urllib3
@@ -28,9 +19,8 @@ FIELD_MANAGER = "meshfed.istio"
 # A list of objects' metadata only (PartialObjectMetadataList), JSON for a server that cannot.
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
-# Argument spec shared by every module: kubernetes.core's connection options, names, aliases and
-# K8S_AUTH_* environment fallbacks (AWX/AAP's Kubernetes credential injects K8S_AUTH_HOST, _API_KEY,
-# _VERIFY_SSL and _SSL_CA_CERT). A module option wins over the environment, which wins over the kubeconfig.
+# Every module's connection options: kubernetes.core's names, aliases and K8S_AUTH_* environment fallbacks
+# (AWX/AAP's Kubernetes credential injects them). An option wins over the environment, which wins over the kubeconfig.
 AUTH_ARG_SPEC = dict(
     kubeconfig=dict(type="raw", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
     context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
@@ -44,11 +34,8 @@ AUTH_ARG_SPEC = dict(
     client_key=dict(type="path", aliases=["key_file"], no_log=False, fallback=(env_fallback, ["K8S_AUTH_KEY_FILE"])),
     proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_PROXY"])),
     no_proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_NO_PROXY"])),
-    proxy_headers=dict(type="dict", options=dict(
-        proxy_basic_auth=dict(type="str", no_log=True),
-        basic_auth=dict(type="str", no_log=True),
-        user_agent=dict(type="str"),
-    )),
+    proxy_headers=dict(type="dict", options=dict(proxy_basic_auth=dict(type="str", no_log=True),
+                                                 basic_auth=dict(type="str", no_log=True), user_agent=dict(type="str"))),
     impersonate_user=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])),
     impersonate_groups=dict(type="list", elements="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
     request_timeout=dict(type="int", default=30),
@@ -56,27 +43,25 @@ AUTH_ARG_SPEC = dict(
 
 
 def connect(params, cluster, pool_size=1):
-    """A :class:`Client` for ``params`` (AUTH_ARG_SPEC); errors name ``cluster``. ``pool_size``: connections
-    kept open (the most requests in flight)."""
-    return Client(kubeconfig.settings(params, cluster), cluster, pool_size=pool_size,
-                  timeout=params.get("request_timeout") or 30,
+    """A Client for ``params`` (AUTH_ARG_SPEC) keeping up to ``pool_size`` connections; errors name ``cluster``."""
+    return Client(kubeconfig.settings(params, cluster), cluster, pool_size=pool_size, timeout=params.get("request_timeout") or 30,
                   impersonate=(params.get("impersonate_user"), params.get("impersonate_groups")))
 
 
 class Client(object):
-    """Minimal REST client over one urllib3 pool. ``calls`` counts requests per verb (benchmarks assert on
-    it); safe to use from several threads. Requests the API server throttles (HTTP 429, API priority and
-    fairness) are retried after its Retry-After (at most ``MAX_WAIT`` s), up to ``THROTTLE_RETRIES`` times."""
+    """REST over one urllib3 pool, safe across threads. ``calls`` counts requests per verb (benchmarks assert on it);
+    ``unverified`` names what turned TLS verification off. A request the API server throttles (HTTP 429, API priority
+    and fairness) is retried after its Retry-After (at most MAX_WAIT s), THROTTLE_RETRIES times."""
 
     THROTTLE_RETRIES = 5
     MAX_WAIT = 10.0
 
     def __init__(self, settings, cluster, pool_size=1, timeout=30, impersonate=(None, ())):
         self.settings, self.cluster, self.timeout = settings, cluster, timeout
+        self.server, self.unverified = settings.host, settings.unverified
         self.calls, self.sleep, self._lock = {}, time.sleep, threading.Lock()
         with kubeconfig.failing(cluster, "the TLS settings for %s are unusable" % settings.host,
-                                "(fields: ca_cert, client_cert, client_key or the kubeconfig)",
-                                (ssl.SSLError, OSError, ValueError)):
+                                "(fields: ca_cert, client_cert, client_key or the kubeconfig)", (ssl.SSLError, OSError, ValueError)):
             self.pool = settings.pool(max(1, pool_size))
         self.headers = urllib3.HTTPHeaderDict({"Accept": "application/json"})
         if settings.authorization:
@@ -86,18 +71,9 @@ class Client(object):
         # one Impersonate-Group header per group: the API server reads them all
         self.headers.extend(("Impersonate-Group", group) for group in impersonate[1] or [])
 
-    @property
-    def server(self):
-        return self.settings.host
-
-    @property
-    def unverified(self):
-        """What turned TLS verification of the server off (None while it is verified)."""
-        return self.settings.unverified
-
     def _request(self, verb, method, path, query=None, body=None, content_type=None, what=None, missing_ok=False,
                  accept=None):
-        """One request (retried while throttled): the decoded body (None on 404 if ``missing_ok``); K8sError."""
+        """The decoded body (None on 404 if ``missing_ok``); K8sError."""
         headers = urllib3.HTTPHeaderDict(self.headers)
         if accept:
             headers["Accept"] = accept
@@ -108,15 +84,18 @@ class Client(object):
             with self._lock:
                 self.calls[verb] = self.calls.get(verb, 0) + 1
             try:
-                resp = self.pool.request(method, url, body=body, headers=headers,
-                                         timeout=urllib3.Timeout(connect=10, read=self.timeout))
+                resp = self.pool.request(method, url, body=body, headers=headers, timeout=urllib3.Timeout(connect=10, read=self.timeout))
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise K8sError("cannot reach the API server %s: %s" % (self.server, _connection_reason(exc)),
                                reason="Unreachable", cluster=self.cluster)
             if resp.status != 429 or attempt == self.THROTTLE_RETRIES:
                 break
-            self.sleep(_retry_after(resp.headers, self.MAX_WAIT))
-        data = resp.data.decode("utf-8", "replace") if isinstance(resp.data, bytes) else resp.data
+            try:  # Retry-After, 1 s when absent or unreadable
+                wait = float((resp.headers or {}).get("Retry-After") or 1)
+            except (TypeError, ValueError):
+                wait = 1.0
+            self.sleep(min(max(wait, 0.0), self.MAX_WAIT))
+        data = resp.data.decode("utf-8", "replace")
         if resp.status == 404 and missing_ok:
             return None
         if not 200 <= resp.status < 300:
@@ -136,30 +115,24 @@ class Client(object):
             return "unauthorized: the credentials in use were rejected by %s (%s)" % (self.server, target)
         return "%s failed with HTTP %s: %s" % (target, status, detail)
 
-    # -- verbs ---------------------------------------------------------------------------------
     def get(self, path, what=None):
-        """GET an object; returns None on 404."""
+        """GET an object; None on 404."""
         return self._request("get", "GET", path, what=what, missing_ok=True)
 
     def list(self, path, label_selector=None, what=None, metadata_only=False):
-        """LIST a collection (all pages); returns the items (``metadata_only``: kind, apiVersion and metadata
-        of each, as PartialObjectMetadata). 404 (kind not served) raises."""
+        """The items of a collection, every page (``metadata_only``: as PartialObjectMetadata); 404 (kind not served) raises."""
+        query = {"limit": 500, "labelSelector": label_selector} if label_selector else {"limit": 500}
         items = []
-        query = {"limit": 500}
-        if label_selector:
-            query["labelSelector"] = label_selector
         while True:
             data = self._request("list", "GET", path, query=query, what=what, accept=METADATA_ONLY if metadata_only else None)
             items.extend(data.get("items") or [])
-            token = (data.get("metadata") or {}).get("continue")
-            if not token:
+            query["continue"] = (data.get("metadata") or {}).get("continue")
+            if not query["continue"]:
                 return items
-            query["continue"] = token
 
     def apply(self, path, body, dry_run=False, what=None):
-        """Server-side apply ``body`` at ``path`` (the object's own path) with our field manager."""
-        query = _write_query(dry_run, force="true")
-        return self._request("apply", "PATCH", path, query=query, body=body,
+        """Server-side apply ``body`` at its own ``path`` with our field manager."""
+        return self._request("apply", "PATCH", path, query=_write_query(dry_run, force="true"), body=body,
                              content_type="application/apply-patch+yaml", what=what)
 
     def merge_patch(self, path, body, dry_run=False, what=None):
@@ -167,27 +140,15 @@ class Client(object):
                              content_type="application/merge-patch+json", what=what)
 
     def delete(self, path, resource_version=None, what=None):
-        """DELETE with a resourceVersion precondition; returns False when already gone."""
+        """DELETE with a resourceVersion precondition; False when already gone."""
         body = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
         return self._request("delete", "DELETE", path, body=body, what=what, missing_ok=True) is not None
 
 
-def _retry_after(headers, limit):
-    """Seconds to wait before retrying a throttled request (Retry-After, 1 s when absent; at most ``limit``)."""
-    try:
-        wait = float((headers or {}).get("Retry-After") or 1)
-    except (TypeError, ValueError):
-        wait = 1.0
-    return min(max(wait, 0.0), limit)
-
-
 def _write_query(dry_run, **extra):
-    query = dict(fieldManager=FIELD_MANAGER, **extra)
-    if dry_run:
-        query["dryRun"] = "All"
-    return query
+    return dict(fieldManager=FIELD_MANAGER, **extra, **({"dryRun": "All"} if dry_run else {}))
 
 
 def _connection_reason(exc):

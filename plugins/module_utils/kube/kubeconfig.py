@@ -1,18 +1,8 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where a connection's settings come from, and the urllib3 pool they make.
-
-A kubeconfig (a file, several paths joined like KUBECONFIG, or a dict) is read and merged like kubectl
-with PyYAML; without one, a pod's service account is the in-cluster configuration; the module options
-override both. Every request goes through urllib3. Only exec and auth-provider users need the kubernetes
-library, and only to obtain their credentials: ``import kubernetes`` loads every generated API model,
-most of a module's start-up, so nothing else imports it.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""Where a connection's settings come from: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like
+kubectl, else the pod's service account; the module options over both. Only exec and auth-provider users need the kubernetes
+library, for their credentials: ``import kubernetes`` loads every generated API model (most of a module's start-up)."""
 
 import base64
 import contextlib
@@ -34,57 +24,57 @@ except ImportError:
     urllib3 = None
     MISSING["urllib3"] = traceback.format_exc()
 
-# The pod's service account mount (client-go's rest.InClusterConfig). MESHFED_SERVICE_ACCOUNT_DIR is a test
+# The pod's service account mount (client-go's rest.InClusterConfig); MESHFED_SERVICE_ACCOUNT_DIR is a test
 # hook: the lab lays a token and CA out elsewhere, as a pod has them.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-# Keys of a kubeconfig's user entry (and of its auth-provider config / exec env) whose values are secret.
 _SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
 def kubeconfig_secrets(value):
-    """The secret strings of a kubeconfig option, for the module's ``no_log_values``: a dict's user
-    tokens, passwords, client keys and certificates, auth-provider config and exec env values; a string
-    with a line break (kubeconfig content given where a path belongs) whole."""
+    """The secret strings of a kubeconfig option, for ``no_log_values``: a dict's user tokens, passwords, client keys
+    and certificates, auth-provider config and exec env values; a string with a line break (content), whole."""
     if isinstance(value, str):
         return {value} if "\n" in value else set()
-    if not isinstance(value, dict):
-        return set()
     found = set()
-    for entry in value.get("users") or []:
-        user = (entry or {}).get("user") if isinstance(entry, dict) else None
-        if not isinstance(user, dict):
-            continue
-        found.update(user.get(key) for key in _SECRET_USER_KEYS)
-        provider = user.get("auth-provider") or {}
-        found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
-        exec_ = user.get("exec") if isinstance(user.get("exec"), dict) else {}
-        found.update(item.get("value") for item in exec_.get("env") or [] if isinstance(item, dict))
+    for entry in (value.get("users") if isinstance(value, dict) else None) or []:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if isinstance(user, dict):
+            provider, exec_ = user.get("auth-provider") or {}, user.get("exec")
+            found.update(user.get(key) for key in _SECRET_USER_KEYS)
+            found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
+            env = exec_.get("env") if isinstance(exec_, dict) else None
+            found.update(item.get("value") for item in env or [] if isinstance(item, dict))
     return set(v for v in found if isinstance(v, str) and v)
 
 
 class Settings(object):
-    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data),
-    the Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
+    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data), the
+    Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
 
     def __init__(self, host=None):
-        self.host = host
+        self.host, self.verify, self.proxy_headers = host, True, {}
         self.ca_file = self.cert_file = self.key_file = self.ca_data = self.cert_data = self.key_data = None
-        self.verify, self.unverified, self.tls_server_name = True, None, None
-        self.authorization = self.proxy = self.no_proxy = None
-        self.proxy_headers = {}
+        self.unverified = self.tls_server_name = self.authorization = self.proxy = self.no_proxy = None
 
     def pool(self, maxsize):
-        """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. urllib3
-        retries once on connection errors: an unreachable cluster is reported fast."""
+        """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. It retries once
+        on connection errors: an unreachable cluster is reported fast."""
         ctx = ssl.create_default_context(cafile=self.ca_file if self.verify else None,
                                          cadata=self.ca_data.decode("ascii") if self.verify and self.ca_data else None)
-        options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx,
-                       cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE")
+        options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx, cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE")
         if not self.verify:
             ctx.check_hostname, ctx.verify_mode, options["assert_hostname"] = False, ssl.CERT_NONE, False
-        if self.cert_file or self.cert_data:
-            _load_chain(ctx, (self.cert_file, self.cert_data), (self.key_file, self.key_data))
+        if self.cert_file or self.cert_data:  # load_cert_chain reads files only: inline data goes through a private directory
+            with tempfile.TemporaryDirectory(prefix="meshfed-") as private:
+                files = []
+                for name, path, data in (("cert", self.cert_file, self.cert_data), ("key", self.key_file, self.key_data)):
+                    if data:
+                        path = os.path.join(private, name)
+                        with open(path, "wb") as fh:
+                            fh.write(data)
+                    files.append(path)
+                ctx.load_cert_chain(*files)
         if self.tls_server_name:
             options["server_hostname"] = self.tls_server_name
         if not self.proxy or _bypasses_proxy(self.host, self.no_proxy):
@@ -93,25 +83,6 @@ class Settings(object):
             from urllib3.contrib.socks import SOCKSProxyManager
             return SOCKSProxyManager(self.proxy, headers=self.proxy_headers or None, **options)
         return urllib3.ProxyManager(self.proxy, proxy_headers=self.proxy_headers or None, **options)
-
-
-def _load_chain(ctx, cert, key):
-    """SSLContext.load_cert_chain reads files only: inline data goes through private temporary files,
-    removed as soon as the context holds them."""
-    made = []
-    try:
-        files = []
-        for path, data in (cert, key):
-            if data:
-                fd, path = tempfile.mkstemp(prefix="meshfed-")
-                made.append(path)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-            files.append(path)
-        ctx.load_cert_chain(files[0], files[1])
-    finally:
-        for path in made:
-            os.unlink(path)
 
 
 def _bypasses_proxy(url, no_proxy):
@@ -132,8 +103,8 @@ def _bypasses_proxy(url, no_proxy):
 
 @contextlib.contextmanager
 def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
-    """``errors`` raised inside become ``<problem>: <the error's first line> <fields>`` (a K8sError passes
-    as it is). By default any: yaml errors, malformed kubeconfig sections and the library's alike."""
+    """``errors`` raised inside (by default any: YAML, malformed sections, the library's) become a K8sError
+    ``<problem>: <the error's first line> <fields>``."""
     try:
         yield
     except K8sError:
@@ -144,24 +115,30 @@ def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
 
 
 def settings(params, cluster):
-    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's, or the pod's service account when
-    there is no kubeconfig at all, then the module options over them. Errors name ``cluster``."""
+    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's (the option, else every path of KUBECONFIG,
+    else ~/.kube/config), or the pod's service account when there is none at all; the options over them."""
     out = Settings()
     if params.get("kubeconfig") or not params.get("host"):
-        # the kubeconfig option, else every path of KUBECONFIG (merged as kubectl does), else ~/.kube/config
         source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep)
         pod = os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT")
         if not source and pod and not os.path.isfile(os.path.expanduser("~/.kube/config")):
-            out = _in_cluster(cluster)
+            # the pod's service account: its token is read at every connect (the kubelet rotates it)
+            directory = os.environ.get("MESHFED_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
+            host, token = os.environ["KUBERNETES_SERVICE_HOST"], os.path.join(directory, "token")
+            out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
+            with failing(cluster, "no kubeconfig, and the in-cluster service account token %s cannot be read" % token, errors=OSError):
+                with open(token) as fh:
+                    out.authorization = "Bearer %s" % fh.read().strip()
+            if os.path.isfile(os.path.join(directory, "ca.crt")):
+                out.ca_file = os.path.join(directory, "ca.crt")
         else:
             out = _from_kubeconfig(source or "~/.kube/config", params.get("context"), cluster)
     if params.get("validate_certs") is False:
         env = os.environ.get("K8S_AUTH_VERIFY_SSL")
         from_env = env is not None and boolean(env, strict=False) is False
         out.verify, out.unverified = False, "K8S_AUTH_VERIFY_SSL=%s" % env if from_env else "validate_certs: false"
-    for option, attribute, replaces in (("host", "host", None), ("ca_cert", "ca_file", "ca_data"),
-                                        ("client_cert", "cert_file", "cert_data"), ("client_key", "key_file", "key_data"),
-                                        ("proxy", "proxy", None), ("no_proxy", "no_proxy", None)):
+    for option, attribute, replaces in (("host", "host", None), ("ca_cert", "ca_file", "ca_data"), ("client_cert", "cert_file", "cert_data"),
+                                        ("client_key", "key_file", "key_data"), ("proxy", "proxy", None), ("no_proxy", "no_proxy", None)):
         if params.get(option):
             setattr(out, attribute, params[option])
             if replaces:
@@ -179,37 +156,18 @@ def _basic(username, password):
     return urllib3.util.make_headers(basic_auth="%s:%s" % (username, password or ""))["authorization"]
 
 
-def _in_cluster(cluster):
-    """The pod's service account: KUBERNETES_SERVICE_HOST/PORT, its token (read at every connect: the
-    kubelet rotates it) and the cluster CA it verifies the server with."""
-    directory = os.environ.get("MESHFED_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
-    host = os.environ["KUBERNETES_SERVICE_HOST"]
-    out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
-    token = os.path.join(directory, "token")
-    with failing(cluster, "no kubeconfig, and the in-cluster service account token %s cannot be read" % token,
-                 errors=OSError):
-        with open(token) as fh:
-            out.authorization = "Bearer %s" % fh.read().strip()
-    if os.path.isfile(os.path.join(directory, "ca.crt")):
-        out.ca_file = os.path.join(directory, "ca.crt")
-    return out
-
-
 def _from_kubeconfig(source, context, cluster):
-    """The Settings of ``context`` (default: current) of a kubeconfig given as a dict, a path, or several
-    paths joined like KUBECONFIG (those that exist, merged)."""
+    """The Settings of ``context`` (default: current) of a kubeconfig: a dict, a path, or paths joined like KUBECONFIG."""
     if isinstance(source, dict):
         what, sources, loader = "(kubeconfig given as a dict)", [source], dict(config_dict=source)
     elif "\n" in str(source):  # content where a path belongs: never echo it
-        raise K8sError("kubeconfig is a text with line breaks, not a path (field: kubeconfig); give the path of "
-                       "the file or the kubeconfig document as a dict (e.g. \"{{ lookup('file', path) | from_yaml }}\")",
-                       cluster=cluster, field="kubeconfig")
+        raise K8sError("kubeconfig is a text with line breaks, not a path (field: kubeconfig); give the path of the file or the "
+                       "kubeconfig document as a dict (e.g. \"{{ lookup('file', path) | from_yaml }}\")", cluster=cluster, field="kubeconfig")
     else:
         paths = [os.path.expanduser(p) for p in str(source).split(os.pathsep) if p]
         sources = [p for p in paths if os.path.isfile(p)]
         if not sources:
-            raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(paths) or "''"),
-                           cluster=cluster, field="kubeconfig")
+            raise K8sError("kubeconfig %s does not exist (field: kubeconfig)" % (", ".join(paths) or "''"), cluster=cluster, field="kubeconfig")
         what = os.pathsep.join(sources)
         loader = dict(config_file=what)
     with failing(cluster, "kubeconfig %s cannot be read" % what):
@@ -219,14 +177,13 @@ def _from_kubeconfig(source, context, cluster):
         raise K8sError("context %r is not in kubeconfig %s (field: context; it has: %s)"
                        % (context, what, ", ".join(names) or "none"), cluster=cluster, field="context")
     with failing(cluster, "kubeconfig %s context %s is unusable" % (what, context or "(current)")):
-        return _load(config, context, (what, loader), cluster)
+        return _load(config, context, what, loader, cluster)
 
 
 def read(sources):
-    """Parse and merge kubeconfigs (file paths, or a document given as a dict) like kubectl: the first
-    naming a cluster, user or context wins; current-context from the first that sets one. Relative file
-    references are resolved against the directory of the file that holds them (of a dict: the working
-    directory). Returns {section: {name: body}, "current-context": name}."""
+    """Merge kubeconfigs (paths, or documents given as dicts) like kubectl: the first naming a cluster, user or
+    context wins, current-context from the first that sets one; relative file references resolve against the
+    directory of their file (of a dict: the working directory). {section: {name: body}, "current-context": name}."""
     merged = {"clusters": {}, "users": {}, "contexts": {}, "current-context": None}
     for source in sources:
         doc, base = source, os.getcwd()
@@ -247,8 +204,9 @@ def read(sources):
     return merged
 
 
-def _load(config, context, source, cluster):
-    """Settings of a context of a merged kubeconfig; ValueError for a broken one. ``source``: (what, loader)."""
+def _load(config, context, what, loader, cluster):
+    """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``loader``: the library's
+    arguments for the same kubeconfig, for an exec or auth-provider user."""
     ctx = _named(config, "contexts", context or config["current-context"], "context")
     server = _named(config, "clusters", ctx.get("cluster"), "cluster")
     user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
@@ -257,9 +215,8 @@ def _load(config, context, source, cluster):
     out = Settings(server["server"])
     if server.get("insecure-skip-tls-verify"):
         out.verify = False
-        out.unverified = "insecure-skip-tls-verify of cluster %s in kubeconfig %s" % (ctx.get("cluster"), source[0])
-    out.tls_server_name, out.proxy, out.ca_file = (server.get("tls-server-name"), server.get("proxy-url"),
-                                                   server.get("certificate-authority"))
+        out.unverified = "insecure-skip-tls-verify of cluster %s in kubeconfig %s" % (ctx.get("cluster"), what)
+    out.tls_server_name, out.proxy, out.ca_file = server.get("tls-server-name"), server.get("proxy-url"), server.get("certificate-authority")
     out.cert_file, out.key_file = user.get("client-certificate"), user.get("client-key")
     out.ca_data, out.cert_data, out.key_data = (_b64(server, "certificate-authority-data"),
                                                 _b64(user, "client-certificate-data"), _b64(user, "client-key-data"))
@@ -272,25 +229,20 @@ def _load(config, context, source, cluster):
     elif user.get("username"):
         out.authorization = _basic(user["username"], user.get("password"))
     if user.get("exec") or user.get("auth-provider"):
-        _library_credentials(out, context, source[1], cluster)
+        # only the kubernetes library runs these plugins (it refreshes an expired token as it loads)
+        try:
+            import kubernetes
+        except ImportError:
+            raise K8sError("an exec or auth-provider kubeconfig user needs the kubernetes Python library: %s"
+                           % missing_required_lib("kubernetes"), cluster=cluster, field="kubeconfig")
+        cfg = kubernetes.client.Configuration()
+        load = kubernetes.config.load_kube_config_from_dict if "config_dict" in loader else kubernetes.config.load_kube_config
+        load(context=context, client_configuration=cfg, persist_config=False, **loader)
+        # kubernetes >= 35 keeps the header value under "BearerToken", older versions under "authorization"
+        out.authorization = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization") or out.authorization
+        if cfg.cert_file:
+            out.cert_file, out.key_file, out.cert_data, out.key_data = cfg.cert_file, cfg.key_file, None, None
     return out
-
-
-def _library_credentials(out, context, loader, cluster):
-    """The token or client certificate an exec or auth-provider user obtains: only the kubernetes library
-    runs those plugins (it refreshes an expired token as it loads)."""
-    try:
-        import kubernetes
-    except ImportError:
-        raise K8sError("an exec or auth-provider kubeconfig user needs the kubernetes Python library: %s"
-                       % missing_required_lib("kubernetes"), cluster=cluster, field="kubeconfig")
-    cfg = kubernetes.client.Configuration()
-    load = kubernetes.config.load_kube_config_from_dict if "config_dict" in loader else kubernetes.config.load_kube_config
-    load(context=context, client_configuration=cfg, persist_config=False, **loader)
-    # kubernetes >= 35 keeps the header value under "BearerToken", older versions under "authorization"
-    out.authorization = cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization") or out.authorization
-    if cfg.cert_file:
-        out.cert_file, out.key_file, out.cert_data, out.key_data = cfg.cert_file, cfg.key_file, None, None
 
 
 def _named(config, section, name, what):

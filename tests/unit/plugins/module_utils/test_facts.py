@@ -173,7 +173,7 @@ def test_missing_mesh_configmap_and_bad_root(root_pem):
         gather(client, params())
 
 
-# -- issue 9: the install the card describes -----------------------------------------------------------
+# -- the Istio install the card describes: revision, mesh ConfigMap, istiod domain, aliases, DNS capture ------------
 MESH_TEXT = "trustDomain: cluster-b.local\ndefaultConfig:\n  proxyMetadata:\n    ISTIO_META_DNS_CAPTURE: \"true\"\n"
 
 
@@ -244,3 +244,8 @@ def test_gateway_target_port_and_pods(root_pem):
     assert (card["gateway"]["port"], card["gateway"]["service_port"], card["gateway"]["target_port"]) == (
         15443, 15443, 8443)
     assert card["gateway"]["pod_labels"] == [{"istio": "eastwestgateway", "topology.istio.io/network": "n1"}]
+
+
+def test_trust_domain_option_overrides_the_mesh_config(root_pem):
+    card = gather(world(root_pem), params(trust_domain="override.local"))
+    assert card["trust_domain"] == "override.local" and "mesh" not in card

@@ -1,4 +1,4 @@
-"""Bounded concurrent writes: plugins/module_utils/parallel.py and the reconciler's ordering with it."""
+"""Bounded concurrent writes: plugins/module_utils/kube/parallel.py and the reconciler's ordering with it."""
 
 import threading
 import time
