@@ -1,29 +1,23 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Publish a cluster card as federation metadata, Deckhouse-compatible, signed.
+"""Publish a cluster card as federation metadata, Deckhouse-compatible, signed (docs/design.md "Published metadata").
 
-docs/design.md ("Published metadata") lists the documents, their fields, the pins and the Deckhouse JWT.
-The layout is the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``; its consumer
-decodes fixed Go structs, so it ignores the ``meshfed`` key that carries what this collection needs beyond
-them. Each document we publish has a detached JWS next to it (pki/jose.py): EdDSA over the exact bytes,
-with the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use to check our JWTs.
-
-No Ansible imports. Private keys are never printed, returned or written anywhere but the key file the
-user names.
+The layout is the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``; its consumer decodes fixed
+Go structs, so it ignores the ``meshfed`` key that carries what this collection needs beyond them. Each document has a
+detached JWS next to it (pki/jose.py), made with the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use
+to check our JWTs. No Ansible imports. Private keys are never printed, returned or written but to the key file named.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+import contextlib
 import datetime
 import json
 import os
+import pathlib
 import uuid
 
 from ansible_collections.meshfed.istio.plugins.module_utils.common import times
-from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MetadataError, about
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MetadataError
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (
     generate_private_key_pem, load_private_key, public_key_pem, sign_detached, verify_detached)
 
@@ -34,7 +28,6 @@ PRIVATE_PATH = "private/federation.json"
 SIGNATURE_SUFFIX = ".sig"
 ALL_PATHS = (PUBLIC_PATH, PUBLIC_PATH + SIGNATURE_SUFFIX, PRIVATE_PATH, PRIVATE_PATH + SIGNATURE_SUFFIX)
 DEFAULT_VALIDITY = 7 * 24 * 3600
-_UUID_NAMESPACE = uuid.UUID("6f7c9a52-2d3e-5b8a-9c41-6d2f0e8b7a13")
 
 
 def parse_time(value, field):
@@ -46,39 +39,26 @@ def parse_time(value, field):
 
 def default_cluster_uuid(cluster_name):
     """A stable UUID for a cluster that has none assigned (``meshfed_cluster_uuid`` overrides it)."""
-    return str(uuid.uuid5(_UUID_NAMESPACE, cluster_name))
+    return str(uuid.uuid5(uuid.UUID("6f7c9a52-2d3e-5b8a-9c41-6d2f0e8b7a13"), cluster_name))
 
 
 def _documents(card, cluster_uuid, public_key, validity_times):
-    """``{path: document}`` of the public and the private document of ``card``."""
-    roots, gateway = card.get("root_cas") or [], card.get("gateway") or {}
-    if not roots:
-        raise MetadataError("card has no root_cas; nothing for peers to trust", "config", field="root_cas")
-    if not gateway.get("addresses"):
-        raise MetadataError("card has no gateway addresses; peers could not reach this cluster", "config",
-                            field="gateway.addresses")
+    """``{path: document}`` of the public and the private document of a card (planner.validate_card checked it)."""
+    roots, gateway = card["root_cas"], card["gateway"]
     services = sorted(card.get("public_services") or [], key=lambda s: s["hostname"])
-    extras = dict((s["hostname"], {"name": s["name"], "namespace": s["namespace"],
-                                   "serviceAccounts": sorted(s.get("service_accounts") or [])}) for s in services)
     public = {
-        "clusterUUID": cluster_uuid,
-        "authnKeyPub": public_key_pem(public_key),
-        "rootCA": "".join(r["pem"].strip() + "\n" for r in roots),
-        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="public", clusterName=card["name"],
-                        trustDomain=card["trust_domain"],
-                        clusterDomain=card.get("cluster_domain") or card["trust_domain"],
-                        rootCAFingerprints=[r["sha256"] for r in roots]),
+        "clusterUUID": cluster_uuid, "authnKeyPub": public_key_pem(public_key), "rootCA": "".join(r["pem"].strip() + "\n" for r in roots),
+        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="public", clusterName=card["name"], trustDomain=card["trust_domain"],
+                        clusterDomain=card.get("cluster_domain") or card["trust_domain"], rootCAFingerprints=[r["sha256"] for r in roots]),
     }
     private = {
         "ingressGateways": [{"address": a, "port": int(gateway["port"])} for a in gateway["addresses"]],
-        "publicServices": [
-            {"hostname": s["hostname"],
-             "ports": [{"name": p["name"], "port": int(p["number"]), "protocol": p["protocol"]}
-                       for p in sorted(s["ports"], key=lambda p: p["number"])]}
-            for s in services
-        ],
-        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="private", clusterUUID=cluster_uuid,
-                        services=extras),
+        "publicServices": [{"hostname": s["hostname"], "ports": [{"name": p["name"], "port": int(p["number"]), "protocol": p["protocol"]}
+                                                                 for p in sorted(s["ports"], key=lambda p: p["number"])]}
+                           for s in services],
+        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="private", clusterUUID=cluster_uuid, services={
+            s["hostname"]: {"name": s["name"], "namespace": s["namespace"], "serviceAccounts": sorted(s.get("service_accounts") or [])}
+            for s in services}),
     }
     return {PUBLIC_PATH: public, PRIVATE_PATH: private}
 
@@ -94,48 +74,36 @@ def _still_current(public_key, rel, doc, existing, now, renew_before):
         expires = parse_time(old[EXTENSION]["expiresAt"], rel + " expiresAt")
     except (MetadataError, ValueError, KeyError, TypeError):
         return False
-    stable = [json.loads(json.dumps(d)) for d in (old, doc)]  # the content, without issue and expiry times
-    for copy in stable:
-        for field in ("issuedAt", "expiresAt"):
-            copy[EXTENSION].pop(field, None)
-    return stable[0] == stable[1] and (expires - now).total_seconds() > renew_before
+    old[EXTENSION].update((field, doc[EXTENSION][field]) for field in ("issuedAt", "expiresAt"))  # compare the content only
+    return old == json.loads(json.dumps(doc)) and (expires - now).total_seconds() > renew_before
 
 
-def plan_publication(card, cluster_uuid, private_key, existing, now=None, validity=DEFAULT_VALIDITY,
-                     renew_before=None):
-    """Decide what to write. ``existing`` maps relative path -> bytes (or None) for the four files.
+def plan_publication(card, cluster_uuid, private_key, existing, now=None, validity=DEFAULT_VALIDITY, renew_before=None):
+    """``(files, changed)``: the bytes each relative path must hold, given ``existing`` (path -> bytes or None).
 
-    Returns ``(files, changed)``: ``files`` maps each relative path to the bytes it must hold. When the
-    content is unchanged, the existing signatures verify with our key and the documents are valid for
-    longer than ``renew_before`` (default: a third of ``validity``), the existing bytes are kept so a
-    rerun changes nothing.
+    When the content is unchanged, the existing signatures verify with our key and the documents are valid for longer
+    than ``renew_before`` (default: a third of ``validity``), the existing bytes are kept so a rerun changes nothing.
     """
     now = now or times.utcnow()
     renew_before = validity // 3 if renew_before is None else renew_before
     validity_times = {"issuedAt": times.iso(now), "expiresAt": times.iso(now + datetime.timedelta(seconds=validity))}
     public_key = private_key.public_key()
-    with about(card.get("name")):
-        docs = _documents(card, cluster_uuid, public_key, validity_times)
+    docs = _documents(card, cluster_uuid, public_key, validity_times)
     if all(_still_current(public_key, rel, doc, existing, now, renew_before) for rel, doc in docs.items()):
-        return dict((rel, existing[rel]) for rel in ALL_PATHS), False
+        return {rel: existing[rel] for rel in ALL_PATHS}, False
     files = {}
-    for rel, doc in docs.items():
-        # the exact bytes we publish and sign: sorted keys, 2-space indent, trailing newline
+    for rel, doc in docs.items():   # the exact bytes we publish and sign: sorted keys, 2-space indent, trailing newline
         files[rel] = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
         files[rel + SIGNATURE_SUFFIX] = (sign_detached(private_key, files[rel]) + "\n").encode("ascii")
     return files, True
 
 
-# -- files (publisher and key holder side) -----------------------------------------------------------
 def read_published(dest):
     """The four published files under ``dest`` as {relative path: bytes or None}."""
-    result = {}
+    result = dict.fromkeys(ALL_PATHS)
     for rel in ALL_PATHS:
-        try:
-            with open(os.path.join(dest, rel), "rb") as handle:
-                result[rel] = handle.read()
-        except OSError:
-            result[rel] = None
+        with contextlib.suppress(OSError):
+            result[rel] = pathlib.Path(dest, rel).read_bytes()
     return result
 
 
@@ -157,8 +125,7 @@ def read_key(path, field, generate=False, dry_run=False):
     A file readable by others is refused: it is a private key. Nothing about the key is ever echoed."""
     if not os.path.exists(path):
         if not generate:
-            raise MetadataError("%s does not exist (set meshfed_metadata_generate_key: true to create it)" % path,
-                                "config", field=field)
+            raise MetadataError("%s does not exist (set meshfed_metadata_generate_key: true to create it)" % path, "config", field=field)
         pem = generate_private_key_pem()
         if not dry_run:
             os.makedirs(os.path.dirname(os.path.abspath(path)), 0o700, exist_ok=True)
@@ -167,8 +134,7 @@ def read_key(path, field, generate=False, dry_run=False):
         return load_private_key(pem, field), True
     mode = os.stat(path).st_mode & 0o777
     if mode & 0o077:
-        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (path, mode), "config",
-                            field=field)
+        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (path, mode), "config", field=field)
     try:
         with open(path, "rb") as handle:
             return load_private_key(handle.read(), "%s %s" % (field, path)), False
