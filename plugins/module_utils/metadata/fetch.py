@@ -1,17 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fetch a peer's published metadata (publish.py's layout), verify it and turn it into a card.
-
-Our peers' documents carry a detached JWS checked against the pinned signer; Deckhouse exporters do not sign, so for
-them (``protocol: deckhouse``) integrity rests on TLS plus the pins, and their private document is fetched with the
-Deckhouse JWT (pki/jose.py). No Ansible imports.
-"""
+"""Fetch a peer's published metadata (publish.py's layout), verify it and turn it into a card. Our peers' documents
+carry a detached JWS checked against the pinned signer; Deckhouse exporters do not sign, so for them (``protocol: deckhouse``)
+integrity rests on TLS plus the pins, and their private document is fetched with the Deckhouse JWT (pki/jose.py)."""
 
 import datetime
 import hashlib
 import json
 import os
+import pathlib
 import re
 import ssl
 from urllib.error import HTTPError, URLError
@@ -37,11 +35,8 @@ class _NoRedirect(HTTPRedirectHandler):
 
 
 class Fetcher:
-    """Reads metadata files from an ``https://`` base URL or a local directory (``file://`` or a path).
-
-    TLS is verified against the system CAs, or only ``ca_pem`` (the peer's CA, pinned) when given;
-    ``validate_certs=False`` is possible but reported. No redirects, at most MAX_DOCUMENT_BYTES.
-    """
+    """Reads metadata files from an ``https://`` base URL or a local directory (``file://`` or a path). TLS is verified against
+    the system CAs, or only ``ca_pem`` (the peer's CA, pinned); ``validate_certs=False`` is reported. No redirects, at most MAX_DOCUMENT_BYTES."""
 
     def __init__(self, location, ca_pem=None, validate_certs=True, timeout=10):
         self.location, self.timeout, self.warnings = (location or "").strip(), timeout, []
@@ -112,8 +107,7 @@ def pem_or_file(value, field):
     if not value or "-----BEGIN" in value:
         return value or None
     try:
-        with open(os.path.expanduser(value)) as handle:
-            return handle.read()
+        return pathlib.Path(value).expanduser().read_text()
     except OSError as exc:
         raise MetadataError("%s is neither PEM nor a readable file (%s)" % (value, exc.strerror), "config", field=field)
 
@@ -131,7 +125,7 @@ class PeerSpec:
                  trust_domain=None):
         self.name, self.location, self.protocol = name, location, protocol or "meshfed"
         self.ca_pem, self.validate_certs, self.trust_domain = ca_pem, validate_certs, trust_domain
-        self.pinned_key, self.pinned_fingerprint, self.root_pins = None, None, set()
+        self.pinned_fingerprint, self.root_pins = None, set()
         with about(name):
             if self.protocol not in PROTOCOLS:
                 raise MetadataError("metadata protocol %r must be one of %s" % (protocol, ", ".join(PROTOCOLS)), "config",
@@ -139,8 +133,7 @@ class PeerSpec:
             if signer_key and _fingerprint_text(signer_key):  # the pinned signer: sha256:<hex>, or its public key PEM
                 self.pinned_fingerprint = "sha256:" + _fingerprint_text(signer_key)
             elif signer_key:
-                self.pinned_key = load_public_key(signer_key.strip(), "meshfed_metadata_signer_key")
-                self.pinned_fingerprint = key_fingerprint(self.pinned_key)
+                self.pinned_fingerprint = key_fingerprint(load_public_key(signer_key.strip(), "meshfed_metadata_signer_key"))
             for value in root_sha256 or []:
                 if not _fingerprint_text(value):
                     raise MetadataError("meshfed_metadata_root_sha256: %r is not a SHA-256 hex digest (64 hex digits, optionally "
@@ -203,7 +196,7 @@ def _public(spec, fetcher, now, not_before):
                             % (key_fingerprint(key), spec.pinned_fingerprint), "unknown_signer", field="meshfed_metadata_signer_key")
     ext = {}
     if spec.protocol == "meshfed":
-        ext = _signed(fetcher, spec.pinned_key or key, PUBLIC_PATH, raw, "public")
+        ext = _signed(fetcher, key, PUBLIC_PATH, raw, "public")  # key: the pinned signer, when one is pinned
         ext["_times"] = _check_validity(ext, PUBLIC_PATH, now, not_before)
     try:
         roots, warnings = parse_root_bundle(doc["rootCA"], None, PUBLIC_PATH + " rootCA", now=now)
@@ -223,42 +216,38 @@ def _public(spec, fetcher, now, not_before):
 
 
 def _private(spec, fetcher, public, ext, key, bearer):
-    """The verified private document and its extension."""
+    """The private document and its ``meshfed`` extension: signed, of the same cluster and publication as the public one."""
     raw = fetcher.get(PRIVATE_PATH, bearer=bearer)
-    if spec.protocol != "meshfed":
-        doc = _json(raw, PRIVATE_PATH)
-        if not isinstance(doc.get("publicServices"), list):
-            raise MetadataError("%s has no publicServices (is federation enabled on the peer?)" % PRIVATE_PATH)
-        return doc, {}
-    pext = _signed(fetcher, spec.pinned_key or key, PRIVATE_PATH, raw, "private")
-    if pext.get("clusterUUID") != public["clusterUUID"]:
+    pext = _signed(fetcher, key, PRIVATE_PATH, raw, "private") if spec.protocol == "meshfed" else {}
+    doc = _json(raw, PRIVATE_PATH)
+    if not pext and not isinstance(doc.get("publicServices"), list):   # a Deckhouse document
+        raise MetadataError("%s has no publicServices (is federation enabled on the peer?)" % PRIVATE_PATH)
+    if pext and pext.get("clusterUUID") != public["clusterUUID"]:
         raise MetadataError("%s belongs to cluster %s, not %s" % (PRIVATE_PATH, pext.get("clusterUUID"), public["clusterUUID"]))
-    if pext.get("issuedAt") != ext.get("issuedAt") or pext.get("expiresAt") != ext.get("expiresAt"):
+    if pext and (pext.get("issuedAt"), pext.get("expiresAt")) != (ext.get("issuedAt"), ext.get("expiresAt")):
         raise MetadataError("%s (issued %s) and %s (issued %s) are not from the same publication; refused"
                             % (PUBLIC_PATH, ext.get("issuedAt"), PRIVATE_PATH, pext.get("issuedAt")), "rollback")
-    return _json(raw, PRIVATE_PATH), pext
-
-
-def _port(host, port, warnings):
-    if not isinstance(port, dict) or not isinstance(port.get("port"), int) or isinstance(port.get("port"), bool):
-        raise MetadataError("public service %s has a port without a numeric port" % host)
-    if not port.get("name"):
-        warnings.append("public service %s port %s has no name; skipped" % (host, port["port"]))
-        return None
-    name = str(port["name"])
-    return {"name": name, "number": port["port"], "protocol": port["protocol"] if port.get("protocol") in CARD_PROTOCOLS else port_protocol(0, name)}
+    return doc, pext
 
 
 def _service(item, extras, warnings):
     """One card ``public_services`` entry from a ``publicServices`` item (None when unusable)."""
     if not isinstance(item, dict) or not isinstance(item.get("hostname"), str):
         raise MetadataError("%s publicServices has an entry without hostname" % PRIVATE_PATH)
-    host, extra, parts = item["hostname"].lower(), (extras or {}).get(item["hostname"]) or {}, service_host(item["hostname"].lower())
-    name, namespace = extra.get("name"), extra.get("namespace")
+    host, extra = item["hostname"].lower(), (extras or {}).get(item["hostname"]) or {}
+    name, namespace, parts = extra.get("name"), extra.get("namespace"), service_host(host)
     if not (name and namespace) and not parts:
         warnings.append("public service %s is not <service>.<namespace>.svc.<domain>; skipped" % host)
         return None
-    ports = [p for p in (_port(host, port, warnings) for port in item.get("ports") or []) if p]
+    ports = []
+    for port in item.get("ports") or []:
+        if not isinstance(port, dict) or not isinstance(port.get("port"), int) or isinstance(port.get("port"), bool):
+            raise MetadataError("public service %s has a port without a numeric port" % host)
+        if not port.get("name"):
+            warnings.append("public service %s port %s has no name; skipped" % (host, port["port"]))
+        else:
+            protocol = port["protocol"] if port.get("protocol") in CARD_PROTOCOLS else port_protocol(0, str(port["name"]))
+            ports.append({"name": str(port["name"]), "number": port["port"], "protocol": protocol})
     if not ports:
         warnings.append("public service %s has no usable port; skipped" % host)
         return None
@@ -285,11 +274,8 @@ def _gateway(private, warnings):
 
 
 def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None, fetcher=None):
-    """Fetch, verify and convert a peer's metadata into a card (same shape as cluster_facts returns).
-
-    ``local_uuid``/``local_key`` authenticate us to the peer's private endpoint (Deckhouse JWT); they are required for
-    ``protocol: deckhouse`` over HTTPS. ``not_before``: refuse documents issued earlier. Raises MetadataError naming the peer.
-    """
+    """The peer's card (as cluster_info returns it) from its verified metadata; refuses documents issued before ``not_before``.
+    ``local_uuid``/``local_key`` authenticate us to the private endpoint (Deckhouse JWT; required for a Deckhouse peer over HTTPS)."""
     now = now or utcnow()
     with about(spec.name):
         fetcher = fetcher or Fetcher(spec.location, spec.ca_pem, spec.validate_certs)
@@ -317,13 +303,14 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
             raise MetadataError("the peer's trust domain is unknown; set meshfed_trust_domain for a Deckhouse peer", "config",
                                 field="meshfed_trust_domain")
     domains = sorted(set(service_host(s["hostname"])[2] for s in services if service_host(s["hostname"])))
+    cluster_domain = ext.get("clusterDomain") or (domains[0] if len(domains) == 1 else trust_domain)
     issued, expires = ext.get("_times") or (None, None)
     pins = {"signerKeySHA256": spec.pinned_fingerprint, "rootCAFingerprints": sorted(spec.root_pins),  # no secrets; defaults left out
-            "caSHA256": hashlib.sha256(spec.ca_pem.strip().encode()).hexdigest() if spec.ca_pem else None, "insecureSkipVerify": not spec.validate_certs}
+            "caSHA256": hashlib.sha256(spec.ca_pem.strip().encode()).hexdigest() if spec.ca_pem else None,
+            "insecureSkipVerify": not spec.validate_certs}
     return {
-        "name": spec.name, "trust_domain": trust_domain, "cluster_domain": ext.get("clusterDomain") or (domains[0] if len(domains) == 1 else trust_domain),
-        "istio_namespace": None, "root_cas": roots, "gateway": gateway, "public_services": services,
-        "warnings": [prefixed(spec.name, w) for w in warnings],
+        "name": spec.name, "trust_domain": trust_domain, "cluster_domain": cluster_domain, "istio_namespace": None, "root_cas": roots,
+        "gateway": gateway, "public_services": services, "warnings": [prefixed(spec.name, w) for w in warnings],
         "metadata": {
             "protocol": spec.protocol, "location": spec.location, "clusterUUID": public["clusterUUID"], "signer": key_fingerprint(key),
             "issuedAt": iso(issued) if issued else None, "expiresAt": iso(expires) if expires else None, "fetchedAt": iso(now),

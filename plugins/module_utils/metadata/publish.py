@@ -1,13 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Publish a cluster card as federation metadata, Deckhouse-compatible, signed (docs/design.md "Published metadata").
-
-The layout is the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``; its consumer decodes fixed
-Go structs, so it ignores the ``meshfed`` key that carries what this collection needs beyond them. Each document has a
-detached JWS next to it (pki/jose.py), made with the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use
-to check our JWTs. No Ansible imports. Private keys are never printed, returned or written but to the key file named.
-"""
+"""A cluster card as signed federation metadata (docs/design.md "Published metadata"): the layout Deckhouse's exporter serves,
+whose consumer decodes fixed Go structs and so ignores our ``meshfed`` key; each document has a detached JWS (pki/jose.py) made
+with the cluster's ``authnKeyPub`` key. Private keys are never printed, returned or written but to the key file named."""
 
 import contextlib
 import datetime
@@ -79,11 +75,8 @@ def _still_current(public_key, rel, doc, existing, now, renew_before):
 
 
 def plan_publication(card, cluster_uuid, private_key, existing, now=None, validity=DEFAULT_VALIDITY, renew_before=None):
-    """``(files, changed)``: the bytes each relative path must hold, given ``existing`` (path -> bytes or None).
-
-    When the content is unchanged, the existing signatures verify with our key and the documents are valid for longer
-    than ``renew_before`` (default: a third of ``validity``), the existing bytes are kept so a rerun changes nothing.
-    """
+    """``(files, changed)``: the bytes each path must hold. ``existing`` (path -> bytes or None) is kept, so a rerun changes nothing,
+    while its content is the same, its signatures verify with our key and it is valid for longer than ``renew_before`` (validity / 3)."""
     now = now or times.utcnow()
     renew_before = validity // 3 if renew_before is None else renew_before
     validity_times = {"issuedAt": times.iso(now), "expiresAt": times.iso(now + datetime.timedelta(seconds=validity))}
@@ -113,16 +106,14 @@ def write_published(dest, files):
         path = os.path.join(dest, rel)
         os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
         tmp = "%s.meshfed-%d" % (path, os.getpid())
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        pathlib.Path(tmp).write_bytes(data)
         os.chmod(tmp, 0o644)
         os.rename(tmp, path)
 
 
 def read_key(path, field, generate=False, dry_run=False):
-    """``(key, generated)`` from an Ed25519 key file; with ``generate`` a missing file is created (0600).
-
-    A file readable by others is refused: it is a private key. Nothing about the key is ever echoed."""
+    """``(key, generated)`` from an Ed25519 key file; with ``generate`` a missing file is created (0600). A file readable by
+    others is refused: it is a private key. Nothing about the key is ever echoed."""
     if not os.path.exists(path):
         if not generate:
             raise MetadataError("%s does not exist (set meshfed_metadata_generate_key: true to create it)" % path, "config", field=field)
@@ -136,7 +127,6 @@ def read_key(path, field, generate=False, dry_run=False):
     if mode & 0o077:
         raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (path, mode), "config", field=field)
     try:
-        with open(path, "rb") as handle:
-            return load_private_key(handle.read(), "%s %s" % (field, path)), False
+        return load_private_key(pathlib.Path(path).read_bytes(), "%s %s" % (field, path)), False
     except OSError as exc:
         raise MetadataError("cannot read %s (%s)" % (path, exc.strerror), "config", field=field)

@@ -70,11 +70,7 @@ def _check_root(cert, label, field, now, warning_days):
         raise _error(field, "%s expired on %s; renew the mesh's root CA" % (label, iso(not_after)))
     if not_before > now:
         raise _error(field, "%s is not valid before %s" % (label, iso(not_before)))
-    try:
-        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+    if not any(isinstance(ext.value, x509.BasicConstraints) and ext.value.ca for ext in cert.extensions):
         raise _error(field, "%s is not a CA certificate (BasicConstraints CA:TRUE missing); a root bundle must hold CA "
                             "certificates only" % label)
     warnings = []
