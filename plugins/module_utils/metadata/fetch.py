@@ -121,8 +121,7 @@ def _fingerprint_text(value):
 class PeerSpec:
     """Where a peer's metadata is and what it is trusted by (inventory host vars of a metadata peer)."""
 
-    def __init__(self, name, location, protocol="meshfed", signer_key=None, root_sha256=None, ca_pem=None, validate_certs=True,
-                 trust_domain=None):
+    def __init__(self, name, location, protocol="meshfed", signer_key=None, root_sha256=None, ca_pem=None, validate_certs=True, trust_domain=None):
         self.name, self.location, self.protocol = name, location, protocol or "meshfed"
         self.ca_pem, self.validate_certs, self.trust_domain = ca_pem, validate_certs, trust_domain
         self.pinned_fingerprint, self.root_pins = None, set()
@@ -289,14 +288,10 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
         private, pext = _private(spec, fetcher, public, ext, key, bearer)
         warnings = fetcher.warnings + warnings
         gateway = _gateway(private, warnings)
-        services = {}
-        for item in private.get("publicServices") or []:
-            svc = _service(item, pext.get("services"), warnings)
-            if svc:
-                services.setdefault(svc["hostname"], svc)
-        services = [services[h] for h in sorted(services)]
+        found = [svc for svc in (_service(item, pext.get("services"), warnings) for item in private.get("publicServices") or []) if svc]
+        services = sorted({svc["hostname"]: svc for svc in reversed(found)}.values(), key=lambda svc: svc["hostname"])  # a hostname's first wins
         trust_domain = ext.get("trustDomain") or spec.trust_domain
-        if spec.trust_domain and ext.get("trustDomain") and spec.trust_domain != ext.get("trustDomain"):
+        if spec.trust_domain and trust_domain != spec.trust_domain:
             raise MetadataError("metadata says trust domain %s but the inventory says %s" % (ext.get("trustDomain"), spec.trust_domain),
                                 field="meshfed_trust_domain")
         if not trust_domain:

@@ -71,8 +71,7 @@ def _check_root(cert, label, field, now, warning_days):
     if not_before > now:
         raise _error(field, "%s is not valid before %s" % (label, iso(not_before)))
     if not any(isinstance(ext.value, x509.BasicConstraints) and ext.value.ca for ext in cert.extensions):
-        raise _error(field, "%s is not a CA certificate (BasicConstraints CA:TRUE missing); a root bundle must hold CA "
-                            "certificates only" % label)
+        raise _error(field, "%s is not a CA certificate (BasicConstraints CA:TRUE missing); a root bundle must hold CA certificates only" % label)
     warnings = []
     if (not_after - now).days < warning_days:
         warnings.append("%s expires on %s (in less than %d days)" % (label, iso(not_after), warning_days))
