@@ -15,7 +15,7 @@ import uuid
 from ansible_collections.meshfed.istio.plugins.module_utils.common import times
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MetadataError
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (
-    generate_private_key_pem, load_private_key, public_key_pem, sign_detached, verify_detached)
+    generate_private_key_pem, load_private_key, public_key_pem, sign_detached)
 
 FORMAT_VERSION = 1
 EXTENSION = "meshfed"
@@ -38,12 +38,13 @@ def default_cluster_uuid(cluster_name):
     return str(uuid.uuid5(uuid.UUID("6f7c9a52-2d3e-5b8a-9c41-6d2f0e8b7a13"), cluster_name))
 
 
-def _documents(card, cluster_uuid, public_key, validity_times):
-    """``{path: document}`` of the public and the private document of a card (planner.validate_card checked it)."""
+def _render(card, cluster_uuid, private_key, validity_times):
+    """The four files of a card (planner.validate_card checked it): each document's exact bytes (sorted keys, 2-space indent,
+    trailing newline) and its detached JWS."""
     roots, gateway = card["root_cas"], card["gateway"]
     services = sorted(card.get("public_services") or [], key=lambda s: s["hostname"])
     public = {
-        "clusterUUID": cluster_uuid, "authnKeyPub": public_key_pem(public_key), "rootCA": "".join(r["pem"].strip() + "\n" for r in roots),
+        "clusterUUID": cluster_uuid, "authnKeyPub": public_key_pem(private_key.public_key()), "rootCA": "".join(r["pem"].strip() + "\n" for r in roots),
         EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="public", clusterName=card["name"], trustDomain=card["trust_domain"],
                         clusterDomain=card.get("cluster_domain") or card["trust_domain"], rootCAFingerprints=[r["sha256"] for r in roots]),
     }
@@ -56,39 +57,29 @@ def _documents(card, cluster_uuid, public_key, validity_times):
             s["hostname"]: {"name": s["name"], "namespace": s["namespace"], "serviceAccounts": sorted(s.get("service_accounts") or [])}
             for s in services}),
     }
-    return {PUBLIC_PATH: public, PRIVATE_PATH: private}
-
-
-def _still_current(public_key, rel, doc, existing, now, renew_before):
-    """True when ``existing`` holds ``doc``'s content at ``rel``, signed by ``public_key``, not yet due for renewal."""
-    body, sig = existing.get(rel), existing.get(rel + SIGNATURE_SUFFIX)
-    if body is None or sig is None:
-        return False
-    try:
-        verify_detached(public_key, body, sig.decode("ascii", "replace"), rel)
-        old = json.loads(body.decode("utf-8"))
-        expires = parse_time(old[EXTENSION]["expiresAt"], rel + " expiresAt")
-    except (MetadataError, ValueError, KeyError, TypeError):
-        return False
-    old[EXTENSION].update((field, doc[EXTENSION][field]) for field in ("issuedAt", "expiresAt"))  # compare the content only
-    return old == json.loads(json.dumps(doc)) and (expires - now).total_seconds() > renew_before
+    files = {}
+    for rel, doc in ((PUBLIC_PATH, public), (PRIVATE_PATH, private)):
+        files[rel] = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
+        files[rel + SIGNATURE_SUFFIX] = (sign_detached(private_key, files[rel]) + "\n").encode("ascii")
+    return files
 
 
 def plan_publication(card, cluster_uuid, private_key, existing, now=None, validity=DEFAULT_VALIDITY, renew_before=None):
-    """``(files, changed)``: the bytes each path must hold. ``existing`` (path -> bytes or None) is kept, so a rerun changes nothing,
-    while its content is the same, its signatures verify with our key and it is valid for longer than ``renew_before`` (validity / 3)."""
+    """``(files, changed)``: the bytes each path must hold. Ed25519 signatures are deterministic, so the ``existing`` files (path ->
+    bytes or None) are kept, and a rerun changes nothing, while they are exactly what the card gives with their own validity times
+    and stay valid for longer than ``renew_before`` (default: a third of ``validity``)."""
     now = now or times.utcnow()
     renew_before = validity // 3 if renew_before is None else renew_before
-    validity_times = {"issuedAt": times.iso(now), "expiresAt": times.iso(now + datetime.timedelta(seconds=validity))}
-    public_key = private_key.public_key()
-    docs = _documents(card, cluster_uuid, public_key, validity_times)
-    if all(_still_current(public_key, rel, doc, existing, now, renew_before) for rel, doc in docs.items()):
+    try:
+        old = json.loads(existing.get(PUBLIC_PATH))[EXTENSION]
+        old_times = {"issuedAt": old["issuedAt"], "expiresAt": old["expiresAt"]}
+        current = (parse_time(old["expiresAt"], PUBLIC_PATH + " expiresAt") - now).total_seconds() > renew_before
+    except (MetadataError, ValueError, KeyError, TypeError):
+        current = False
+    if current and _render(card, cluster_uuid, private_key, old_times) == {rel: existing.get(rel) for rel in ALL_PATHS}:
         return {rel: existing[rel] for rel in ALL_PATHS}, False
-    files = {}
-    for rel, doc in docs.items():   # the exact bytes we publish and sign: sorted keys, 2-space indent, trailing newline
-        files[rel] = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
-        files[rel + SIGNATURE_SUFFIX] = (sign_detached(private_key, files[rel]) + "\n").encode("ascii")
-    return files, True
+    validity_times = {"issuedAt": times.iso(now), "expiresAt": times.iso(now + datetime.timedelta(seconds=validity))}
+    return _render(card, cluster_uuid, private_key, validity_times), True
 
 
 def read_published(dest):
