@@ -33,7 +33,7 @@ def parse_root_bundle(pem_text, cluster, field, now=None, warning_days=EXPIRY_WA
     """``(roots, warnings)`` of a root CA bundle; raises :class:`CertError` for empty input, PEM armour other
     than CERTIFICATE (a private key is refused without echoing it), and certificates that are not usable roots."""
     text, now = pem_text or "", now or utcnow()
-    roots, warnings, seen = [], [], set()
+    roots, warnings = [], []
     with about(cluster):
         if not text.strip():
             raise _error(field, "is empty; expected the mesh's root CA certificate(s) in PEM")
@@ -54,8 +54,7 @@ def parse_root_bundle(pem_text, cluster, field, now=None, warning_days=EXPIRY_WA
             except Exception as exc:
                 raise _error(field, "certificate #%d is not a valid X.509 certificate (%s)"
                              % (number, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__))
-            if digest not in seen:
-                seen.add(digest)
+            if digest not in [root["sha256"] for root in roots]:   # a duplicate is left out
                 subject = cert.subject.rfc4514_string()
                 label = "certificate #%d (%s)" % (number, subject or "no subject")
                 warnings.extend(prefixed(cluster, "%s: %s" % (field, w)) for w in _check_root(cert, label, field, now, warning_days))
