@@ -1,31 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Publish a cluster card as federation metadata, Deckhouse-compatible, signed.
+"""A cluster card as signed federation metadata (docs/design.md "Published metadata"): the layout Deckhouse's exporter serves,
+whose consumer decodes fixed Go structs and so ignores our ``meshfed`` key; each document has a detached JWS (pki/jose.py) made
+with the cluster's ``authnKeyPub`` key. Private keys are never printed, returned or written but to the key file named."""
 
-docs/design.md ("Published metadata") lists the documents, their fields, the pins and the Deckhouse JWT.
-The layout is the one Deckhouse's metadata exporter serves under its ``metadataEndpoint``; its consumer
-decodes fixed Go structs, so it ignores the ``meshfed`` key that carries what this collection needs beyond
-them. Each document we publish has a detached JWS next to it (pki/jose.py): EdDSA over the exact bytes,
-with the cluster's ``authnKeyPub`` key, the one Deckhouse peers already use to check our JWTs.
-
-No Ansible imports. Private keys are never printed, returned or written anywhere but the key file the
-user names.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
+import contextlib
 import datetime
 import json
 import os
+import pathlib
 import uuid
 
 from ansible_collections.meshfed.istio.plugins.module_utils.common import times
-from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MetadataError, about
+from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MetadataError
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import (
-    generate_private_key_pem, load_private_key, public_key_pem, sign_detached, verify_detached)
+    generate_private_key_pem, load_private_key, public_key_pem, sign_detached)
 
 FORMAT_VERSION = 1
 EXTENSION = "meshfed"
@@ -34,7 +24,6 @@ PRIVATE_PATH = "private/federation.json"
 SIGNATURE_SUFFIX = ".sig"
 ALL_PATHS = (PUBLIC_PATH, PUBLIC_PATH + SIGNATURE_SUFFIX, PRIVATE_PATH, PRIVATE_PATH + SIGNATURE_SUFFIX)
 DEFAULT_VALIDITY = 7 * 24 * 3600
-_UUID_NAMESPACE = uuid.UUID("6f7c9a52-2d3e-5b8a-9c41-6d2f0e8b7a13")
 
 
 def parse_time(value, field):
@@ -46,96 +35,59 @@ def parse_time(value, field):
 
 def default_cluster_uuid(cluster_name):
     """A stable UUID for a cluster that has none assigned (``meshfed_cluster_uuid`` overrides it)."""
-    return str(uuid.uuid5(_UUID_NAMESPACE, cluster_name))
+    return str(uuid.uuid5(uuid.UUID("6f7c9a52-2d3e-5b8a-9c41-6d2f0e8b7a13"), cluster_name))
 
 
-def _documents(card, cluster_uuid, public_key, validity_times):
-    """``{path: document}`` of the public and the private document of ``card``."""
-    roots, gateway = card.get("root_cas") or [], card.get("gateway") or {}
-    if not roots:
-        raise MetadataError("card has no root_cas; nothing for peers to trust", "config", field="root_cas")
-    if not gateway.get("addresses"):
-        raise MetadataError("card has no gateway addresses; peers could not reach this cluster", "config",
-                            field="gateway.addresses")
+def _render(card, cluster_uuid, private_key, validity_times):
+    """The four files of a card (planner.validate_card checked it): each document's exact bytes (sorted keys, 2-space indent,
+    trailing newline) and its detached JWS."""
+    roots, gateway = card["root_cas"], card["gateway"]
     services = sorted(card.get("public_services") or [], key=lambda s: s["hostname"])
-    extras = dict((s["hostname"], {"name": s["name"], "namespace": s["namespace"],
-                                   "serviceAccounts": sorted(s.get("service_accounts") or [])}) for s in services)
     public = {
-        "clusterUUID": cluster_uuid,
-        "authnKeyPub": public_key_pem(public_key),
-        "rootCA": "".join(r["pem"].strip() + "\n" for r in roots),
-        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="public", clusterName=card["name"],
-                        trustDomain=card["trust_domain"],
-                        clusterDomain=card.get("cluster_domain") or card["trust_domain"],
-                        rootCAFingerprints=[r["sha256"] for r in roots]),
+        "clusterUUID": cluster_uuid, "authnKeyPub": public_key_pem(private_key.public_key()), "rootCA": "".join(r["pem"].strip() + "\n" for r in roots),
+        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="public", clusterName=card["name"], trustDomain=card["trust_domain"],
+                        clusterDomain=card.get("cluster_domain") or card["trust_domain"], rootCAFingerprints=[r["sha256"] for r in roots]),
     }
     private = {
         "ingressGateways": [{"address": a, "port": int(gateway["port"])} for a in gateway["addresses"]],
-        "publicServices": [
-            {"hostname": s["hostname"],
-             "ports": [{"name": p["name"], "port": int(p["number"]), "protocol": p["protocol"]}
-                       for p in sorted(s["ports"], key=lambda p: p["number"])]}
-            for s in services
-        ],
-        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="private", clusterUUID=cluster_uuid,
-                        services=extras),
+        "publicServices": [{"hostname": s["hostname"], "ports": [{"name": p["name"], "port": int(p["number"]), "protocol": p["protocol"]}
+                                                                 for p in sorted(s["ports"], key=lambda p: p["number"])]}
+                           for s in services],
+        EXTENSION: dict(validity_times, version=FORMAT_VERSION, document="private", clusterUUID=cluster_uuid, services={
+            s["hostname"]: {"name": s["name"], "namespace": s["namespace"], "serviceAccounts": sorted(s.get("service_accounts") or [])}
+            for s in services}),
     }
-    return {PUBLIC_PATH: public, PRIVATE_PATH: private}
-
-
-def _still_current(public_key, rel, doc, existing, now, renew_before):
-    """True when ``existing`` holds ``doc``'s content at ``rel``, signed by ``public_key``, not yet due for renewal."""
-    body, sig = existing.get(rel), existing.get(rel + SIGNATURE_SUFFIX)
-    if body is None or sig is None:
-        return False
-    try:
-        verify_detached(public_key, body, sig.decode("ascii", "replace"), rel)
-        old = json.loads(body.decode("utf-8"))
-        expires = parse_time(old[EXTENSION]["expiresAt"], rel + " expiresAt")
-    except (MetadataError, ValueError, KeyError, TypeError):
-        return False
-    stable = [json.loads(json.dumps(d)) for d in (old, doc)]  # the content, without issue and expiry times
-    for copy in stable:
-        for field in ("issuedAt", "expiresAt"):
-            copy[EXTENSION].pop(field, None)
-    return stable[0] == stable[1] and (expires - now).total_seconds() > renew_before
-
-
-def plan_publication(card, cluster_uuid, private_key, existing, now=None, validity=DEFAULT_VALIDITY,
-                     renew_before=None):
-    """Decide what to write. ``existing`` maps relative path -> bytes (or None) for the four files.
-
-    Returns ``(files, changed)``: ``files`` maps each relative path to the bytes it must hold. When the
-    content is unchanged, the existing signatures verify with our key and the documents are valid for
-    longer than ``renew_before`` (default: a third of ``validity``), the existing bytes are kept so a
-    rerun changes nothing.
-    """
-    now = now or times.utcnow()
-    renew_before = validity // 3 if renew_before is None else renew_before
-    validity_times = {"issuedAt": times.iso(now), "expiresAt": times.iso(now + datetime.timedelta(seconds=validity))}
-    public_key = private_key.public_key()
-    with about(card.get("name")):
-        docs = _documents(card, cluster_uuid, public_key, validity_times)
-    if all(_still_current(public_key, rel, doc, existing, now, renew_before) for rel, doc in docs.items()):
-        return dict((rel, existing[rel]) for rel in ALL_PATHS), False
     files = {}
-    for rel, doc in docs.items():
-        # the exact bytes we publish and sign: sorted keys, 2-space indent, trailing newline
+    for rel, doc in ((PUBLIC_PATH, public), (PRIVATE_PATH, private)):
         files[rel] = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
         files[rel + SIGNATURE_SUFFIX] = (sign_detached(private_key, files[rel]) + "\n").encode("ascii")
-    return files, True
+    return files
 
 
-# -- files (publisher and key holder side) -----------------------------------------------------------
+def plan_publication(card, cluster_uuid, private_key, existing, now=None, validity=DEFAULT_VALIDITY, renew_before=None):
+    """``(files, changed)``: the bytes each path must hold. Ed25519 signatures are deterministic, so the ``existing`` files (path ->
+    bytes or None) are kept, and a rerun changes nothing, while they are exactly what the card gives with their own validity times
+    and stay valid for longer than ``renew_before`` (default: a third of ``validity``)."""
+    now = now or times.utcnow()
+    renew_before = validity // 3 if renew_before is None else renew_before
+    try:
+        old = json.loads(existing.get(PUBLIC_PATH))[EXTENSION]
+        old_times = {"issuedAt": old["issuedAt"], "expiresAt": old["expiresAt"]}
+        current = (parse_time(old["expiresAt"], PUBLIC_PATH + " expiresAt") - now).total_seconds() > renew_before
+    except (MetadataError, ValueError, KeyError, TypeError):
+        current = False
+    if current and _render(card, cluster_uuid, private_key, old_times) == {rel: existing.get(rel) for rel in ALL_PATHS}:
+        return {rel: existing[rel] for rel in ALL_PATHS}, False
+    validity_times = {"issuedAt": times.iso(now), "expiresAt": times.iso(now + datetime.timedelta(seconds=validity))}
+    return _render(card, cluster_uuid, private_key, validity_times), True
+
+
 def read_published(dest):
     """The four published files under ``dest`` as {relative path: bytes or None}."""
-    result = {}
+    result = dict.fromkeys(ALL_PATHS)
     for rel in ALL_PATHS:
-        try:
-            with open(os.path.join(dest, rel), "rb") as handle:
-                result[rel] = handle.read()
-        except OSError:
-            result[rel] = None
+        with contextlib.suppress(OSError):
+            result[rel] = pathlib.Path(dest, rel).read_bytes()
     return result
 
 
@@ -145,20 +97,17 @@ def write_published(dest, files):
         path = os.path.join(dest, rel)
         os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
         tmp = "%s.meshfed-%d" % (path, os.getpid())
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        pathlib.Path(tmp).write_bytes(data)
         os.chmod(tmp, 0o644)
         os.rename(tmp, path)
 
 
 def read_key(path, field, generate=False, dry_run=False):
-    """``(key, generated)`` from an Ed25519 key file; with ``generate`` a missing file is created (0600).
-
-    A file readable by others is refused: it is a private key. Nothing about the key is ever echoed."""
+    """``(key, generated)`` from an Ed25519 key file; with ``generate`` a missing file is created (0600). A file readable by
+    others is refused: it is a private key. Nothing about the key is ever echoed."""
     if not os.path.exists(path):
         if not generate:
-            raise MetadataError("%s does not exist (set meshfed_metadata_generate_key: true to create it)" % path,
-                                "config", field=field)
+            raise MetadataError("%s does not exist (set meshfed_metadata_generate_key: true to create it)" % path, "config", field=field)
         pem = generate_private_key_pem()
         if not dry_run:
             os.makedirs(os.path.dirname(os.path.abspath(path)), 0o700, exist_ok=True)
@@ -167,10 +116,8 @@ def read_key(path, field, generate=False, dry_run=False):
         return load_private_key(pem, field), True
     mode = os.stat(path).st_mode & 0o777
     if mode & 0o077:
-        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (path, mode), "config",
-                            field=field)
+        raise MetadataError("%s is readable by group or others (mode %o); chmod 600 it" % (path, mode), "config", field=field)
     try:
-        with open(path, "rb") as handle:
-            return load_private_key(handle.read(), "%s %s" % (field, path)), False
+        return load_private_key(pathlib.Path(path).read_bytes(), "%s %s" % (field, path)), False
     except OSError as exc:
         raise MetadataError("cannot read %s (%s)" % (path, exc.strerror), "config", field=field)

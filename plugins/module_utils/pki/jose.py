@@ -1,14 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ed25519 keys, detached JWS (RFC 7515 appendix F) and the Deckhouse JWT. Pure functions, no I/O.
-
-Error messages never include key material.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""Ed25519 keys, detached JWS (RFC 7515 appendix F) and the Deckhouse JWT. No I/O; error messages never include key material."""
 
 import base64
 import hashlib
@@ -21,9 +14,6 @@ from ansible_collections.meshfed.istio.plugins.module_utils.common.times import 
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import PEM_BLOCK
 
 JWS_TYPE = "meshfed-metadata+jws"
-JWT_ISSUER = "d8-istio"
-JWT_SCOPE = "private-federation"
-JWT_TTL = 60
 
 
 def _b64url(data):
@@ -31,14 +21,13 @@ def _b64url(data):
 
 
 def _b64url_decode(text):
-    if not re.match(r"^[A-Za-z0-9_-]*$", text):
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _pem_der(text, field, want):
-    """DER bytes of the single PEM block in ``text`` whose label ends with ``want`` (any prefix, so
-    Deckhouse's ``ED25519 PUBLIC KEY`` labels load too)."""
+    """DER of the one PEM block of ``text`` whose label ends with ``want`` (Deckhouse writes ``ED25519 PUBLIC KEY``)."""
     blocks = PEM_BLOCK.findall(text or "")
     if len(blocks) != 1 or not blocks[0][0].endswith(want):
         raise MetadataError("%s is not one PEM %s block" % (field, want), field=field)
@@ -48,7 +37,6 @@ def _pem_der(text, field, want):
         raise MetadataError("%s has an undecodable PEM body" % field, field=field)
 
 
-# -- keys --------------------------------------------------------------------------------------------
 def load_public_key(pem, field="authnKeyPub"):
     try:
         key = serialization.load_der_public_key(_pem_der(pem, field, "PUBLIC KEY"))
@@ -73,11 +61,9 @@ def load_private_key(pem, field="signing key"):
     """An Ed25519 private key from PKCS#8 PEM (``PRIVATE KEY`` or Deckhouse's ``ED25519 PRIVATE KEY``)."""
     text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else (pem or "")
     if "ENCRYPTED PRIVATE KEY" in text:
-        raise MetadataError("%s is encrypted; give it decrypted through Ansible Vault instead" % field, "config",
-                            field=field)
-    der = _pem_der(text, field, "PRIVATE KEY")
+        raise MetadataError("%s is encrypted; give it decrypted through Ansible Vault instead" % field, "config", field=field)
     try:
-        key = serialization.load_der_private_key(der, password=None)
+        key = serialization.load_der_private_key(_pem_der(text, field, "PRIVATE KEY"), password=None)
     except (ValueError, TypeError):
         raise MetadataError("%s is not a valid PKCS#8 private key (content not shown)" % field, "config", field=field)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
@@ -87,18 +73,12 @@ def load_private_key(pem, field="signing key"):
 
 def generate_private_key_pem():
     key = ed25519.Ed25519PrivateKey.generate()
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
-
-# -- compact JWS -------------------------------------------------------------------------------------
-def _compact_json(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
 
 
 def _compact_jws(private_key, header, payload):
     """``[header, payload, signature]`` of an EdDSA compact JWS, each base64url; ``header`` a dict."""
-    parts = [_b64url(_compact_json(header)), _b64url(payload)]
+    parts = [_b64url(json.dumps(header, sort_keys=True, separators=(",", ":")).encode()), _b64url(payload)]
     return parts + [_b64url(private_key.sign(".".join(parts).encode("ascii")))]
 
 
@@ -115,8 +95,7 @@ def verify_detached(public_key, payload, signature, what):
     if len(parts) != 3 or parts[1] != "":
         raise MetadataError("%s signature is not a detached JWS (<header>..<signature>)" % what, "signature")
     try:
-        header = json.loads(_b64url_decode(parts[0]))
-        sig = _b64url_decode(parts[2])
+        header, sig = json.loads(_b64url_decode(parts[0])), _b64url_decode(parts[2])
     except ValueError:
         raise MetadataError("%s signature is not decodable" % what, "signature")
     if not isinstance(header, dict) or header.get("alg") != "EdDSA" or header.get("typ") != JWS_TYPE:
@@ -124,13 +103,12 @@ def verify_detached(public_key, payload, signature, what):
     try:
         public_key.verify(sig, (parts[0] + "." + _b64url(payload)).encode("ascii"))
     except InvalidSignature:
-        raise MetadataError("%s does not match its signature (tampered, or signed by another key)" % what,
-                            "signature")
+        raise MetadataError("%s does not match its signature (tampered, or signed by another key)" % what, "signature")
 
 
-def make_jwt(private_key, subject, audience, now=None, ttl=JWT_TTL, scope=JWT_SCOPE, issuer=JWT_ISSUER):
-    """The bearer token Deckhouse's federation hook sends to a peer's private endpoint (go-jose
-    compact JWS, header ``{"alg":"EdDSA"}``; claims iss, aud, sub, scope, nbf = now, exp = now + ttl)."""
+def make_jwt(private_key, subject, audience, now=None, scope="private-federation"):
+    """The bearer token Deckhouse's federation hook sends to a peer's private endpoint (go-jose compact JWS,
+    header ``{"alg":"EdDSA"}``; claims iss d8-istio, aud, sub, scope, nbf = now, exp = now + 60)."""
     now = int(now if now is not None else utcnow().timestamp())
-    claims = {"iss": issuer, "aud": audience, "sub": subject, "scope": scope, "nbf": now, "exp": now + int(ttl)}
-    return ".".join(_compact_jws(private_key, {"alg": "EdDSA"}, _compact_json(claims)))
+    claims = {"iss": "d8-istio", "aud": audience, "sub": subject, "scope": scope, "nbf": now, "exp": now + 60}
+    return ".".join(_compact_jws(private_key, {"alg": "EdDSA"}, json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()))
