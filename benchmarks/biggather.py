@@ -37,7 +37,7 @@ def _runner(name):
 def run_in_process(name, args):
     from ansible_collections.meshfed.istio.plugins.plugin_utils.inprocess import run_in_process as run
     action = _runner(name)
-    return run("meshfed.istio." + name, action.argument_spec(), action.run_class, args, secrets=action.secrets)
+    return run("meshfed.istio." + name, action.argument_spec(), action.run_class, args)
 
 
 def auth(cluster):
