@@ -45,11 +45,9 @@ def gather(client, params):
         domains = (params.get("cluster_domain") or install["cluster_domain"],)
         domains += (params.get("federation_domain") or domains[0],)
         public = sorted(filter(None, (public_service(s, domains, pods, service_warnings) for s in services)), key=lambda e: e["hostname"])
-    card = {"name": cluster, "trust_domain": td, "cluster_domain": domains[0], "federation_domain": domains[1],
-            "istio_namespace": ns, "root_cas": roots, "gateway": gateway, "public_services": public,
-            "warnings": warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings]}
-    card.update(install)
-    return card
+    return dict(install, name=cluster, trust_domain=td, cluster_domain=domains[0], federation_domain=domains[1],
+                istio_namespace=ns, root_cas=roots, gateway=gateway, public_services=public,
+                warnings=warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings])
 
 
 def _install(client, params):

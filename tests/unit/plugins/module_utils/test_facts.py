@@ -195,8 +195,10 @@ def test_domain_is_istiods_and_alias_is_optional(root_pem):
     assert (svc["hostname"], svc["service_hostname"]) == ("bar.xyz.svc.cluster-b.local", "bar.xyz.svc.cluster.local")
     assert svc["selector"] == {"app": "bar"} and svc["ports"][0]["target_port"] == 18080
     assert svc["service_accounts"] == ["bar-sa"]
-    assert gather(world(root_pem, services=[bar_svc], pods=pods), params(cluster_domain="corp.example"))[
-        "public_services"][0]["hostname"] == "bar.xyz.svc.corp.example"
+    card = gather(world(root_pem, services=[bar_svc], istiods=[istiod(domain="cluster.local")], pods=pods),
+                  params(cluster_domain="corp.example"))
+    assert card["public_services"][0]["hostname"] == "bar.xyz.svc.corp.example"
+    assert card["cluster_domain"] == card["federation_domain"] == "corp.example"  # the option overrides istiod's --domain
 
 
 def test_alias_needs_a_selector_and_numeric_ports(root_pem):
