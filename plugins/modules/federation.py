@@ -103,7 +103,8 @@ options:
     default: false
   check_local_services:
     description: Refuse to import a hostname a local Service already serves (it would silently shadow the imported
-      C(ServiceEntry)). Costs one Service list.
+      C(ServiceEntry)). Costs one list of Services' metadata, and nothing when no peer hostname is under this
+      cluster's DNS domain.
     type: bool
     default: true
   istiod_deployment:
