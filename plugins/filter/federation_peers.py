@@ -1,10 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 # Documentation of the three filters of this file: federation_peers.yml, federation_cards.yml and
 # federation_split.yml beside it (a DOCUMENTATION here would be shown by ansible-doc for all three).

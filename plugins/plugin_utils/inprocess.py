@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a meshfed.istio module's runner in the controller's task worker instead of a module process.
@@ -8,10 +7,6 @@ modules only talk HTTPS to the API servers, so when the task runs in the control
 action plugin validates the arguments with the module's ``argument_spec()`` and calls the same runner here.
 The result is the module's: keys, warnings, failures, check mode, diff, ``invocation`` with every ``no_log``
 value and the kubeconfig dict's secrets masked."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import json
 import os

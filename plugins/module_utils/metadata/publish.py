@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A cluster card as signed federation metadata (docs/design.md "Published metadata"): the layout Deckhouse's exporter serves,

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Validate a mesh's root CA bundle (public certificates only). Pure functions, no I/O."""

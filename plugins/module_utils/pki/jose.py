@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ed25519 keys, detached JWS (RFC 7515 appendix F) and the Deckhouse JWT. No I/O; error messages never include key material."""

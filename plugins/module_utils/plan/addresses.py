@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Stable, collision-free virtual addresses for imported hostnames (pure).
@@ -7,10 +6,6 @@ Istio's sidecar DNS proxy only answers for ServiceEntry hosts with an address (`
 so each imported host gets one. The default range 240.241.0.0/16 (class E, never routed) is next to, not
 inside, Istio's own auto-allocation range 240.240.0.0/16, so the two never hand out the same address.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import hashlib
 import ipaddress

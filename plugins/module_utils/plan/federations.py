@@ -1,14 +1,9 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The IstioFederation record, one cluster-scoped object per peer (pure): ``spec`` the peer's trust domain,
 gateways, root fingerprints and, for a peer known through its published metadata, its coordinates (as
 Deckhouse's ``metadataEndpoint``); ``status.metadataCache`` the peer's card as last accepted, read back for
 peers not gathered in a run; ``status.conditions`` ``MetadataVerified``, the outcome of the last fetch."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import PEER_LABEL, labels, new_object
 

@@ -1,12 +1,7 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The labels and annotations the collection writes, its object builder, and ``KINDS``, the one table of the
 kinds it manages (reconcile lists, applies and prunes every row; tests/unit/test_kinds.py checks meta/rbac/)."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import hashlib
 import json

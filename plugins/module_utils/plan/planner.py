@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure federation planner: cluster cards in, the objects one (local) cluster must hold out (no I/O).
@@ -8,10 +7,6 @@ virtual address: the sidecar DNS proxy answers only for hosts with one) and an `
 ``DestinationRule``; the export ``Gateway`` and alias ServiceEntries (docs/design.md); the peers' roots as
 ``caCertificates`` entries scoped to each peer's trust domain.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import hashlib
 import re

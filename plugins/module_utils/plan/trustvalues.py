@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """``trust_mode: values``: the peers' roots as install values, never written to the mesh ConfigMap (pure).
@@ -7,10 +6,6 @@ Helm (chart ``istiod``, value ``meshConfig``) and istioctl (``IstioOperator.spec
 ConfigMap ``istio[-<rev>]`` from their values and rewrite it on every upgrade: where the install owns it,
 the collection emits the values to add and reports whether the live mesh config carries them.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots, render_roots
 

@@ -1,13 +1,8 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Converge one cluster onto a plan (planner.py) with a constant number of reads, however many peers and
-services: one cluster-wide LIST per kind (kinds.KINDS), one LIST of Services (hostname clash check), GET the
+services: one cluster-wide LIST per kind (kinds.KINDS), Services' metadata when a peer hostname may clash, GET the
 mesh ConfigMap and the istiod Deployment; then one write per object that changes, so a rerun changes nothing."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import copy
 import json
