@@ -1,12 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Edit Istio's mesh config text (ConfigMap ``istio``, key ``mesh``) without damaging it.
+"""Edit Istio's mesh config text (ConfigMap ``istio``, key ``mesh``) without damaging it. Pure, no I/O.
 
-Only the top-level ``caCertificates`` list is touched, and inside it only the entries this
-collection added (tracked by fingerprint by the caller). Everything else, comments included,
-stays byte for byte: the edit replaces the text of the ``caCertificates`` block alone and is
-verified by parsing the result. Pure functions, no I/O.
+Only our entries (by fingerprint) of the top-level ``caCertificates`` list change; every other byte,
+comments included, stays as it is, and the result is verified by parsing it back.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -67,7 +65,7 @@ def _dump(doc):
 
 
 class _Unsafe(Exception):
-    """The caCertificates block cannot be edited without rewriting text that is not ours (the reason)."""
+    """The block cannot be edited without rewriting text that is not ours (the message says why)."""
 
 
 def _block_region(lines):
@@ -87,14 +85,8 @@ def _block_region(lines):
     return starts[0], last_content + 1
 
 
-def _header_value(line):
-    """The value written on the key line itself (comment stripped): "" for a block sequence or null."""
-    value = line.split(":", 1)[1]
-    return re.sub(r"(^|\s)#.*$", "", value).strip()
-
-
 def _chunks(body):
-    """Split the lines of a block sequence into items: ``(indent, [(lead lines, item lines)], trailer)``.
+    """``(indent, [(lead lines, item lines)], trailer)`` of a block sequence's lines.
 
     An item is its ``-`` line and every following line indented deeper (blank and comment lines within
     included); comment and blank lines before an item, indented no deeper than its ``-``, are its lead."""
@@ -127,14 +119,10 @@ def _item_entry(lines, indent):
     return parsed[0] if isinstance(parsed, list) and len(parsed) == 1 else None
 
 
-def _render_item(entry, indent):
-    return "".join(" " * indent + line for line in _dump([entry]).splitlines(True))
-
-
 def _splice(text, current, entries):
-    """``text`` with caCertificates ``entries``: the text of every item kept from ``current`` is kept byte
-    for byte (comments, indentation, flow style), items dropped go with their text, new ones are appended
-    in the block's indentation. Raises _Unsafe when that is not possible."""
+    """``text`` with caCertificates ``entries``: each item kept from ``current`` keeps its text byte for byte
+    (comments, indentation, flow style), dropped ones go with theirs, new ones are appended in the block's
+    indentation. Raises _Unsafe when that is not possible."""
     lines = text.splitlines(True)
     region = _block_region(lines)
     if region is None:
@@ -146,7 +134,7 @@ def _splice(text, current, entries):
         return prefix + _dump({"caCertificates": entries})
     start, stop = region
     head = lines[start]
-    value = _header_value(head)
+    value = re.sub(r"(^|\s)#.*$", "", head.split(":", 1)[1]).strip()  # on the key line, comment stripped
     if value not in ("", "[]", "null", "~"):
         raise _Unsafe("caCertificates is written in flow style (%s) and holds entries that are not ours"
                       % (value[:40] + ("..." if len(value) > 40 else "")))
@@ -155,7 +143,7 @@ def _splice(text, current, entries):
     if parsed != list(current):
         raise _Unsafe("an item of caCertificates does not parse on its own (anchors, aliases or tags across items)")
     body = _reuse(items, parsed, entries, indent) + trailer
-    if not entries and not any(line.strip() for line in body) and not re.search(r"#", head):
+    if not entries and not any(line.strip() for line in body) and "#" not in head:
         return "".join(lines[:start] + lines[stop:])  # nothing left, and nothing of the user's: the block goes
     if value and entries:  # "caCertificates: []" (or null) becomes a block sequence; its comment stays
         rest = head.split(":", 1)[1]
@@ -164,13 +152,13 @@ def _splice(text, current, entries):
 
 
 def _reuse(items, parsed, entries, indent):
-    """Lines of the new block: each entry from the first unused item holding it, else rendered; the comment
-    lines leading a dropped item are kept, at the end of the block."""
+    """The block's new lines: each entry from the first unused item holding it, else rendered; the comment
+    lines leading a dropped item are kept, at the end."""
     used, out, orphans = set(), [], []
     for entry in entries:
         index = next((i for i, p in enumerate(parsed) if i not in used and p == entry), None)
         if index is None:
-            out.append(_render_item(entry, indent))
+            out.append("".join(" " * indent + line for line in _dump([entry]).splitlines(True)))
             continue
         used.add(index)
         out.extend(items[index][0] + items[index][1])
@@ -181,14 +169,12 @@ def _reuse(items, parsed, entries, indent):
 
 
 def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), configmap="istio"):
-    """Converge our entries of ``caCertificates``.
+    """Converge our entries of ``caCertificates``; returns ``(new_text, new_managed, changed, warnings)``.
 
-    ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of entries
-    written before (peers comma-joined when several share a root). Entries not in ``managed`` are
-    the user's and are kept as they are, their text byte for byte; ours of peers in ``preserve_peers``
-    are kept too. When the block cannot be edited that way, the error names ``configmap`` and why, and
-    nothing is changed (never a rewrite of the user's text).
-    Returns ``(new_text, new_managed, changed, warnings)``; ``new_text is text`` when unchanged.
+    ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of the entries written
+    before (peers comma-joined when they share a root). Other entries are the user's and keep their text byte
+    for byte; ours of ``preserve_peers`` are kept too. An edit that cannot be made that way is an error naming
+    ``configmap`` and why, and nothing changes (never a rewrite). ``new_text is text`` when unchanged.
     """
     text = text or ""
     with about(cluster):
@@ -198,12 +184,21 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
         if not isinstance(current, list):
             raise MeshConfigError("%s: caCertificates is a %s, not a list; nothing was changed"
                                   % (FIELD, type(current).__name__), field=FIELD)
-        user_entries, user_fps, ours = _classify(current, managed, set(preserve_peers or ()))
-        warnings = merge_roots(ours, desired, user_fps)
+        user_entries, user_fps, ours, preserve = [], set(), {}, set(preserve_peers or ())
+        for entry in current:
+            fp = fingerprint(entry)
+            if fp and fp in managed:  # ours: kept only while its peer is preserved
+                peers = set(str(managed[fp]).split(",")) & preserve
+                if peers:
+                    ours[fp] = {"peers": peers, "entry": entry}
+            else:
+                user_entries.append(entry)
+                user_fps.update([fp] if fp else [])
+        warnings = [prefixed(cluster, w) for w in merge_roots(ours, desired, user_fps)]
         new_managed, rendered = render_roots(ours)
         new_list = user_entries + rendered
         if new_list == current:
-            return text, new_managed, False, [prefixed(cluster, w) for w in warnings]
+            return text, new_managed, False, warnings
         try:
             new_text = _splice(text, current, new_list)
         except _Unsafe as exc:
@@ -216,28 +211,11 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
                 "text that is not ours (%s): the comments and formatting of the entries and settings there would "
                 "be lost. Nothing was changed; write caCertificates as a block list (\"- pem: ...\" items) or use "
                 "trust_mode: values" % (configmap, reason), field=FIELD)
-    return new_text, new_managed, True, [prefixed(cluster, w) for w in warnings]
-
-
-def _classify(current, managed, preserve):
-    """Split the current entries: the user's (kept as they are, with their fingerprints) and ours
-    still wanted because their peer is preserved (``{fp: {"peers", "entry"}}``)."""
-    user_entries, user_fps, ours = [], set(), {}
-    for entry in current:
-        fp = fingerprint(entry)
-        if fp and fp in managed:
-            peers = set(str(managed[fp]).split(",")) & preserve
-            if peers:
-                ours[fp] = {"peers": peers, "entry": entry}
-            continue
-        user_entries.append(entry)
-        if fp:
-            user_fps.add(fp)
-    return user_entries, user_fps, ours
+    return new_text, new_managed, True, warnings
 
 
 def merge_roots(ours, desired, user_fps):
-    """Add the desired roots to ``ours`` (one slot per fingerprint); returns warnings."""
+    """Add the desired roots to ``ours`` (``{fp: slot}``, one slot per fingerprint); returns warnings."""
     warnings = []
     for item in desired:
         pem = normalize_pem(item["pem"])
@@ -258,14 +236,12 @@ def merge_roots(ours, desired, user_fps):
 
 
 def render_roots(ours):
-    """``(new_managed, entries)`` for our slots, in a stable order (by peers, then fingerprint)."""
+    """``(new_managed, entries)`` of our slots, by peers then fingerprint; a preserved slot as found."""
     new_managed, rendered = {}, []
     for fp, slot in sorted(ours.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0])):
         new_managed[fp] = ",".join(sorted(slot["peers"]))
-        if "trustDomains" in slot:
-            rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])})
-        else:
-            rendered.append(slot["entry"])  # preserved as found
+        rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])}
+                        if "trustDomains" in slot else slot["entry"])
     return new_managed, rendered
 
 

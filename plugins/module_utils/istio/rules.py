@@ -1,17 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Istio's own rules, as pure functions (no I/O), each citing where Istio implements it.
-
-* which mesh ConfigMap a revision reads (``getMeshConfigMapName``: ``istio`` / ``istio-<rev>``);
-* istiod's DNS domain (pilot-discovery flag ``--domain``, default ``cluster.local``; the Helm chart
-  passes ``global.proxy.clusterDomain``);
-* a Service port's protocol (``kube.ConvertProtocol`` + ``protocol.Parse``);
-* hostname wildcard matching (``host.Name.SubsetOf``, used for AUTO_PASSTHROUGH filter chains);
-* whether sidecars capture DNS (proxy metadata ``ISTIO_META_DNS_CAPTURE``);
-* the names Kubernetes accepts (DNS-1123 labels and subdomains) and a Service's registry hostname
-  ``<service>.<namespace>.svc.<domain>``.
-"""
+"""Istio's and Kubernetes' own rules as pure functions (no I/O), each citing where upstream implements it."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -63,21 +53,18 @@ def mesh_configmaps(configmaps):
     return sorted(name for name in names if name == MESH_CONFIGMAP or name.startswith(MESH_CONFIGMAP + "-"))
 
 
-def discovery_container(deployment):
+def _discovery_container(deployment):
     """The container of an istiod Deployment that runs pilot-discovery (``discovery``), else its first."""
     pod_spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = pod_spec.get("containers") or []
     return next((c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {})
 
 
-def container_env(container):
-    """Literal env values of a container (valueFrom entries are not resolvable here and are left out)."""
-    return dict((e["name"], e["value"]) for e in container.get("env") or [] if "name" in e and "value" in e)
-
-
 def istiod_env(deployment):
-    """Literal env values of istiod's discovery container: the one rule for reading istiod's settings."""
-    return container_env(discovery_container(deployment))
+    """Literal env values of istiod's discovery container (valueFrom is not resolvable here): the one rule
+    for reading istiod's settings."""
+    env = _discovery_container(deployment).get("env") or []
+    return dict((e["name"], e["value"]) for e in env if "name" in e and "value" in e)
 
 
 def deployment_revision(deployment):
@@ -91,8 +78,9 @@ def deployment_revision(deployment):
 
 
 def istiod_domain(deployment):
-    """istiod's DNS domain suffix from its ``--domain`` argument (pilot-discovery default cluster.local)."""
-    container = discovery_container(deployment)
+    """istiod's DNS domain suffix: pilot-discovery's ``--domain`` (default cluster.local; the Helm chart passes
+    ``global.proxy.clusterDomain``)."""
+    container = _discovery_container(deployment)
     args = [str(a) for a in (container.get("args") or []) + (container.get("command") or [])]
     for arg, following in zip(args, args[1:] + [None]):
         flag, equals, value = arg.partition("=")
@@ -124,11 +112,8 @@ def is_ip(value):
 
 
 def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
-    """Protocol Istio derives for a Kubernetes Service port (kube.ConvertProtocol).
-
-    Returns ``"UDP"`` for UDP ports, ``SNIFFED`` ("") when Istio would detect the protocol at runtime,
-    else the canonical protocol name (``HTTP``, ``GRPC-Web``, ``Mongo``...).
-    """
+    """Protocol Istio derives for a Kubernetes Service port (kube.ConvertProtocol): ``"UDP"`` for UDP ports,
+    ``SNIFFED`` when Istio would detect it at runtime, else the canonical name (``HTTP``, ``GRPC-Web``...)."""
     if (k8s_protocol or "TCP").upper() == "UDP":
         return "UDP"
     if app_protocol in _K8S_APP_PROTOCOLS:
@@ -136,34 +121,25 @@ def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
     candidate = app_protocol or name or ""
     if candidate[:8].lower() == "grpc-web":
         return "GRPC-Web"
-    prefix = candidate.split("-", 1)[0].lower()
-    proto = _PROTOCOLS.get(prefix)
-    if proto is None or proto == "UDP":
+    proto = _PROTOCOLS.get(candidate.split("-", 1)[0].lower())
+    if proto in (None, "UDP"):
         return "TCP" if int(port_number) in _WELL_KNOWN_TCP_PORTS else SNIFFED
     return proto
 
 
 def canonical_protocol(value):
     """The canonical name of a protocol string (case-insensitive), ``SNIFFED`` for empty, None if unknown."""
-    if value in (None, ""):
-        return SNIFFED
-    return _PROTOCOLS.get(str(value).lower())
+    return SNIFFED if value in (None, "") else _PROTOCOLS.get(str(value).lower())
 
 
 def host_matches(hostname, pattern):
     """``host.Name(hostname).SubsetOf(pattern)``: ``*`` matches all, ``*.suffix`` by suffix, else equal."""
     pattern = pattern.split("/", 1)[-1]
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        if hostname.startswith("*."):
-            return hostname[1:].endswith(pattern[1:])
-        return hostname.endswith(pattern[1:])
-    return hostname == pattern
+    return pattern == "*" or (hostname.endswith(pattern[1:]) if pattern.startswith("*.") else hostname == pattern)
 
 
 def dns_capture(mesh):
-    """Whether sidecars capture DNS by default (meshConfig.defaultConfig.proxyMetadata)."""
+    """Whether sidecars capture DNS by default (meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE)."""
     metadata = ((mesh or {}).get("defaultConfig") or {}).get("proxyMetadata") or {}
     return str(metadata.get("ISTIO_META_DNS_CAPTURE", "")).lower() == "true"
 

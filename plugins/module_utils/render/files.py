@@ -3,16 +3,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Render mode on disk: read what an earlier render wrote, work out the changes, write them.
 
-Only files listed in the state file (layout.STATE_FILE) are ever rewritten or removed. A desired file
-that exists but was not written by the collection is taken over only when its bytes are already the
-desired ones; otherwise the run fails naming it. A file is written only when its bytes change
-(atomically: a temporary file renamed over it), so a rerun with nothing changed writes nothing.
+Only files listed in the state file (layout.STATE_FILE) are ever rewritten or removed; a desired file that
+exists but was not written by the collection is taken over only when it already holds the desired bytes.
+A file is written only when its bytes change, atomically (a temporary file renamed over it).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import tempfile
 
@@ -26,20 +26,19 @@ def _read(path):
         with open(path, "rb") as handle:
             return handle.read()
     except IOError as exc:
-        if exc.errno == 2:  # ENOENT
+        if exc.errno == errno.ENOENT:
             return None
         raise MeshfedError("cannot read %s: %s" % (path, exc.strerror), field="render_dir")
 
 
 class Previous(object):
-    """What an earlier render left in ``directory``: its files (``{path: bytes}``, the ones still on disk),
-    the objects in them (``{path: object}``, IstioFederation with the kept status) and the statuses."""
+    """What an earlier render left in ``directory``: ``files`` (``{path: bytes}``, those still on disk), the
+    ``objects`` in them (``{path: object}``, an IstioFederation with its kept status), ``statuses``."""
 
     def __init__(self, directory, cluster):
-        self.directory, self.cluster = directory, cluster
-        state = _read(os.path.join(directory, layout.STATE_FILE))
-        self.has_state = state is not None
-        listed, self.statuses = layout.parse_state(cluster, state) if state is not None else ({}, {})
+        self.state_bytes = _read(os.path.join(directory, layout.STATE_FILE))
+        self.has_state = self.state_bytes is not None
+        listed, self.statuses = layout.parse_state(cluster, self.state_bytes) if self.has_state else ({}, {})
         self.files, self.objects = {}, {}
         for path in sorted(listed):
             data = _read(os.path.join(directory, path))
@@ -51,7 +50,6 @@ class Previous(object):
                 if obj["kind"] == "IstioFederation" and obj["metadata"].get("name") in self.statuses:
                     obj = dict(obj, status=self.statuses[obj["metadata"]["name"]])
                 self.objects[path] = obj
-        self.state_bytes = state
 
     def existing(self):
         """``{key: object}`` of the rendered objects, as reconcile's list_existing keys them."""
@@ -63,8 +61,7 @@ def changes(directory, previous, desired_files):
 
     ``desired_files`` maps every path the directory should hold (state file included) to its bytes."""
     out = {"write": {}, "remove": {}, "unchanged": []}
-    for path in sorted(desired_files):
-        after = desired_files[path]
+    for path, after in sorted(desired_files.items()):
         before = previous.state_bytes if path == layout.STATE_FILE else previous.files.get(path)
         if before is None:
             before = _read(os.path.join(directory, path))
@@ -83,9 +80,18 @@ def changes(directory, previous, desired_files):
 
 def apply(directory, planned):
     """Write and remove what :func:`changes` planned (the state file last, so a failed run is redone)."""
-    writes = planned["write"]
-    for path in sorted(writes, key=lambda p: (p == layout.STATE_FILE, p)):
-        _write(directory, path, writes[path][1])
+    for path in sorted(planned["write"], key=lambda p: (p == layout.STATE_FILE, p)):
+        target = os.path.join(directory, path)
+        parent = os.path.dirname(target)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(dir=parent, prefix=".meshfed-")
+            with os.fdopen(handle, "wb") as out:
+                out.write(planned["write"][path][1])
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, target)
+        except OSError as exc:
+            raise MeshfedError("cannot write %s: %s" % (target, exc.strerror), field="render_dir")
     for path in sorted(planned["remove"]):
         target = os.path.join(directory, path)
         if os.path.exists(target):
@@ -93,18 +99,3 @@ def apply(directory, planned):
         parent = os.path.dirname(target)
         if parent != directory.rstrip("/") and os.path.isdir(parent) and not os.listdir(parent):
             os.rmdir(parent)
-
-
-def _write(directory, path, data):
-    target = os.path.join(directory, path)
-    parent = os.path.dirname(target)
-    try:
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-        handle, tmp = tempfile.mkstemp(dir=parent, prefix=".meshfed-")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, target)
-    except OSError as exc:
-        raise MeshfedError("cannot write %s: %s" % (target, exc.strerror), field="render_dir")
