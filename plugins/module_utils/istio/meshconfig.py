@@ -1,11 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Edit Istio's mesh config text (ConfigMap ``istio``, key ``mesh``) without damaging it. Pure, no I/O.
-
-Only our entries (by fingerprint) of the top-level ``caCertificates`` list change; every other byte,
-comments included, stays as it is, and the result is verified by parsing it back.
-"""
+"""Edit Istio's mesh config text (ConfigMap ``istio``, key ``mesh``): only our entries of the top-level
+``caCertificates`` list change, every other byte (comments included) stays, and the result is verified by
+parsing it back. Pure, no I/O."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -46,10 +44,8 @@ def trust_domain(mesh):
 
 def fingerprint(entry):
     """SHA-256 of a caCertificates entry's root, or None when it holds no readable certificate."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("pem"), str):
-        return None
     try:
-        return pem_sha256(entry["pem"])
+        return pem_sha256(entry["pem"]) if isinstance(entry, dict) and isinstance(entry.get("pem"), str) else None
     except Exception:
         return None
 
@@ -75,14 +71,14 @@ def _block_region(lines):
         raise _Unsafe("caCertificates appears %d times at the top level" % len(starts))
     if not starts:
         return None
-    end = last_content = starts[0]
-    for end in range(starts[0] + 1, len(lines)):
-        line, stripped = lines[end], lines[end].strip()
-        if line[:1] in (" ", "\t", "-") and stripped:
-            last_content = end
+    stop = starts[0] + 1
+    for i in range(stop, len(lines)):
+        stripped = lines[i].strip()
+        if lines[i][:1] in (" ", "\t", "-") and stripped:
+            stop = i + 1
         elif stripped and not stripped.startswith("#"):
             break
-    return starts[0], last_content + 1
+    return starts[0], stop
 
 
 def _chunks(body):
@@ -169,13 +165,11 @@ def _reuse(items, parsed, entries, indent):
 
 
 def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), configmap="istio"):
-    """Converge our entries of ``caCertificates``; returns ``(new_text, new_managed, changed, warnings)``.
-
-    ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of the entries written
-    before (peers comma-joined when they share a root). Other entries are the user's and keep their text byte
-    for byte; ours of ``preserve_peers`` are kept too. An edit that cannot be made that way is an error naming
-    ``configmap`` and why, and nothing changes (never a rewrite). ``new_text is text`` when unchanged.
-    """
+    """Converge our entries of ``caCertificates``: ``(new_text, new_managed, changed, warnings)``, ``new_text is
+    text`` when unchanged. ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of
+    the entries written before (peers comma-joined when they share a root); the others are the user's and keep
+    their text byte for byte, ours of ``preserve_peers`` too. An edit that cannot be made so is an error naming
+    ``configmap`` and why, and nothing changes (never a rewrite)."""
     text = text or ""
     with about(cluster):
         doc = load_mesh(text)
@@ -193,7 +187,7 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
                     ours[fp] = {"peers": peers, "entry": entry}
             else:
                 user_entries.append(entry)
-                user_fps.update([fp] if fp else [])
+                user_fps.add(fp)  # None (no readable root) never matches a desired root
         warnings = [prefixed(cluster, w) for w in merge_roots(ours, desired, user_fps)]
         new_managed, rendered = render_roots(ours)
         new_list = user_entries + rendered
@@ -201,16 +195,14 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
             return text, new_managed, False, warnings
         try:
             new_text = _splice(text, current, new_list)
+            if not _verified(new_text, doc, new_list):
+                raise _Unsafe("the edited text does not parse back to the same settings")
         except _Unsafe as exc:
-            new_text, reason = None, str(exc)
-        else:
-            reason = "the edited text does not parse back to the same settings"
-        if new_text is None or not _verified(new_text, doc, new_list):
             raise MeshConfigError(
                 "ConfigMap %s key mesh: cannot add or remove the peers' roots in caCertificates without rewriting "
                 "text that is not ours (%s): the comments and formatting of the entries and settings there would "
                 "be lost. Nothing was changed; write caCertificates as a block list (\"- pem: ...\" items) or use "
-                "trust_mode: values" % (configmap, reason), field=FIELD)
+                "trust_mode: values" % (configmap, exc), field=FIELD)
     return new_text, new_managed, True, warnings
 
 
@@ -224,14 +216,12 @@ def merge_roots(ours, desired, user_fps):
             warnings.append("%s: the root of %s (sha256 %s) is already in caCertificates, added by someone "
                             "else; left as it is and not managed by meshfed.istio" % (FIELD, item["peer"], fp))
             continue
-        slot = ours.get(fp)
-        if slot is None or "trustDomains" not in slot:
-            kept_domains = list((slot or {}).get("entry", {}).get("trustDomains") or [])
-            slot = ours[fp] = {"peers": set((slot or {}).get("peers", ())), "pem": pem, "trustDomains": kept_domains}
+        slot = ours.get(fp) or {}
+        if "trustDomains" not in slot:  # new, or preserved as found: rendered afresh from now on
+            domains = set(slot.get("entry", {}).get("trustDomains") or [])
+            slot = ours[fp] = {"peers": set(slot.get("peers", ())), "pem": pem, "trustDomains": domains}
         slot["peers"].add(item["peer"])
-        for domain in item.get("trustDomains") or []:
-            if domain not in slot["trustDomains"]:
-                slot["trustDomains"].append(domain)
+        slot["trustDomains"].update(item.get("trustDomains") or [])
     return warnings
 
 
@@ -251,8 +241,8 @@ def _verified(new_text, old_doc, new_list):
         new_doc = load_mesh(new_text)
     except MeshConfigError:
         return False
-    same_rest = dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None)
-    return same_rest and (new_doc.get("caCertificates") or []) == new_list
+    return dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None) and (
+        new_doc.get("caCertificates") or []) == new_list
 
 
 def check_multiroot(mesh, istiod_env):

@@ -37,6 +37,9 @@ _KUSTOMIZATION_HEADER = ("# Rendered by meshfed.istio for cluster %s: the federa
                          "# not listed here.\n")
 _VALUES_HEADER = ("# Rendered by meshfed.istio for cluster %s: the federation peers' root certificates.\n"
                   "# %s\n")
+_INSTALL_FILES = ((HELM_VALUES, "helm_values", "Add to the istiod chart's values (helm upgrade ... -f istiod-values.yaml)."),
+                  (ISTIO_OPERATOR, "istio_operator",
+                   "Merge into your IstioOperator (istioctl install -f ... -f istio-operator.yaml)."))
 _STATE_HEADER = ("# meshfed.istio render state for cluster %s. Not a Kubernetes object (kustomization.yaml does\n"
                  "# not list it). Commit it with the manifests: the next render reads which files it wrote\n"
                  "# (only those are ever rewritten or removed) and the IstioFederation status it keeps here.\n")
@@ -68,23 +71,18 @@ def manifest_text(cluster, obj):
     return _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj)
 
 
-def kustomization_text(cluster, resources):
-    body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(resources)}
-    return _text(_KUSTOMIZATION_HEADER % cluster, body)
-
-
-def trust_files(cluster, trust):
-    """The install pipeline's input: Helm values and the IstioOperator overlay (``trust_mode: values``)."""
-    helm = "Add to the istiod chart's values (helm upgrade ... -f istiod-values.yaml)."
-    operator = "Merge into your IstioOperator (istioctl install -f ... -f istio-operator.yaml)."
-    return {HELM_VALUES: _text(_VALUES_HEADER % (cluster, helm), trust["helm_values"]),
-            ISTIO_OPERATOR: _text(_VALUES_HEADER % (cluster, operator), trust["istio_operator"])}
-
-
-def state_text(cluster, files, statuses):
-    body = {"meshfed_render": STATE_VERSION, "cluster": cluster, "status": statuses,
-            "files": dict((path, hashlib.sha256(data).hexdigest()) for path, data in files.items())}
-    return _text(_STATE_HEADER % cluster, body)
+def directory(cluster, manifests, trust, statuses):
+    """Every file of the directory (``{path: bytes}``): the ``manifests``, kustomization.yaml listing them, the
+    install pipeline's input (``trust``: Helm values and IstioOperator overlay) and the state."""
+    out = dict(manifests)
+    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(manifests)}
+    out[KUSTOMIZATION] = _text(_KUSTOMIZATION_HEADER % cluster, kustomization)
+    for path, key, hint in _INSTALL_FILES:
+        out[path] = _text(_VALUES_HEADER % (cluster, hint), trust[key])
+    files = dict((path, hashlib.sha256(data).hexdigest()) for path, data in out.items())
+    out[STATE_FILE] = _text(_STATE_HEADER % cluster, {"meshfed_render": STATE_VERSION, "cluster": cluster, "files": files,
+                                                      "status": statuses})
+    return out
 
 
 def parse_state(cluster, data):
