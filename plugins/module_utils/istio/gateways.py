@@ -1,27 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""How the export Gateway coexists with the Gateways already on the east-west gateway (pure, no I/O).
+"""How the export Gateway coexists with the other Gateways on the east-west gateway (pure, no I/O).
 
-What Istio does with several servers on one gateway workload and port (``pilot/pkg/model/gateway.go``
-MergeGateways, ``pilot/pkg/networking/core/gateway.go``):
-
-* an AUTO_PASSTHROUGH server yields a filter chain per in-mesh service whose hostname is a subset of one of
-  its hosts (SNI ``outbound_.<port>_._.<host>``); two servers covering one service give duplicate matches and
-  Envoy rejects the whole listener (istio/istio#13717). So a host another such server covers is left out of
-  ours: that server passes it through, and every service under its wildcard (reported: the export selection
-  is then not enforced);
-* of two TLS servers naming one host literally Istio drops one, and a plain-text server on the port leaves
-  one protocol per port: both are clashes the collection refuses, naming the other Gateway.
-
-A Gateway selects the workload when its selector is a subset of a gateway pod's labels (only the workload's
-namespace counts with ``PILOT_SCOPE_GATEWAY_TO_NAMESPACE``). A server is on our listener when its port is the
-gateway Service port (istiod maps it to the target port) or the target port when that is no Service port.
+Istio merges the servers on one gateway workload and port (``pilot/pkg/model/gateway.go`` MergeGateways,
+``pilot/pkg/networking/core/gateway.go``). An AUTO_PASSTHROUGH server yields a filter chain per in-mesh service
+under its hosts (SNI ``outbound_.<port>_._.<host>``); two covering one service make Envoy reject the whole listener
+(istio/istio#13717), so a host another such server covers is left out of ours: that server passes it through, and
+every service under its wildcard (reported: the export selection is then not enforced). Two TLS servers naming one
+host, or a plain-text server on the port (one protocol per port), make Istio drop a server: clashes, refused naming
+the other Gateway. A Gateway selects the workload when its selector is a subset of a pod's labels (with
+``PILOT_SCOPE_GATEWAY_TO_NAMESPACE``, in its namespace only); a server is on our listener by the gateway Service
+port (istiod maps it to the target port), or by the target port when that is no Service port.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import host_matches
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.workloads import matches

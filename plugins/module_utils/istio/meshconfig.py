@@ -5,10 +5,6 @@
 ``caCertificates`` list change, every other byte (comments included) stays, and the result is verified by
 parsing it back. Pure, no I/O."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import re
 
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import normalize_pem, pem_sha256

@@ -3,10 +3,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Istio's and Kubernetes' own rules as pure functions (no I/O), each citing where upstream implements it."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import fnmatch
 import ipaddress
 import re
@@ -17,11 +13,8 @@ MESH_CONFIGMAP = "istio"
 ISTIOD = "istiod"
 
 # protocol.Parse (pkg/config/protocol/instance.go): lower-cased prefix -> canonical name
-_PROTOCOLS = {
-    "tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
-    "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS", "mongo": "Mongo",
-    "redis": "Redis", "mysql": "MySQL",
-}
+_PROTOCOLS = dict((name.lower(), name) for name in (
+    "TCP", "UDP", "GRPC", "GRPC-Web", "HTTP", "HTTP_PROXY", "HTTP2", "HTTPS", "TLS", "Mongo", "Redis", "MySQL"))
 # Kubernetes' standard appProtocol values, mapped by Istio before any prefix parsing
 _K8S_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
 # ports Istio treats as TCP when the name says nothing (no protocol sniffing there)
@@ -90,7 +83,6 @@ def istiod_domain(deployment):
 
 
 def valid_port(value):
-    """A port number (an int, not a bool, 1-65535)."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 

@@ -5,10 +5,6 @@
 service accounts importers check (``subjectAltNames``; without it ISTIO_MUTUAL accepts any certificate of any
 trusted root), a named ``targetPort``'s number, the gateway pods' labels (which Gateways select them)."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 
 def index(pods):
     """``{namespace: [pod, ...]}`` of the live pods (not finished, not being deleted)."""

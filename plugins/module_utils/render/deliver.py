@@ -9,10 +9,6 @@ exists but was not written by the collection is taken over only when it already 
 A file is written only when its bytes change, atomically (a temporary file renamed over it).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import errno
 import os
 import tempfile
@@ -51,10 +47,8 @@ class Previous(object):
             if data is None:
                 continue
             self.files[path] = data
-            obj = layout.parse_manifest(path, data) if path.endswith(".yaml") else None
+            obj = layout.parse_manifest(path, data, self.statuses) if path.endswith(".yaml") else None
             if obj is not None:
-                if obj["kind"] == "IstioFederation" and obj["metadata"].get("name") in self.statuses:
-                    obj = dict(obj, status=self.statuses[obj["metadata"]["name"]])
                 self.objects[path] = obj
 
     def existing(self):
@@ -76,17 +70,14 @@ class Rendering(object):
         peers are the files written earlier, kept as they are."""
         previous, preserve = self.previous, set(desired["preserve_peers"])
         self.new_objects = dict((layout.manifest_path(obj), obj) for obj in objects)
-        manifests = dict((path, layout.manifest_text(self.cluster, obj)) for path, obj in self.new_objects.items())
         kept = [path for path, obj in sorted(previous.objects.items())
-                if path not in manifests and ((obj.get("metadata") or {}).get("labels") or {}).get(PEER_LABEL) in preserve]
-        for path in kept:
-            manifests[path] = previous.files[path]
-            self.summary["kept_unreachable"].append(object_ref(previous.objects[path]))
+                if path not in self.new_objects and ((obj.get("metadata") or {}).get("labels") or {}).get(PEER_LABEL) in preserve]
+        self.summary["kept_unreachable"] = [object_ref(previous.objects[path]) for path in kept]
         holders = list(self.new_objects.values()) + [previous.objects[path] for path in kept]
         delivered = set(obj["metadata"]["name"] for obj in holders if obj["kind"] == "IstioFederation")
         statuses = layout.next_statuses(desired, previous.statuses, now)
-        return layout.directory(self.cluster, manifests, trust, dict(
-            (name, status) for name, status in statuses.items() if name in delivered))
+        return layout.directory(self.cluster, self.new_objects, dict((path, previous.files[path]) for path in kept), trust,
+                                dict((name, status) for name, status in statuses.items() if name in delivered))
 
     def plan(self, desired_files, want_diff=False):
         """Work out the changes against the directory and record them (summary, diffs)."""

@@ -11,10 +11,6 @@
                                            GitOps does not carry; read back by the next render
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import hashlib
 import re
 
@@ -67,15 +63,13 @@ def manifest_path(obj):
     return "-".join(parts) + ".yaml"
 
 
-def manifest_text(cluster, obj):
-    return _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj)
-
-
-def directory(cluster, manifests, trust, statuses):
-    """Every file of the directory (``{path: bytes}``): the ``manifests``, kustomization.yaml listing them, the
-    install pipeline's input (``trust``: Helm values and IstioOperator overlay) and the state."""
-    out = dict(manifests)
-    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(manifests)}
+def directory(cluster, objects, kept, trust, statuses):
+    """Every file of the directory (``{path: bytes}``): the manifests of ``objects`` (``{path: object}``) and the
+    ``kept`` ones, kustomization.yaml listing them, the install pipeline's input (``trust``: Helm values and
+    IstioOperator overlay) and the state."""
+    out = dict((path, _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj)) for path, obj in objects.items())
+    out.update(kept)
+    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(out)}
     out[KUSTOMIZATION] = _text(_KUSTOMIZATION_HEADER % cluster, kustomization)
     for path, key, hint in _INSTALL_FILES:
         out[path] = _text(_VALUES_HEADER % (cluster, hint), trust[key])
@@ -104,10 +98,14 @@ def parse_state(cluster, data):
     return files, state.get("status") or {}
 
 
-def parse_manifest(path, data):
-    """The object in a manifest this collection wrote, or None (not one of the kinds it manages)."""
+def parse_manifest(path, data, statuses):
+    """The object in a manifest this collection wrote (an IstioFederation with its status from ``statuses``), or
+    None (not one of the kinds it manages)."""
     obj = _load(path, data)
-    return obj if isinstance(obj, dict) and obj.get("kind") in BY_NAME and isinstance(obj.get("metadata"), dict) else None
+    if not (isinstance(obj, dict) and obj.get("kind") in BY_NAME and isinstance(obj.get("metadata"), dict)):
+        return None
+    name = obj["metadata"].get("name")
+    return dict(obj, status=statuses[name]) if obj["kind"] == "IstioFederation" and name in statuses else obj
 
 
 def next_statuses(desired, previous, now):
