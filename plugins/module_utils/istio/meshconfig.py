@@ -112,9 +112,10 @@ def _item_entry(lines, indent):
 
 
 def _splice(text, current, entries):
-    """``text`` with caCertificates ``entries``: each item kept from ``current`` keeps its text byte for byte
-    (comments, indentation, flow style), dropped ones go with theirs, new ones are appended in the block's
-    indentation. Raises _Unsafe when that is not possible."""
+    """``text`` with caCertificates ``entries``: each entry is the first unused item of ``current`` holding it,
+    its text (leading comment lines, indentation, flow style) byte for byte, else rendered in the block's
+    indentation; a dropped item goes with its text but for its leading comment lines, kept at the end of the
+    block. Raises _Unsafe when that is not possible."""
     lines = text.splitlines(True)
     region = _block_region(lines)
     if region is None:
@@ -134,30 +135,24 @@ def _splice(text, current, entries):
     parsed = [_item_entry(item, indent) for _lead, item in items]
     if parsed != list(current):
         raise _Unsafe("an item of caCertificates does not parse on its own (anchors, aliases or tags across items)")
-    body = _reuse(items, parsed, entries, indent) + trailer
+    used, body = set(), []
+    for entry in entries:
+        index = next((i for i, p in enumerate(parsed) if i not in used and p == entry), None)
+        if index is None:
+            body.append("".join(" " * indent + line for line in _dump([entry]).splitlines(True)))
+        else:
+            used.add(index)
+            body.extend(items[index][0] + items[index][1])
+    for index, (lead, _item) in enumerate(items):
+        if index not in used and any(line.strip() for line in lead):
+            body.extend(lead)
+    body += trailer
     if not entries and not any(line.strip() for line in body) and "#" not in head:
         return "".join(lines[:start] + lines[stop:])  # nothing left, and nothing of the user's: the block goes
     if value and entries:  # "caCertificates: []" (or null) becomes a block sequence; its comment stays
         rest = head.split(":", 1)[1]
         head = "caCertificates:" + rest[rest.index(value) + len(value):]
     return "".join(lines[:start] + [head] + body + lines[stop:])
-
-
-def _reuse(items, parsed, entries, indent):
-    """The block's new lines: each entry from the first unused item holding it, else rendered; the comment
-    lines leading a dropped item are kept, at the end."""
-    used, out, orphans = set(), [], []
-    for entry in entries:
-        index = next((i for i, p in enumerate(parsed) if i not in used and p == entry), None)
-        if index is None:
-            out.append("".join(" " * indent + line for line in _dump([entry]).splitlines(True)))
-            continue
-        used.add(index)
-        out.extend(items[index][0] + items[index][1])
-    for index, (lead, _item) in enumerate(items):
-        if index not in used and any(line.strip() for line in lead):
-            orphans.extend(lead)
-    return out + orphans
 
 
 def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), configmap="istio"):

@@ -81,7 +81,7 @@ class Rendering(object):
 
     def plan(self, desired_files, want_diff=False):
         """Work out the changes against the directory and record them (summary, diffs)."""
-        write, unchanged = {}, 0
+        write = {}
         for path, after in sorted(desired_files.items()):
             before = self.previous.state_bytes if path == layout.STATE_FILE else self.previous.files.get(path)
             if before is None:
@@ -90,13 +90,11 @@ class Rendering(object):
                     raise MeshfedError("%s exists and was not written by meshfed.istio (not in %s); move it away or "
                                        "render into another directory" % (os.path.join(self.directory, path),
                                                                           layout.STATE_FILE), field="render_dir")
-            if before == after:
-                unchanged += 1
-            else:
+            if before != after:
                 write[path] = (before, after)
         remove = dict((path, data) for path, data in sorted(self.previous.files.items()) if path not in desired_files)
         self.planned = {"write": write, "remove": remove}
-        self.summary["files"].update(written=sorted(write), removed=sorted(remove), unchanged=unchanged)
+        self.summary["files"].update(written=sorted(write), removed=sorted(remove), unchanged=len(desired_files) - len(write))
         for path in sorted(self.new_objects):
             if path in write:
                 self.summary["created" if write[path][0] is None else "updated"].append(object_ref(self.new_objects[path]))
