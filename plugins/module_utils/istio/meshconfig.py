@@ -78,10 +78,8 @@ def _block_region(lines):
 
 
 def _chunks(body):
-    """``(indent, [(lead lines, item lines)], trailer)`` of a block sequence's lines.
-
-    An item is its ``-`` line and every following line indented deeper (blank and comment lines within
-    included); comment and blank lines before an item, indented no deeper than its ``-``, are its lead."""
+    """``(indent, [(lead lines, item lines)], trailer)`` of a block sequence's lines: an item is its ``-`` line and
+    every following line indented deeper; comment and blank lines before it, no deeper than its ``-``, its lead."""
     items, pending, indent = [], [], None
     for line in body:
         stripped = line.strip()
@@ -164,8 +162,7 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
     text = text or ""
     with about(cluster):
         doc = load_mesh(text)
-        current = doc.get("caCertificates")
-        current = [] if current is None else current
+        current = [] if doc.get("caCertificates") is None else doc["caCertificates"]
         if not isinstance(current, list):
             raise MeshConfigError("%s: caCertificates is a %s, not a list; nothing was changed"
                                   % (FIELD, type(current).__name__), field=FIELD)

@@ -1,13 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Render one cluster's plan into its directory (layout.py: what it holds): read what the previous render
-left, work out the changes, write them.
-
-Only files listed in the state file (layout.STATE_FILE) are ever rewritten or removed; a desired file that
-exists but was not written by the collection is taken over only when it already holds the desired bytes.
-A file is written only when its bytes change, atomically (a temporary file renamed over it).
-"""
+"""Render one cluster's plan into its directory (layout.py: what it holds): read what the previous render left,
+work out the changes, write them. Only files listed in the state file are ever rewritten or removed; a file the
+collection did not write is taken over only when it already holds the desired bytes. A file is written only
+when its bytes change, atomically (a temporary file renamed over it)."""
 
 import errno
 import os
