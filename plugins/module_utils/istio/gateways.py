@@ -49,8 +49,8 @@ def coexistence(gateways, workload, hosts, scope_to_namespace=False):
                     covered.setdefault(host, ref)
                 if mine:
                     passthrough.setdefault(ref, sorted(set(server_hosts)))
-            elif set(hosts) & set(server_hosts):
+            elif same := sorted(set(hosts) & set(server_hosts)):
                 clashes.append("Gateway %s has a %s TLS server on port %s of the same gateway workload naming "
                                "%s; Istio drops one of two TLS servers with the same host"
-                               % (ref, mode or "TLS", number, ", ".join(sorted(set(hosts) & set(server_hosts)))))
+                               % (ref, mode or "TLS", number, ", ".join(same)))
     return {"covered": covered, "passthrough": passthrough, "clashes": clashes}

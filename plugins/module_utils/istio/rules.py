@@ -63,11 +63,9 @@ def istiod_env(deployment):
 def deployment_revision(deployment):
     """Revision an istiod Deployment serves: label istio.io/rev, env REVISION, else its name."""
     meta = deployment.get("metadata") or {}
-    rev = (meta.get("labels") or {}).get("istio.io/rev") or istiod_env(deployment).get("REVISION")
-    if rev:
-        return rev
     name = meta.get("name") or ""
-    return name[len(ISTIOD) + 1:] if name.startswith(ISTIOD + "-") else DEFAULT_REVISION
+    named = name[len(ISTIOD) + 1:] if name.startswith(ISTIOD + "-") else DEFAULT_REVISION
+    return (meta.get("labels") or {}).get("istio.io/rev") or istiod_env(deployment).get("REVISION") or named
 
 
 def istiod_domain(deployment):
