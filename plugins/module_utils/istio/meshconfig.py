@@ -229,8 +229,8 @@ def _verified(new_text, old_doc, new_list):
         new_doc = load_mesh(new_text)
     except MeshConfigError:
         return False
-    return dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None) and (
-        new_doc.get("caCertificates") or []) == new_list
+    same_rest = dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None)
+    return same_rest and (new_doc.get("caCertificates") or []) == new_list
 
 
 def check_multiroot(mesh, istiod_env):

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Render mode (GitOps delivery): what one cluster's directory holds, as text. Pure, no I/O.
 
-    kustomization.yaml                     lists the object manifests, and nothing else (never the two below)
+    kustomization.yaml                     lists the object manifests only (install inputs and state are never applied)
     <kind>-[<namespace>-]<name>.yaml       one object each, exactly what apply mode writes
     istio-install/istiod-values.yaml       trust: Helm values of the istiod chart (meshConfig.caCertificates),
     istio-install/istio-operator.yaml      and the same as an IstioOperator overlay
