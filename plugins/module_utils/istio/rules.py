@@ -87,16 +87,14 @@ def valid_port(value):
 def service_host(hostname):
     """``(service, namespace, domain)`` of a registry hostname ``<service>.<namespace>.svc.<domain>``, else None."""
     parts = hostname.split(".", 3)
-    if len(parts) == 4 and parts[2] == "svc" and parts[3] and all(DNS_LABEL.fullmatch(p) for p in parts[:2]):
-        return tuple(parts[:2] + parts[3:])
-    return None
+    valid = len(parts) == 4 and parts[2] == "svc" and parts[3] and all(DNS_LABEL.fullmatch(p) for p in parts[:2])
+    return (parts[0], parts[1], parts[3]) if valid else None
 
 
 def is_ip(value):
     """Whether a gateway address is an IP (a ServiceEntry resolves it STATIC) rather than a hostname (DNS)."""
     try:
-        ipaddress.ip_address(value)
-        return True
+        return ipaddress.ip_address(value) is not None
     except ValueError:
         return False
 

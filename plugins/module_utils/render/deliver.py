@@ -6,7 +6,6 @@ work out the changes, write them. Only files listed in the state file are ever r
 collection did not write is taken over only when it already holds the desired bytes. A file is written only
 when its bytes change, atomically (a temporary file renamed over it)."""
 
-import errno
 import os
 import tempfile
 
@@ -19,9 +18,9 @@ def _read(path):
     try:
         with open(path, "rb") as handle:
             return handle.read()
-    except IOError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
         raise MeshfedError("cannot read %s: %s" % (path, exc.strerror), field="render_dir")
 
 
