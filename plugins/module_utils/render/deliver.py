@@ -67,13 +67,13 @@ class Rendering(object):
         previous, preserve = self.previous, set(desired["preserve_peers"])
         self.new_objects = dict((layout.manifest_path(obj), obj) for obj in objects)
         kept = [path for path, obj in sorted(previous.objects.items())
-                if path not in self.new_objects and ((obj.get("metadata") or {}).get("labels") or {}).get(PEER_LABEL) in preserve]
+                if path not in self.new_objects and (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve]
         self.summary["kept_unreachable"] = [object_ref(previous.objects[path]) for path in kept]
         holders = list(self.new_objects.values()) + [previous.objects[path] for path in kept]
         delivered = set(obj["metadata"]["name"] for obj in holders if obj["kind"] == "IstioFederation")
         statuses = layout.next_statuses(desired, previous.statuses, now)
-        return layout.directory(self.cluster, self.new_objects, dict((path, previous.files[path]) for path in kept), trust,
-                                dict((name, status) for name, status in statuses.items() if name in delivered))
+        return layout.directory(self.cluster, self.new_objects, dict((path, previous.files[path]) for path in kept),
+                                trust, dict((name, status) for name, status in statuses.items() if name in delivered))
 
     def plan(self, desired_files, want_diff=False):
         """Work out the changes against the directory and record them (summary, diffs)."""
