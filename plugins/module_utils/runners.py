@@ -20,8 +20,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import 
 from ansible_collections.meshfed.istio.plugins.module_utils.reconcile.reconciler import Reconciler, is_owned
 from ansible_collections.meshfed.istio.plugins.module_utils.common.times import iso, utcnow
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import kind_path, object_ref
-from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering
-from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
+from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Previous, Rendering
 
 
 class MeshfedModule(AnsibleModule):

@@ -1,17 +1,8 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Edit Istio's mesh config text (ConfigMap ``istio``, key ``mesh``) without damaging it.
-
-Only the top-level ``caCertificates`` list is touched, and inside it only the entries this
-collection added (tracked by fingerprint by the caller). Everything else, comments included,
-stays byte for byte: the edit replaces the text of the ``caCertificates`` block alone and is
-verified by parsing the result. Pure functions, no I/O.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""Edit Istio's mesh config text (ConfigMap ``istio``, key ``mesh``): only our entries of the top-level
+``caCertificates`` list change, every other byte (comments included) stays, and the result is verified by
+parsing it back. Pure, no I/O."""
 
 import re
 
@@ -48,10 +39,8 @@ def trust_domain(mesh):
 
 def fingerprint(entry):
     """SHA-256 of a caCertificates entry's root, or None when it holds no readable certificate."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("pem"), str):
-        return None
     try:
-        return pem_sha256(entry["pem"])
+        return pem_sha256(entry["pem"]) if isinstance(entry, dict) and isinstance(entry.get("pem"), str) else None
     except Exception:
         return None
 
@@ -67,7 +56,7 @@ def _dump(doc):
 
 
 class _Unsafe(Exception):
-    """The caCertificates block cannot be edited without rewriting text that is not ours (the reason)."""
+    """The block cannot be edited without rewriting text that is not ours (the message says why)."""
 
 
 def _block_region(lines):
@@ -77,27 +66,19 @@ def _block_region(lines):
         raise _Unsafe("caCertificates appears %d times at the top level" % len(starts))
     if not starts:
         return None
-    end = last_content = starts[0]
-    for end in range(starts[0] + 1, len(lines)):
-        line, stripped = lines[end], lines[end].strip()
-        if line[:1] in (" ", "\t", "-") and stripped:
-            last_content = end
+    stop = starts[0] + 1
+    for i in range(stop, len(lines)):
+        stripped = lines[i].strip()
+        if lines[i][:1] in (" ", "\t", "-") and stripped:
+            stop = i + 1
         elif stripped and not stripped.startswith("#"):
             break
-    return starts[0], last_content + 1
-
-
-def _header_value(line):
-    """The value written on the key line itself (comment stripped): "" for a block sequence or null."""
-    value = line.split(":", 1)[1]
-    return re.sub(r"(^|\s)#.*$", "", value).strip()
+    return starts[0], stop
 
 
 def _chunks(body):
-    """Split the lines of a block sequence into items: ``(indent, [(lead lines, item lines)], trailer)``.
-
-    An item is its ``-`` line and every following line indented deeper (blank and comment lines within
-    included); comment and blank lines before an item, indented no deeper than its ``-``, are its lead."""
+    """``(indent, [(lead lines, item lines)], trailer)`` of a block sequence's lines: an item is its ``-`` line and
+    every following line indented deeper; comment and blank lines before it, no deeper than its ``-``, its lead."""
     items, pending, indent = [], [], None
     for line in body:
         stripped = line.strip()
@@ -127,14 +108,11 @@ def _item_entry(lines, indent):
     return parsed[0] if isinstance(parsed, list) and len(parsed) == 1 else None
 
 
-def _render_item(entry, indent):
-    return "".join(" " * indent + line for line in _dump([entry]).splitlines(True))
-
-
 def _splice(text, current, entries):
-    """``text`` with caCertificates ``entries``: the text of every item kept from ``current`` is kept byte
-    for byte (comments, indentation, flow style), items dropped go with their text, new ones are appended
-    in the block's indentation. Raises _Unsafe when that is not possible."""
+    """``text`` with caCertificates ``entries``: each entry is the first unused item of ``current`` holding it,
+    its text (leading comment lines, indentation, flow style) byte for byte, else rendered in the block's
+    indentation; a dropped item goes with its text but for its leading comment lines, kept at the end of the
+    block. Raises _Unsafe when that is not possible."""
     lines = text.splitlines(True)
     region = _block_region(lines)
     if region is None:
@@ -146,7 +124,7 @@ def _splice(text, current, entries):
         return prefix + _dump({"caCertificates": entries})
     start, stop = region
     head = lines[start]
-    value = _header_value(head)
+    value = re.sub(r"(^|\s)#.*$", "", head.split(":", 1)[1]).strip()  # on the key line, comment stripped
     if value not in ("", "[]", "null", "~"):
         raise _Unsafe("caCertificates is written in flow style (%s) and holds entries that are not ours"
                       % (value[:40] + ("..." if len(value) > 40 else "")))
@@ -154,8 +132,19 @@ def _splice(text, current, entries):
     parsed = [_item_entry(item, indent) for _lead, item in items]
     if parsed != list(current):
         raise _Unsafe("an item of caCertificates does not parse on its own (anchors, aliases or tags across items)")
-    body = _reuse(items, parsed, entries, indent) + trailer
-    if not entries and not any(line.strip() for line in body) and not re.search(r"#", head):
+    used, body = set(), []
+    for entry in entries:
+        index = next((i for i, p in enumerate(parsed) if i not in used and p == entry), None)
+        if index is None:
+            body.append("".join(" " * indent + line for line in _dump([entry]).splitlines(True)))
+        else:
+            used.add(index)
+            body.extend(items[index][0] + items[index][1])
+    for index, (lead, _item) in enumerate(items):
+        if index not in used and any(line.strip() for line in lead):
+            body.extend(lead)
+    body += trailer
+    if not entries and not any(line.strip() for line in body) and "#" not in head:
         return "".join(lines[:start] + lines[stop:])  # nothing left, and nothing of the user's: the block goes
     if value and entries:  # "caCertificates: []" (or null) becomes a block sequence; its comment stays
         rest = head.split(":", 1)[1]
@@ -163,81 +152,49 @@ def _splice(text, current, entries):
     return "".join(lines[:start] + [head] + body + lines[stop:])
 
 
-def _reuse(items, parsed, entries, indent):
-    """Lines of the new block: each entry from the first unused item holding it, else rendered; the comment
-    lines leading a dropped item are kept, at the end of the block."""
-    used, out, orphans = set(), [], []
-    for entry in entries:
-        index = next((i for i, p in enumerate(parsed) if i not in used and p == entry), None)
-        if index is None:
-            out.append(_render_item(entry, indent))
-            continue
-        used.add(index)
-        out.extend(items[index][0] + items[index][1])
-    for index, (lead, _item) in enumerate(items):
-        if index not in used and any(line.strip() for line in lead):
-            orphans.extend(lead)
-    return out + orphans
-
-
 def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), configmap="istio"):
-    """Converge our entries of ``caCertificates``.
-
-    ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of entries
-    written before (peers comma-joined when several share a root). Entries not in ``managed`` are
-    the user's and are kept as they are, their text byte for byte; ours of peers in ``preserve_peers``
-    are kept too. When the block cannot be edited that way, the error names ``configmap`` and why, and
-    nothing is changed (never a rewrite of the user's text).
-    Returns ``(new_text, new_managed, changed, warnings)``; ``new_text is text`` when unchanged.
-    """
+    """Converge our entries of ``caCertificates``: ``(new_text, new_managed, changed, warnings)``, ``new_text is
+    text`` when unchanged. ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of
+    the entries written before (peers comma-joined when they share a root); the others are the user's and keep
+    their text byte for byte, ours of ``preserve_peers`` too. An edit that cannot be made so is an error naming
+    ``configmap`` and why, and nothing changes (never a rewrite)."""
     text = text or ""
     with about(cluster):
         doc = load_mesh(text)
-        current = doc.get("caCertificates")
-        current = [] if current is None else current
+        current = [] if doc.get("caCertificates") is None else doc["caCertificates"]
         if not isinstance(current, list):
             raise MeshConfigError("%s: caCertificates is a %s, not a list; nothing was changed"
                                   % (FIELD, type(current).__name__), field=FIELD)
-        user_entries, user_fps, ours = _classify(current, managed, set(preserve_peers or ()))
-        warnings = merge_roots(ours, desired, user_fps)
+        user_entries, user_fps, ours, preserve = [], set(), {}, set(preserve_peers or ())
+        for entry in current:
+            fp = fingerprint(entry)
+            if fp and fp in managed:  # ours: kept only while its peer is preserved
+                peers = set(str(managed[fp]).split(",")) & preserve
+                if peers:
+                    ours[fp] = {"peers": peers, "entry": entry}
+            else:
+                user_entries.append(entry)
+                user_fps.add(fp)  # None (no readable root) never matches a desired root
+        warnings = [prefixed(cluster, w) for w in merge_roots(ours, desired, user_fps)]
         new_managed, rendered = render_roots(ours)
         new_list = user_entries + rendered
         if new_list == current:
-            return text, new_managed, False, [prefixed(cluster, w) for w in warnings]
+            return text, new_managed, False, warnings
         try:
             new_text = _splice(text, current, new_list)
+            if not _verified(new_text, doc, new_list):
+                raise _Unsafe("the edited text does not parse back to the same settings")
         except _Unsafe as exc:
-            new_text, reason = None, str(exc)
-        else:
-            reason = "the edited text does not parse back to the same settings"
-        if new_text is None or not _verified(new_text, doc, new_list):
             raise MeshConfigError(
                 "ConfigMap %s key mesh: cannot add or remove the peers' roots in caCertificates without rewriting "
                 "text that is not ours (%s): the comments and formatting of the entries and settings there would "
                 "be lost. Nothing was changed; write caCertificates as a block list (\"- pem: ...\" items) or use "
-                "trust_mode: values" % (configmap, reason), field=FIELD)
-    return new_text, new_managed, True, [prefixed(cluster, w) for w in warnings]
-
-
-def _classify(current, managed, preserve):
-    """Split the current entries: the user's (kept as they are, with their fingerprints) and ours
-    still wanted because their peer is preserved (``{fp: {"peers", "entry"}}``)."""
-    user_entries, user_fps, ours = [], set(), {}
-    for entry in current:
-        fp = fingerprint(entry)
-        if fp and fp in managed:
-            peers = set(str(managed[fp]).split(",")) & preserve
-            if peers:
-                ours[fp] = {"peers": peers, "entry": entry}
-            continue
-        user_entries.append(entry)
-        if fp:
-            user_fps.add(fp)
-    return user_entries, user_fps, ours
+                "trust_mode: values" % (configmap, exc), field=FIELD)
+    return new_text, new_managed, True, warnings
 
 
 def merge_roots(ours, desired, user_fps):
-    """Add the desired roots to ``ours`` (one slot per fingerprint); returns warnings."""
+    """Add the desired roots to ``ours`` (``{fp: slot}``, one slot per fingerprint); returns warnings."""
     warnings = []
     for item in desired:
         pem = normalize_pem(item["pem"])
@@ -246,26 +203,22 @@ def merge_roots(ours, desired, user_fps):
             warnings.append("%s: the root of %s (sha256 %s) is already in caCertificates, added by someone "
                             "else; left as it is and not managed by meshfed.istio" % (FIELD, item["peer"], fp))
             continue
-        slot = ours.get(fp)
-        if slot is None or "trustDomains" not in slot:
-            kept_domains = list((slot or {}).get("entry", {}).get("trustDomains") or [])
-            slot = ours[fp] = {"peers": set((slot or {}).get("peers", ())), "pem": pem, "trustDomains": kept_domains}
+        slot = ours.get(fp) or {}
+        if "trustDomains" not in slot:  # new, or preserved as found: rendered afresh from now on
+            domains = set(slot.get("entry", {}).get("trustDomains") or [])
+            slot = ours[fp] = {"peers": set(slot.get("peers", ())), "pem": pem, "trustDomains": domains}
         slot["peers"].add(item["peer"])
-        for domain in item.get("trustDomains") or []:
-            if domain not in slot["trustDomains"]:
-                slot["trustDomains"].append(domain)
+        slot["trustDomains"].update(item.get("trustDomains") or [])
     return warnings
 
 
 def render_roots(ours):
-    """``(new_managed, entries)`` for our slots, in a stable order (by peers, then fingerprint)."""
+    """``(new_managed, entries)`` of our slots, by peers then fingerprint; a preserved slot as found."""
     new_managed, rendered = {}, []
     for fp, slot in sorted(ours.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0])):
         new_managed[fp] = ",".join(sorted(slot["peers"]))
-        if "trustDomains" in slot:
-            rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])})
-        else:
-            rendered.append(slot["entry"])  # preserved as found
+        rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])}
+                        if "trustDomains" in slot else slot["entry"])
     return new_managed, rendered
 
 

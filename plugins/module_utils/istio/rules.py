@@ -1,21 +1,6 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Istio's own rules, as pure functions (no I/O), each citing where Istio implements it.
-
-* which mesh ConfigMap a revision reads (``getMeshConfigMapName``: ``istio`` / ``istio-<rev>``);
-* istiod's DNS domain (pilot-discovery flag ``--domain``, default ``cluster.local``; the Helm chart
-  passes ``global.proxy.clusterDomain``);
-* a Service port's protocol (``kube.ConvertProtocol`` + ``protocol.Parse``);
-* hostname wildcard matching (``host.Name.SubsetOf``, used for AUTO_PASSTHROUGH filter chains);
-* whether sidecars capture DNS (proxy metadata ``ISTIO_META_DNS_CAPTURE``);
-* the names Kubernetes accepts (DNS-1123 labels and subdomains) and a Service's registry hostname
-  ``<service>.<namespace>.svc.<domain>``.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""Istio's and Kubernetes' own rules as pure functions (no I/O), each citing where upstream implements it."""
 
 import fnmatch
 import ipaddress
@@ -27,11 +12,8 @@ MESH_CONFIGMAP = "istio"
 ISTIOD = "istiod"
 
 # protocol.Parse (pkg/config/protocol/instance.go): lower-cased prefix -> canonical name
-_PROTOCOLS = {
-    "tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
-    "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS", "mongo": "Mongo",
-    "redis": "Redis", "mysql": "MySQL",
-}
+_PROTOCOLS = dict((name.lower(), name) for name in (
+    "TCP", "UDP", "GRPC", "GRPC-Web", "HTTP", "HTTP_PROXY", "HTTP2", "HTTPS", "TLS", "Mongo", "Redis", "MySQL"))
 # Kubernetes' standard appProtocol values, mapped by Istio before any prefix parsing
 _K8S_APP_PROTOCOLS = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
 # ports Istio treats as TCP when the name says nothing (no protocol sniffing there)
@@ -63,36 +45,32 @@ def mesh_configmaps(configmaps):
     return sorted(name for name in names if name == MESH_CONFIGMAP or name.startswith(MESH_CONFIGMAP + "-"))
 
 
-def discovery_container(deployment):
+def _discovery_container(deployment):
     """The container of an istiod Deployment that runs pilot-discovery (``discovery``), else its first."""
     pod_spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = pod_spec.get("containers") or []
     return next((c for c in containers if c.get("name") == "discovery"), containers[0] if containers else {})
 
 
-def container_env(container):
-    """Literal env values of a container (valueFrom entries are not resolvable here and are left out)."""
-    return dict((e["name"], e["value"]) for e in container.get("env") or [] if "name" in e and "value" in e)
-
-
 def istiod_env(deployment):
-    """Literal env values of istiod's discovery container: the one rule for reading istiod's settings."""
-    return container_env(discovery_container(deployment))
+    """Literal env values of istiod's discovery container (valueFrom is not resolvable here): the one rule
+    for reading istiod's settings."""
+    env = _discovery_container(deployment).get("env") or []
+    return dict((e["name"], e["value"]) for e in env if "name" in e and "value" in e)
 
 
 def deployment_revision(deployment):
     """Revision an istiod Deployment serves: label istio.io/rev, env REVISION, else its name."""
     meta = deployment.get("metadata") or {}
-    rev = (meta.get("labels") or {}).get("istio.io/rev") or istiod_env(deployment).get("REVISION")
-    if rev:
-        return rev
     name = meta.get("name") or ""
-    return name[len(ISTIOD) + 1:] if name.startswith(ISTIOD + "-") else DEFAULT_REVISION
+    named = name[len(ISTIOD) + 1:] if name.startswith(ISTIOD + "-") else DEFAULT_REVISION
+    return (meta.get("labels") or {}).get("istio.io/rev") or istiod_env(deployment).get("REVISION") or named
 
 
 def istiod_domain(deployment):
-    """istiod's DNS domain suffix from its ``--domain`` argument (pilot-discovery default cluster.local)."""
-    container = discovery_container(deployment)
+    """istiod's DNS domain suffix: pilot-discovery's ``--domain`` (default cluster.local; the Helm chart passes
+    ``global.proxy.clusterDomain``)."""
+    container = _discovery_container(deployment)
     args = [str(a) for a in (container.get("args") or []) + (container.get("command") or [])]
     for arg, following in zip(args, args[1:] + [None]):
         flag, equals, value = arg.partition("=")
@@ -102,33 +80,27 @@ def istiod_domain(deployment):
 
 
 def valid_port(value):
-    """A port number (an int, not a bool, 1-65535)."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
 def service_host(hostname):
     """``(service, namespace, domain)`` of a registry hostname ``<service>.<namespace>.svc.<domain>``, else None."""
     parts = hostname.split(".", 3)
-    if len(parts) == 4 and parts[2] == "svc" and parts[3] and all(DNS_LABEL.fullmatch(p) for p in parts[:2]):
-        return tuple(parts[:2] + parts[3:])
-    return None
+    valid = len(parts) == 4 and parts[2] == "svc" and parts[3] and all(DNS_LABEL.fullmatch(p) for p in parts[:2])
+    return (parts[0], parts[1], parts[3]) if valid else None
 
 
 def is_ip(value):
     """Whether a gateway address is an IP (a ServiceEntry resolves it STATIC) rather than a hostname (DNS)."""
     try:
-        ipaddress.ip_address(value)
-        return True
+        return ipaddress.ip_address(value) is not None
     except ValueError:
         return False
 
 
 def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
-    """Protocol Istio derives for a Kubernetes Service port (kube.ConvertProtocol).
-
-    Returns ``"UDP"`` for UDP ports, ``SNIFFED`` ("") when Istio would detect the protocol at runtime,
-    else the canonical protocol name (``HTTP``, ``GRPC-Web``, ``Mongo``...).
-    """
+    """Protocol Istio derives for a Kubernetes Service port (kube.ConvertProtocol): ``"UDP"`` for UDP ports,
+    ``SNIFFED`` when Istio would detect it at runtime, else the canonical name (``HTTP``, ``GRPC-Web``...)."""
     if (k8s_protocol or "TCP").upper() == "UDP":
         return "UDP"
     if app_protocol in _K8S_APP_PROTOCOLS:
@@ -136,34 +108,25 @@ def port_protocol(port_number, name, k8s_protocol="TCP", app_protocol=None):
     candidate = app_protocol or name or ""
     if candidate[:8].lower() == "grpc-web":
         return "GRPC-Web"
-    prefix = candidate.split("-", 1)[0].lower()
-    proto = _PROTOCOLS.get(prefix)
-    if proto is None or proto == "UDP":
+    proto = _PROTOCOLS.get(candidate.split("-", 1)[0].lower())
+    if proto in (None, "UDP"):
         return "TCP" if int(port_number) in _WELL_KNOWN_TCP_PORTS else SNIFFED
     return proto
 
 
 def canonical_protocol(value):
     """The canonical name of a protocol string (case-insensitive), ``SNIFFED`` for empty, None if unknown."""
-    if value in (None, ""):
-        return SNIFFED
-    return _PROTOCOLS.get(str(value).lower())
+    return SNIFFED if value in (None, "") else _PROTOCOLS.get(str(value).lower())
 
 
 def host_matches(hostname, pattern):
     """``host.Name(hostname).SubsetOf(pattern)``: ``*`` matches all, ``*.suffix`` by suffix, else equal."""
     pattern = pattern.split("/", 1)[-1]
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        if hostname.startswith("*."):
-            return hostname[1:].endswith(pattern[1:])
-        return hostname.endswith(pattern[1:])
-    return hostname == pattern
+    return pattern == "*" or (hostname.endswith(pattern[1:]) if pattern.startswith("*.") else hostname == pattern)
 
 
 def dns_capture(mesh):
-    """Whether sidecars capture DNS by default (meshConfig.defaultConfig.proxyMetadata)."""
+    """Whether sidecars capture DNS by default (meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE)."""
     metadata = ((mesh or {}).get("defaultConfig") or {}).get("proxyMetadata") or {}
     return str(metadata.get("ISTIO_META_DNS_CAPTURE", "")).lower() == "true"
 

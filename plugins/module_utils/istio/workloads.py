@@ -1,26 +1,12 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the exporting cluster's Pods say about its public Services (pure, no I/O).
-
-The caller LISTs Pods once per cluster (not per Service) and passes them here:
-
-* the service accounts of each Service's pods become the server identities importers check
-  (``subjectAltNames``: without it, ISTIO_MUTUAL accepts any certificate chaining to any trusted root);
-* a named ``targetPort`` is resolved to the container port number (a ServiceEntry ``targetPort`` is a
-  number);
-* the gateway workload's pod labels tell which Gateways select it.
-
-Pods that finished (phase Succeeded/Failed) or are being deleted are left out.
-"""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""What the exporting cluster's live Pods (one LIST per cluster) say about its Services (pure, no I/O): the
+service accounts importers check (``subjectAltNames``; without it ISTIO_MUTUAL accepts any certificate of any
+trusted root), a named ``targetPort``'s number, the gateway pods' labels (which Gateways select them)."""
 
 
 def index(pods):
-    """``{namespace: [pod, ...]}`` of the live pods."""
+    """``{namespace: [pod, ...]}`` of the live pods (not finished, not being deleted)."""
     by_ns = {}
     for pod in pods:
         meta = pod.get("metadata") or {}
@@ -36,9 +22,7 @@ def matches(selector, labels):
 
 def selected(by_ns, namespace, selector):
     """Pods of ``namespace`` whose labels contain ``selector`` (an empty selector selects none, as for Services)."""
-    if not selector:
-        return []
-    pods = by_ns.get(namespace) or []
+    pods = (by_ns.get(namespace) or []) if selector else []
     return [pod for pod, labels in zip(pods, labels_of(pods)) if matches(selector, labels)]
 
 
@@ -49,9 +33,7 @@ def service_accounts(pods):
 
 def resolve_target_port(target_port, pods):
     """Number of a Service ``targetPort`` (int, numeric string, or a container port name), None if unknown."""
-    if isinstance(target_port, int):
-        return target_port
-    if isinstance(target_port, str) and target_port.isdigit():
+    if isinstance(target_port, int) or (isinstance(target_port, str) and target_port.isdigit()):
         return int(target_port)
     ports = (port for pod in pods for container in (pod.get("spec") or {}).get("containers") or []
              for port in container.get("ports") or [])

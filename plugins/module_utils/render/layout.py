@@ -1,24 +1,14 @@
-# -*- coding: utf-8 -*-
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Render mode (GitOps delivery): what one cluster's directory holds, as text. Pure, no I/O.
 
-One directory per cluster::
-
-    kustomization.yaml                     lists every manifest below (and nothing else)
+    kustomization.yaml                     lists the object manifests only (install inputs and state are never applied)
     <kind>-[<namespace>-]<name>.yaml       one object each, exactly what apply mode writes
-    istio-install/istiod-values.yaml       trust: Helm values for the istiod chart (meshConfig.caCertificates)
-    istio-install/istio-operator.yaml      trust: the same as an IstioOperator overlay
-    .meshfed-render.yaml                   state: the files this collection wrote (with their SHA-256) and
-                                           the IstioFederation status (metadataCache, conditions) that
+    istio-install/istiod-values.yaml       trust: Helm values of the istiod chart (meshConfig.caCertificates),
+    istio-install/istio-operator.yaml      and the same as an IstioOperator overlay
+    .meshfed-render.yaml                   state: the files written (SHA-256) and the IstioFederation status
                                            GitOps does not carry; read back by the next render
-
-kustomization.yaml lists only the object manifests: the install inputs and the state are never applied.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import hashlib
 import re
@@ -26,7 +16,7 @@ import re
 from ansible_collections.meshfed.istio.plugins.module_utils.common.deps import yaml
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import MeshfedError
 from ansible_collections.meshfed.istio.plugins.module_utils.plan import federations
-from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import BY_NAME, PEER_LABEL, object_key
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import BY_NAME, object_key
 
 KUSTOMIZATION = "kustomization.yaml"
 STATE_FILE = ".meshfed-render.yaml"
@@ -42,18 +32,24 @@ _KUSTOMIZATION_HEADER = ("# Rendered by meshfed.istio for cluster %s: the federa
                          "# not listed here.\n")
 _VALUES_HEADER = ("# Rendered by meshfed.istio for cluster %s: the federation peers' root certificates.\n"
                   "# %s\n")
+_INSTALL_FILES = ((HELM_VALUES, "helm_values", "Add to the istiod chart's values (helm upgrade ... -f istiod-values.yaml)."),
+                  (ISTIO_OPERATOR, "istio_operator",
+                   "Merge into your IstioOperator (istioctl install -f ... -f istio-operator.yaml)."))
 _STATE_HEADER = ("# meshfed.istio render state for cluster %s. Not a Kubernetes object (kustomization.yaml does\n"
                  "# not list it). Commit it with the manifests: the next render reads which files it wrote\n"
                  "# (only those are ever rewritten or removed) and the IstioFederation status it keeps here.\n")
 
 
-def dump(value):
-    """YAML text with sorted keys: the same value always gives the same bytes."""
-    return yaml.safe_dump(value, sort_keys=True, default_flow_style=False, width=4096)
+def _text(header, value):
+    """``header`` and ``value`` as YAML with sorted keys: the same value always gives the same bytes."""
+    return (header + yaml.safe_dump(value, sort_keys=True, default_flow_style=False, width=4096)).encode("utf-8")
 
 
-def digest(data):
-    return hashlib.sha256(data).hexdigest()
+def _load(name, data, fix=""):
+    try:
+        return yaml.safe_load(data.decode("utf-8"))
+    except (ValueError, yaml.YAMLError) as exc:
+        raise MeshfedError("%s is not valid YAML (%s)%s" % (name, exc, fix), field="render_dir")
 
 
 def manifest_path(obj):
@@ -66,97 +62,66 @@ def manifest_path(obj):
     return "-".join(parts) + ".yaml"
 
 
-def manifest_text(cluster, obj):
-    return (_OBJECT_HEADER % (cluster, STATE_FILE) + dump(obj)).encode("utf-8")
-
-
-def kustomization_text(cluster, resources):
-    body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(resources)}
-    return (_KUSTOMIZATION_HEADER % cluster + dump(body)).encode("utf-8")
-
-
-def trust_files(cluster, trust):
-    """The install pipeline's input: Helm values and the IstioOperator overlay (``trust_mode: values``)."""
-    helm = "Add to the istiod chart's values (helm upgrade ... -f istiod-values.yaml)."
-    operator = "Merge into your IstioOperator (istioctl install -f ... -f istio-operator.yaml)."
-    return {
-        HELM_VALUES: (_VALUES_HEADER % (cluster, helm) + dump(trust["helm_values"])).encode("utf-8"),
-        ISTIO_OPERATOR: (_VALUES_HEADER % (cluster, operator) + dump(trust["istio_operator"])).encode("utf-8"),
-    }
-
-
-def state_text(cluster, files, statuses):
-    body = {"meshfed_render": STATE_VERSION, "cluster": cluster,
-            "files": dict((path, digest(data)) for path, data in files.items()), "status": statuses}
-    return (_STATE_HEADER % cluster + dump(body)).encode("utf-8")
+def directory(cluster, objects, kept, trust, statuses):
+    """Every file of the directory (``{path: bytes}``): the manifests of ``objects`` (``{path: object}``) and the
+    ``kept`` ones, kustomization.yaml listing them, the install pipeline's input (``trust``: Helm values and
+    IstioOperator overlay) and the state."""
+    out = dict((path, _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj)) for path, obj in objects.items())
+    out.update(kept)
+    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(out)}
+    out[KUSTOMIZATION] = _text(_KUSTOMIZATION_HEADER % cluster, kustomization)
+    for path, key, hint in _INSTALL_FILES:
+        out[path] = _text(_VALUES_HEADER % (cluster, hint), trust[key])
+    files = dict((path, hashlib.sha256(data).hexdigest()) for path, data in out.items())
+    out[STATE_FILE] = _text(_STATE_HEADER % cluster, {"meshfed_render": STATE_VERSION, "cluster": cluster, "files": files,
+                                                      "status": statuses})
+    return out
 
 
 def parse_state(cluster, data):
-    """``(files {path: sha256}, statuses {peer: status})`` of a state file's bytes."""
-    try:
-        state = yaml.safe_load(data.decode("utf-8"))
-    except (ValueError, yaml.YAMLError) as exc:
-        raise MeshfedError("%s is not valid YAML (%s); restore it from Git" % (STATE_FILE, exc), field="render_dir")
+    """``(files {path: sha256}, statuses {peer: status})`` of a state file's bytes; every path is inside the
+    directory (a state naming ``../`` or ``/`` is refused)."""
+    state = _load(STATE_FILE, data, "; restore it from Git")
     if not isinstance(state, dict) or state.get("meshfed_render") != STATE_VERSION:
         raise MeshfedError("%s is not a meshfed.istio render state (version %s)" % (STATE_FILE, STATE_VERSION),
                            field="render_dir")
     if state.get("cluster") != cluster:
         raise MeshfedError("the directory holds the render of cluster %r, not of this cluster; give each cluster "
                            "its own directory" % state.get("cluster"), field="render_dir")
-    files, statuses = state.get("files") or {}, state.get("status") or {}
+    files = state.get("files") or {}
     for path in files:
-        check_relative(path)
-    return files, statuses
+        parts = path.split("/")
+        if path.startswith("/") or ".." in parts or "" in parts or path == STATE_FILE:
+            raise MeshfedError("%s lists %r, which is not a file inside the directory" % (STATE_FILE, path),
+                               field="render_dir")
+    return files, state.get("status") or {}
 
 
-def check_relative(path):
-    """A path inside the cluster's directory (a state file naming ../ or / is refused)."""
-    parts = path.split("/")
-    if path.startswith("/") or ".." in parts or "" in parts or path == STATE_FILE:
-        raise MeshfedError("%s lists %r, which is not a file inside the directory" % (STATE_FILE, path),
-                           field="render_dir")
-    return path
-
-
-def parse_manifest(path, data):
-    """The object in a manifest this collection wrote, or None (not one of the kinds it manages)."""
-    try:
-        obj = yaml.safe_load(data.decode("utf-8"))
-    except (ValueError, yaml.YAMLError) as exc:
-        raise MeshfedError("%s is not valid YAML (%s)" % (path, exc), field="render_dir")
-    if isinstance(obj, dict) and obj.get("kind") in BY_NAME and isinstance(obj.get("metadata"), dict):
-        return obj
-    return None
+def parse_manifest(path, data, statuses):
+    """The object in a manifest this collection wrote (an IstioFederation with its status from ``statuses``), or
+    None (not one of the kinds it manages)."""
+    obj = _load(path, data)
+    if not (isinstance(obj, dict) and obj.get("kind") in BY_NAME and isinstance(obj.get("metadata"), dict)):
+        return None
+    name = obj["metadata"].get("name")
+    return dict(obj, status=statuses[name]) if obj["kind"] == "IstioFederation" and name in statuses else obj
 
 
 def next_statuses(desired, previous, now):
-    """The IstioFederation status render mode keeps in its state, as apply mode would leave it on the
-    cluster: the metadata cache (its ``lastChangeTimestamp`` moves only when the cache changes) and the
-    ``MetadataVerified`` conditions; preserved (unreachable) peers keep theirs, with a refusal condition."""
+    """The IstioFederation statuses as apply mode would leave them on the cluster: the metadata cache (its
+    ``lastChangeTimestamp`` moves only when the cache changes) and the ``MetadataVerified`` conditions;
+    preserved (unreachable) peers keep theirs, with a refusal condition."""
     out = {}
     for name, cache in sorted(desired["statuses"].items()):
-        status = previous.get(name) or {}
-        old = status.get("metadataCache") or {}
+        old = (previous.get(name) or {}).get("metadataCache") or {}
         if dict((k, v) for k, v in old.items() if k != "lastChangeTimestamp") != cache or not old:
             old = dict(cache, lastChangeTimestamp=now)
-        new = {"metadataCache": old}
-        conditions = desired["conditions"].get(name)
-        if conditions:
-            same = federations.same_conditions(status.get("conditions"), conditions)
-            new["conditions"] = status["conditions"] if same else federations.merge_conditions(
-                status.get("conditions"), conditions, now)
-        out[name] = new
+        out[name] = {"metadataCache": old}
     for name in sorted(set(desired["preserve_peers"]) & set(previous) - set(out)):
-        status, conditions = dict(previous[name]), desired["conditions"].get(name)
-        if conditions and not federations.same_conditions(status.get("conditions"), conditions):
-            status["conditions"] = federations.merge_conditions(status.get("conditions"), conditions, now)
-        out[name] = status
+        out[name] = dict(previous[name])
+    for name, status in out.items():
+        kept, conditions = (previous.get(name) or {}).get("conditions"), desired["conditions"].get(name)
+        if conditions:
+            same = federations.same_conditions(kept, conditions)
+            status["conditions"] = kept if same else federations.merge_conditions(kept, conditions, now)
     return out
-
-
-def kept_for_peers(previous_objects, wanted_paths, preserve_peers):
-    """Paths of files written earlier for peers that are preserved (unreachable): kept as they are."""
-    kept = set(preserve_peers)
-    peer = dict((path, ((obj.get("metadata") or {}).get("labels") or {}).get(PEER_LABEL))
-                for path, obj in previous_objects.items())
-    return sorted(path for path in previous_objects if path not in wanted_paths and peer[path] in kept)

@@ -10,8 +10,7 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import 
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.trustvalues import render as trust_render
 from ansible_collections.meshfed.istio.plugins.module_utils.plan import kinds
 from ansible_collections.meshfed.istio.plugins.module_utils.render import layout
-from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Rendering
-from ansible_collections.meshfed.istio.plugins.module_utils.render.files import Previous
+from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver import Previous, Rendering
 
 from ...cards import card
 
