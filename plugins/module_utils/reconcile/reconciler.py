@@ -49,6 +49,11 @@ def trimmed(obj):
     return out
 
 
+def _listed(managed, fingerprints):
+    """``fingerprint (peers)`` of each root, as the trust summary lists them."""
+    return ["%s (%s)" % (fp, managed[fp]) for fp in sorted(fingerprints)]
+
+
 class Reconciler(object):
     """Writes a plan onto one cluster, recording what it did in ``summary``, ``diffs`` and ``warnings``."""
 
@@ -250,25 +255,31 @@ class Reconciler(object):
         """Merge the peers' roots into the mesh config (its ``managed`` annotation: ``{sha256: peers}`` this
         collection added), patch it guarded by the resourceVersion read, re-read and re-merge on a conflict
         (409); returns the mesh config."""
-        preserved = set(desired["preserve_peers"])
+        trust, preserved = self.summary["trust"], set(desired["preserve_peers"])
+        wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             cm, text = self._mesh_configmap()
-            annotations = (cm.get("metadata") or {}).get("annotations") or {}
             try:
-                managed = json.loads(annotations.get(MANAGED_CA_ANNOTATION) or "{}")
+                managed = json.loads(((cm.get("metadata") or {}).get("annotations") or {}).get(MANAGED_CA_ANNOTATION) or "{}")
                 if not isinstance(managed, dict):
                     raise ValueError("not a mapping")
             except ValueError as exc:
                 raise K8sError("annotation %s on ConfigMap %s is not valid JSON (%s); fix or remove it"
                                % (MANAGED_CA_ANNOTATION, self.mesh_ref, exc), cluster=self.cluster)
-            self._report_reverted(text, managed, desired)
+            present = set(fingerprint(entry) for entry in load_mesh(text, self.cluster).get("caCertificates") or [])
+            gone = [fp for fp in managed if fp not in present and fp in wanted]
+            trust["reverted"] = _listed(managed, gone)
+            if gone:  # roots an earlier run wrote are gone: an installer rewrote the mesh config
+                self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
+                           "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
+                           "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
+                           "upgrades, put them in the install's values (trust_mode: values)"
+                           % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
             new_text, new_managed, changed, warnings = update_ca_certificates(
                 text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"],
                 configmap=self.mesh_ref)
             self._add_warnings(warnings)
-            trust = self.summary["trust"]
-            trust["kept"] = sorted("%s (%s)" % (fp, peers) for fp, peers in new_managed.items()
-                                   if set(peers.split(",")) & preserved)
+            trust["kept"] = _listed(new_managed, [fp for fp, peers in new_managed.items() if set(peers.split(",")) & preserved])
             body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
                                  "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
                     "data": {"mesh": new_text}}
@@ -276,8 +287,8 @@ class Reconciler(object):
                 if changed or new_managed != managed:
                     self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode,
                                             what="patch ConfigMap " + self.mesh_ref)
-                    trust["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
-                    trust["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
+                    trust["added"] = _listed(new_managed, set(new_managed) - set(managed))
+                    trust["removed"] = _listed(managed, set(managed) - set(new_managed))
                     self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
                 return load_mesh(new_text, self.cluster)
             except K8sError as exc:
@@ -291,19 +302,6 @@ class Reconciler(object):
             raise K8sError("ConfigMap %s not found; cannot add the peers' roots" % self.mesh_ref,
                            cluster=self.cluster, field="istio_namespace")
         return cm, (cm.get("data") or {}).get("mesh") or ""
-
-    def _report_reverted(self, text, managed, desired):
-        """Roots an earlier run wrote that are gone from the mesh config (an installer rewrote it)."""
-        present = set(fingerprint(entry) for entry in load_mesh(text, self.cluster).get("caCertificates") or [])
-        wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
-        gone = sorted(fp for fp in managed if fp not in present and fp in wanted)
-        self.summary["trust"]["reverted"] = ["%s (%s)" % (fp, managed[fp]) for fp in gone]
-        if gone:
-            self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
-                       "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
-                       "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
-                       "upgrades, put them in the install's values (trust_mode: values)"
-                       % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
 
     def trust_values(self, desired):
         """trust_mode values: nothing written; the Helm values / IstioOperator overlay, and whether they are live."""
