@@ -117,10 +117,8 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
 def _selected(peer, selection):
     """``peer`` with only the public services this cluster imports (globs per peer name, or "*")."""
     globs = selection.get(peer["name"], selection.get("*"))
-    if not globs:
-        return peer
-    chosen = [s for s in peer.get("public_services") or [] if any(istio.glob_match(s["hostname"], g) for g in globs)]
-    return dict(peer, public_services=chosen)
+    chosen = [s for s in peer.get("public_services") or [] if any(istio.glob_match(s["hostname"], g) for g in globs or ())]
+    return dict(peer, public_services=chosen) if globs else peer
 
 
 def _raise_if(problems):
@@ -147,8 +145,7 @@ def _card_problems(local, peers, unreachable):
 
 
 def _clashes(local, peers, local_hostnames):
-    """Trust domains must tell clusters apart (or the trust scoping means nothing); each hostname comes from
-    exactly one cluster."""
+    """Trust domains must tell clusters apart (or trust scoping means nothing); each hostname comes from one cluster."""
     problems, hosts, owners = [], [], {}
     domains = {local["trust_domain"]: "%s (local)" % local["name"]}
     local_hosts = set(local_hostnames or ()) | set(s["hostname"] for s in local.get("public_services") or [])
@@ -174,8 +171,7 @@ def _clashes(local, peers, local_hostnames):
 
 
 def _import_peer(desired, local_name, peer, where, assigned, export_to):
-    """What importing ``peer`` adds: its IstioFederation and status, per service a ServiceEntry and a
-    DestinationRule (named injectively after the peer and service), its roots."""
+    """Importing ``peer``: its IstioFederation, status and roots, per service a ServiceEntry and a DestinationRule."""
     (namespace, api_version), gw = where, peer["gateway"]
     desired["objects"].append(federations.federation_object(local_name, peer))
     desired["statuses"][peer["name"]] = federations.federation_status(peer)

@@ -30,8 +30,7 @@ def contains(actual, desired):
     if isinstance(desired, dict):
         return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
     if isinstance(desired, list):
-        same_length = isinstance(actual, list) and len(actual) == len(desired)
-        return same_length and all(contains(a, d) for a, d in zip(actual, desired))
+        return isinstance(actual, list) and len(actual) == len(desired) and all(map(contains, actual, desired))
     return actual == desired
 
 
@@ -69,13 +68,16 @@ class Reconciler(object):
         self.diffs, self.warnings, self.changed, self.trust = [], [], False, None
 
     def converge(self, desired, existing=None):
-        """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
+        """Trust, objects and statuses, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
         existing = self.list_existing() if existing is None else existing
         self._add_warnings(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
-        self.converge_refused(desired, existing)
+        owned = self.federations(existing)  # an unreachable peer's IstioFederation says why its metadata was refused
+        refused = sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned))
+        steps = [self._status_step(name, owned[name], None, desired["conditions"][name]) for name in refused]
+        run_jobs([[step] for step in steps if step], 1)
         self.prune(existing, keys, set(desired["preserve_peers"]))
         return mesh
 
@@ -119,8 +121,8 @@ class Reconciler(object):
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        entries = [obj for key, obj in existing.items() if key[0] == "ServiceEntry" and is_owned(obj, self.cluster)]
-        imports = [obj.get("spec") or {} for obj in entries if obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
+                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
         return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
                     if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
@@ -143,9 +145,8 @@ class Reconciler(object):
         """``(objects, conflicts)`` of :func:`kinds.deliverable`; each conflict is reported (summary, warning)."""
         objects, conflicts = deliverable(desired, existing, lambda obj: is_owned(obj, self.cluster))
         for obj in conflicts:
-            labels = (existing[object_key(obj)].get("metadata") or {}).get("labels") or {}
+            owner = ((existing[object_key(obj)].get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
             self.summary["conflicts"].append(object_ref(obj))
-            owner = labels.get(MANAGED_BY_LABEL, "nobody we know")
             self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); %s, so it "
                        "is not federated. Rename or remove it." % (object_ref(obj), owner, fate))
         return objects, conflicts
@@ -161,10 +162,9 @@ class Reconciler(object):
             if obj["kind"] == "IstioFederation":
                 name = obj["metadata"]["name"]
                 steps.append(self._status_step(name, current, desired["statuses"][name], desired["conditions"].get(name)))
-            if any(steps):
-                waves[obj["kind"] != "IstioFederation"].append([step for step in steps if step])
+            waves[obj["kind"] != "IstioFederation"].append([step for step in steps if step])
         for jobs in waves:
-            run_jobs(jobs, self.write_concurrency)
+            run_jobs([job for job in jobs if job], self.write_concurrency)
         # a conflict's key stays wanted (never pruned); a blocked import's owned DestinationRule is pruned
         return set(object_key(obj) for obj in objects + conflicts)
 
@@ -205,13 +205,6 @@ class Reconciler(object):
             listed = ref in self.summary["created"] + self.summary["updated"]  # the object's own write says it
             self._changed(ref + " status", before, new, None if listed else "updated")
         return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + ref), record
-
-    def converge_refused(self, desired, existing):
-        """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
-        owned = self.federations(existing)
-        names = sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned))
-        steps = [self._status_step(name, owned[name], None, desired["conditions"][name]) for name in names]
-        run_jobs([[step] for step in steps if step], 1)
 
     def prune(self, existing, desired_keys, preserve_peers):
         """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports
