@@ -127,15 +127,14 @@ def rollback_message(issued_at, current_status):
 
 
 def demote_replays(desired, current_statuses):
-    """Treat peers whose metadata is older than the copy their IstioFederation (``current_statuses``:
-    ``{peer: status}``) holds as unreachable: their planned objects, status and roots are dropped (what the
-    cluster holds is kept), and their condition says why."""
+    """Peers whose metadata is older than the copy their IstioFederation holds (``current_statuses``) become
+    unreachable: nothing is planned for them, what the cluster holds is kept, and their condition says why."""
     for name in sorted(desired["statuses"]):
         message = rollback_message(desired["statuses"][name]["public"].get("issuedAt"), current_statuses.get(name))
         if message:
             desired["objects"] = [o for o in desired["objects"] if o["metadata"]["labels"].get(PEER_LABEL) != name]
             desired["ca_entries"] = [e for e in desired["ca_entries"] if e["peer"] != name]
             del desired["statuses"][name]
-            desired["preserve_peers"] = sorted(set(desired["preserve_peers"]) | set([name]))
+            desired["preserve_peers"] = sorted(set(desired["preserve_peers"]) | {name})
             desired["conditions"][name] = [refused_condition("rollback", "%s: %s" % (name, message))]
     return desired

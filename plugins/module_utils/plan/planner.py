@@ -1,12 +1,9 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure federation planner: cluster cards in, the objects one (local) cluster must hold out (no I/O).
-
-Per peer an ``IstioFederation``; per imported peer hostname a ``ServiceEntry`` to the peer's gateway (with a
-virtual address: the sidecar DNS proxy answers only for hosts with one) and an ``ISTIO_MUTUAL``
+"""Pure federation planner: cluster cards in, the objects one (local) cluster must hold out (no I/O): per peer an
+``IstioFederation``; per imported hostname a ``ServiceEntry`` to the peer's gateway and an ``ISTIO_MUTUAL``
 ``DestinationRule``; the export ``Gateway`` and alias ServiceEntries (docs/design.md); the peers' roots as
-``caCertificates`` entries scoped to each peer's trust domain.
-"""
+``caCertificates`` entries scoped to each peer's trust domain."""
 
 import hashlib
 import re
@@ -59,51 +56,39 @@ def validate_card(card, role="peer"):
                    (istio.valid_port(gw.get("port")),
                     "field gateway.port: %r is not a port number (1-65535)" % (gw.get("port"),))])
     for svc in card.get("public_services") or []:
-        checks.extend(_service_checks(svc))
+        host = svc.get("hostname")
+        if not isinstance(host, str) or not istio.HOSTNAME.match(host):
+            checks.append((False, "field public_services.hostname: %r is not a valid hostname" % (host,)))
+            continue
+        field, seen = "field public_services[%s].ports: " % host, set()
+        checks.append((svc.get("ports"), field + "no ports"))
+        for port in svc.get("ports") or []:
+            number, port_name = port.get("number"), port.get("name")
+            checks += [(istio.valid_port(number), field + "%r is not a port number (1-65535)" % (number,)),
+                       (port_name and istio.DNS_LABEL.match(str(port_name)), field + "port %r needs a valid name" % (number,)),
+                       (istio.canonical_protocol(port.get("protocol")) not in (None, "UDP"),
+                        field + "protocol %r is not one that crosses the gateway (HTTP, HTTP2, GRPC, GRPC-Web, HTTPS, TLS, "
+                        "TCP, Mongo, Redis, MySQL, or empty to let Istio detect it)" % (port.get("protocol"),)),
+                       (port_name not in seen, field + "port name %r is used twice" % (port_name,))]
+            seen.add(port_name)
     return [prefixed(name or "(unnamed %s)" % role, problem) for ok, problem in checks if not ok]
-
-
-def _service_checks(svc):
-    host = svc.get("hostname")
-    if not isinstance(host, str) or not istio.HOSTNAME.match(host):
-        return [(False, "field public_services.hostname: %r is not a valid hostname" % (host,))]
-    field, seen = "field public_services[%s].ports: " % host, set()
-    checks = [(svc.get("ports"), field + "no ports")]
-    for port in svc.get("ports") or []:
-        number, name = port.get("number"), port.get("name")
-        checks += [(istio.valid_port(number), field + "%r is not a port number (1-65535)" % (number,)),
-                   (name and istio.DNS_LABEL.match(str(name)), field + "port %r needs a valid name" % (number,)),
-                   (istio.canonical_protocol(port.get("protocol")) not in (None, "UDP"),
-                    field + "protocol %r is not one that crosses the gateway (HTTP, HTTP2, GRPC, GRPC-Web, HTTPS, TLS, "
-                    "TCP, Mongo, Redis, MySQL, or empty to let Istio detect it)" % (port.get("protocol"),)),
-                   (name not in seen, field + "port name %r is used twice" % (name,))]
-        seen.add(name)
-    return checks
 
 
 def _se_port(port, target=False):
     """A ServiceEntry port; an empty protocol is left out (Istio then detects it, as for the Service)."""
-    out = {"number": port["number"], "name": port["name"]}
-    protocol = istio.canonical_protocol(port.get("protocol"))
-    if protocol:
-        out["protocol"] = protocol
-    if target and port.get("target_port"):
-        out["targetPort"] = port["target_port"]
-    return out
+    out = {"number": port["number"], "name": port["name"], "protocol": istio.canonical_protocol(port.get("protocol")),
+           "targetPort": port.get("target_port") if target else None}
+    return dict((key, value) for key, value in out.items() if value)
 
 
 def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True,
          refused=None, imports=None, other_gateways=(), current_statuses=None, published=False):
     """Desired state of the cluster whose card is ``local``, given its ``peers``' cards: ``objects``, ``statuses``,
-    ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``.
-
-    ``unreachable``: peers not gathered this run; nothing is planned for them, and what the cluster holds of them
-    is kept (``preserve_peers``), with, for a metadata peer, why it was ``refused`` (``{peer: {reason, message}}``).
-    ``local_hostnames``: served by the local cluster itself. ``imports``: ``{namespaces (exportTo), hosts ({peer or
-    "*": [globs]}), address_range, addresses (held)}``. ``other_gateways``: Gateways this collection did not write.
-    ``current_statuses`` (``{peer: status}`` of the IstioFederations held): a replayed metadata peer is demoted.
-    ``published``: peers may import from the published metadata, so the export Gateway is planned without peers.
-    """
+    ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``. ``unreachable``: peers not gathered this run,
+    whose objects are kept (``preserve_peers``) and, for a metadata peer, why it was ``refused`` (``{peer: {reason,
+    message}}``). ``imports``: ``{namespaces (exportTo), hosts ({peer or "*": [globs]}), address_range, addresses
+    (held)}``. ``current_statuses`` (``{peer: status}``): a replayed metadata peer is demoted. ``published``: peers
+    may import from the published metadata, so the export Gateway is planned without peers."""
     unreachable = sorted(set(unreachable or ()))
     _raise_if(_card_problems(local, peers, unreachable))
     local_name, imports = local["name"], dict(imports or {})
@@ -132,10 +117,8 @@ def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_h
 def _selected(peer, selection):
     """``peer`` with only the public services this cluster imports (globs per peer name, or "*")."""
     globs = selection.get(peer["name"], selection.get("*"))
-    if not globs:
-        return peer
-    chosen = [s for s in peer.get("public_services") or [] if any(istio.glob_match(s["hostname"], g) for g in globs)]
-    return dict(peer, public_services=chosen)
+    chosen = [s for s in peer.get("public_services") or [] if any(istio.glob_match(s["hostname"], g) for g in globs or ())]
+    return dict(peer, public_services=chosen) if globs else peer
 
 
 def _raise_if(problems):
@@ -162,8 +145,7 @@ def _card_problems(local, peers, unreachable):
 
 
 def _clashes(local, peers, local_hostnames):
-    """Trust domains must tell clusters apart (or the trust scoping means nothing); each hostname comes from
-    exactly one cluster."""
+    """Trust domains must tell clusters apart (or trust scoping means nothing); each hostname comes from one cluster."""
     problems, hosts, owners = [], [], {}
     domains = {local["trust_domain"]: "%s (local)" % local["name"]}
     local_hosts = set(local_hostnames or ()) | set(s["hostname"] for s in local.get("public_services") or [])
@@ -189,8 +171,7 @@ def _clashes(local, peers, local_hostnames):
 
 
 def _import_peer(desired, local_name, peer, where, assigned, export_to):
-    """What importing ``peer`` adds: its IstioFederation and status, per service a ServiceEntry and a
-    DestinationRule (named injectively after the peer and service), its roots."""
+    """Importing ``peer``: its IstioFederation, status and roots, per service a ServiceEntry and a DestinationRule."""
     (namespace, api_version), gw = where, peer["gateway"]
     desired["objects"].append(federations.federation_object(local_name, peer))
     desired["statuses"][peer["name"]] = federations.federation_status(peer)

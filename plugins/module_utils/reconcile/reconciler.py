@@ -30,8 +30,7 @@ def contains(actual, desired):
     if isinstance(desired, dict):
         return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
     if isinstance(desired, list):
-        same_length = isinstance(actual, list) and len(actual) == len(desired)
-        return same_length and all(contains(a, d) for a, d in zip(actual, desired))
+        return isinstance(actual, list) and len(actual) == len(desired) and all(map(contains, actual, desired))
     return actual == desired
 
 
@@ -49,6 +48,11 @@ def trimmed(obj):
     return out
 
 
+def _listed(managed, fingerprints):
+    """``fingerprint (peers)`` of each root, as the trust summary lists them."""
+    return ["%s (%s)" % (fp, managed[fp]) for fp in sorted(fingerprints)]
+
+
 class Reconciler(object):
     """Writes a plan onto one cluster, recording what it did in ``summary``, ``diffs`` and ``warnings``."""
 
@@ -64,13 +68,16 @@ class Reconciler(object):
         self.diffs, self.warnings, self.changed, self.trust = [], [], False, None
 
     def converge(self, desired, existing=None):
-        """Trust, objects, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
+        """Trust, objects and statuses, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
         ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
         existing = self.list_existing() if existing is None else existing
         self._add_warnings(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
-        self.converge_refused(desired, existing)
+        owned = self.federations(existing)  # an unreachable peer's IstioFederation says why its metadata was refused
+        refused = sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned))
+        steps = [self._status_step(name, owned[name], None, desired["conditions"][name]) for name in refused]
+        run_jobs([[step] for step in steps if step], 1)
         self.prune(existing, keys, set(desired["preserve_peers"]))
         return mesh
 
@@ -114,8 +121,8 @@ class Reconciler(object):
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        entries = [obj for key, obj in existing.items() if key[0] == "ServiceEntry" and is_owned(obj, self.cluster)]
-        imports = [obj.get("spec") or {} for obj in entries if obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
+                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
         return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
                     if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
@@ -138,9 +145,8 @@ class Reconciler(object):
         """``(objects, conflicts)`` of :func:`kinds.deliverable`; each conflict is reported (summary, warning)."""
         objects, conflicts = deliverable(desired, existing, lambda obj: is_owned(obj, self.cluster))
         for obj in conflicts:
-            labels = (existing[object_key(obj)].get("metadata") or {}).get("labels") or {}
+            owner = ((existing[object_key(obj)].get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL, "nobody we know")
             self.summary["conflicts"].append(object_ref(obj))
-            owner = labels.get(MANAGED_BY_LABEL, "nobody we know")
             self._warn("%s exists and is not managed by meshfed.istio for this cluster (managed-by: %s); %s, so it "
                        "is not federated. Rename or remove it." % (object_ref(obj), owner, fate))
         return objects, conflicts
@@ -156,10 +162,9 @@ class Reconciler(object):
             if obj["kind"] == "IstioFederation":
                 name = obj["metadata"]["name"]
                 steps.append(self._status_step(name, current, desired["statuses"][name], desired["conditions"].get(name)))
-            if any(steps):
-                waves[obj["kind"] != "IstioFederation"].append([step for step in steps if step])
+            waves[obj["kind"] != "IstioFederation"].append([step for step in steps if step])
         for jobs in waves:
-            run_jobs(jobs, self.write_concurrency)
+            run_jobs([job for job in jobs if job], self.write_concurrency)
         # a conflict's key stays wanted (never pruned); a blocked import's owned DestinationRule is pruned
         return set(object_key(obj) for obj in objects + conflicts)
 
@@ -200,13 +205,6 @@ class Reconciler(object):
             listed = ref in self.summary["created"] + self.summary["updated"]  # the object's own write says it
             self._changed(ref + " status", before, new, None if listed else "updated")
         return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + ref), record
-
-    def converge_refused(self, desired, existing):
-        """Say on each unreachable peer's IstioFederation why its metadata was refused; its cache stays."""
-        owned = self.federations(existing)
-        names = sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned))
-        steps = [self._status_step(name, owned[name], None, desired["conditions"][name]) for name in names]
-        run_jobs([[step] for step in steps if step], 1)
 
     def prune(self, existing, desired_keys, preserve_peers):
         """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports
@@ -250,25 +248,31 @@ class Reconciler(object):
         """Merge the peers' roots into the mesh config (its ``managed`` annotation: ``{sha256: peers}`` this
         collection added), patch it guarded by the resourceVersion read, re-read and re-merge on a conflict
         (409); returns the mesh config."""
-        preserved = set(desired["preserve_peers"])
+        trust, preserved = self.summary["trust"], set(desired["preserve_peers"])
+        wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             cm, text = self._mesh_configmap()
-            annotations = (cm.get("metadata") or {}).get("annotations") or {}
             try:
-                managed = json.loads(annotations.get(MANAGED_CA_ANNOTATION) or "{}")
+                managed = json.loads(((cm.get("metadata") or {}).get("annotations") or {}).get(MANAGED_CA_ANNOTATION) or "{}")
                 if not isinstance(managed, dict):
                     raise ValueError("not a mapping")
             except ValueError as exc:
                 raise K8sError("annotation %s on ConfigMap %s is not valid JSON (%s); fix or remove it"
                                % (MANAGED_CA_ANNOTATION, self.mesh_ref, exc), cluster=self.cluster)
-            self._report_reverted(text, managed, desired)
+            present = set(fingerprint(entry) for entry in load_mesh(text, self.cluster).get("caCertificates") or [])
+            gone = [fp for fp in managed if fp not in present and fp in wanted]
+            trust["reverted"] = _listed(managed, gone)
+            if gone:  # roots an earlier run wrote are gone: an installer rewrote the mesh config
+                self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
+                           "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
+                           "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
+                           "upgrades, put them in the install's values (trust_mode: values)"
+                           % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
             new_text, new_managed, changed, warnings = update_ca_certificates(
                 text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"],
                 configmap=self.mesh_ref)
             self._add_warnings(warnings)
-            trust = self.summary["trust"]
-            trust["kept"] = sorted("%s (%s)" % (fp, peers) for fp, peers in new_managed.items()
-                                   if set(peers.split(",")) & preserved)
+            trust["kept"] = _listed(new_managed, [fp for fp, peers in new_managed.items() if set(peers.split(",")) & preserved])
             body = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"],
                                  "annotations": {MANAGED_CA_ANNOTATION: json.dumps(new_managed, sort_keys=True)}},
                     "data": {"mesh": new_text}}
@@ -276,8 +280,8 @@ class Reconciler(object):
                 if changed or new_managed != managed:
                     self.client.merge_patch(self.mesh_path, body, dry_run=self.check_mode,
                                             what="patch ConfigMap " + self.mesh_ref)
-                    trust["added"] = ["%s (%s)" % (fp, new_managed[fp]) for fp in sorted(set(new_managed) - set(managed))]
-                    trust["removed"] = ["%s (%s)" % (fp, managed[fp]) for fp in sorted(set(managed) - set(new_managed))]
+                    trust["added"] = _listed(new_managed, set(new_managed) - set(managed))
+                    trust["removed"] = _listed(managed, set(managed) - set(new_managed))
                     self._changed("ConfigMap %s key mesh" % self.mesh_ref, text, new_text)
                 return load_mesh(new_text, self.cluster)
             except K8sError as exc:
@@ -291,19 +295,6 @@ class Reconciler(object):
             raise K8sError("ConfigMap %s not found; cannot add the peers' roots" % self.mesh_ref,
                            cluster=self.cluster, field="istio_namespace")
         return cm, (cm.get("data") or {}).get("mesh") or ""
-
-    def _report_reverted(self, text, managed, desired):
-        """Roots an earlier run wrote that are gone from the mesh config (an installer rewrote it)."""
-        present = set(fingerprint(entry) for entry in load_mesh(text, self.cluster).get("caCertificates") or [])
-        wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
-        gone = sorted(fp for fp in managed if fp not in present and fp in wanted)
-        self.summary["trust"]["reverted"] = ["%s (%s)" % (fp, managed[fp]) for fp in gone]
-        if gone:
-            self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
-                       "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
-                       "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
-                       "upgrades, put them in the install's values (trust_mode: values)"
-                       % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
 
     def trust_values(self, desired):
         """trust_mode values: nothing written; the Helm values / IstioOperator overlay, and whether they are live."""

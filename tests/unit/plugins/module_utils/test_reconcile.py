@@ -262,7 +262,7 @@ def test_installer_revert_met_by_conflicts_is_reported_once(desired):
 
 def test_local_hostnames_reads_services_only_when_a_peer_host_is_under_the_local_domain():
     client = FakeClient(lists={"/api/v1/services": [{"metadata": {"name": "bar", "namespace": "xyz"}},
-                                                   {"metadata": {"name": "web", "namespace": "shop"}}]})
+                                                    {"metadata": {"name": "web", "namespace": "shop"}}]})
     rec = Reconciler(client, "cluster-a", "istio-system")
     assert rec.local_hostnames("cluster.local", {"bar.xyz.svc.cluster-b.local"}) == set()
     assert client.requests == []  # distinct cluster domains: nothing can clash, nothing is read
