@@ -22,11 +22,8 @@ DEFAULT_GATEWAY_PORT = 15443
 def gather(client, params):
     """The cluster card for ``params`` (see docs/design.md); raises MeshfedError naming the cluster."""
     cluster, ns = params["cluster"], params["istio_namespace"]
-    service_warnings = []
     with about(cluster):
-        install, install_warnings = _install(client, params)
-        mesh = install.pop("mesh")
-        td = params.get("trust_domain") or trust_domain(mesh)
+        install, notes = _install(client, params)   # notes: the warnings still to prefix
         field = "ConfigMap %s/istio-ca-root-cert key root-cert.pem" % ns
         root_cm = client.get(core_path("configmaps", ns, "istio-ca-root-cert"), what="get ConfigMap %s/istio-ca-root-cert" % ns)
         if root_cm is None:
@@ -44,14 +41,14 @@ def gather(client, params):
         gateway = gateway_info(client, params, svc, selector, pods)
         domains = (params.get("cluster_domain") or install["cluster_domain"],)
         domains += (params.get("federation_domain") or domains[0],)
-        public = sorted(filter(None, (public_service(s, domains, pods, service_warnings) for s in services)), key=lambda e: e["hostname"])
-    return dict(install, name=cluster, trust_domain=td, cluster_domain=domains[0], federation_domain=domains[1],
+        public = sorted(filter(None, (public_service(s, domains, pods, notes) for s in services)), key=lambda e: e["hostname"])
+    return dict(install, name=cluster, cluster_domain=domains[0], federation_domain=domains[1],
                 istio_namespace=ns, root_cas=roots, gateway=gateway, public_services=public,
-                warnings=warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings])
+                warnings=warnings + [prefixed(cluster, w) for w in notes])
 
 
 def _install(client, params):
-    """Revision, mesh ConfigMap (and its mesh config), istiod, DNS domain, DNS capture; and warnings."""
+    """Revision, mesh ConfigMap, trust domain, istiod, DNS domain, DNS capture; and warnings."""
     ns, revision = params["istio_namespace"], params.get("revision")
     configmaps = client.list(core_path("configmaps", ns), what="list ConfigMaps in %s" % ns)
     readers = {}  # mesh ConfigMap name -> the istiod Deployment reading it
@@ -82,13 +79,12 @@ def _install(client, params):
         warnings.append("no istiod Deployment of revision %s in %s reads ConfigMap %s (expected %s); assuming DNS domain %s "
                         "(set cluster_domain if it differs)" % (revision, ns, name, istio.istiod_deployment_name(revision), istio.DEFAULT_DOMAIN))
     env = istio.istiod_env(deployment)
-    return {"revision": revision, "mesh_configmap": name, "mesh": mesh, "dns_capture": istio.dns_capture(mesh),
-            "cluster_domain": istio.istiod_domain(deployment) if deployment else istio.DEFAULT_DOMAIN,
+    return {"revision": revision, "mesh_configmap": name, "trust_domain": params.get("trust_domain") or trust_domain(mesh),
+            "dns_capture": istio.dns_capture(mesh), "cluster_domain": istio.istiod_domain(deployment) if deployment else istio.DEFAULT_DOMAIN,
             "istiod": {"deployment": (deployment or {}).get("metadata", {}).get("name"),
                        "scope_gateway_to_namespace": str(env.get("PILOT_SCOPE_GATEWAY_TO_NAMESPACE", "")).lower() == "true"}}, warnings
 
 
-# -- gateway ----------------------------------------------------------------------------------------
 def gateway_info(client, params, svc, selector, pods):
     """The card's ``gateway``: addresses from one source (override, or _ADDRESS_SOURCES by Service type), the
     port peers dial, the Service port a Gateway server names, the workload's selector and pod labels."""

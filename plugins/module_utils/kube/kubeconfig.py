@@ -8,6 +8,7 @@ import base64
 import contextlib
 import ipaddress
 import os
+import pathlib
 import ssl
 import tempfile
 import traceback
@@ -24,8 +25,7 @@ except ImportError:
     urllib3 = None
     MISSING["urllib3"] = traceback.format_exc()
 
-# The pod's service account mount (client-go's rest.InClusterConfig); MESHFED_SERVICE_ACCOUNT_DIR is a test
-# hook: the lab lays a token and CA out elsewhere, as a pod has them.
+# The pod's service account mount (client-go's rest.InClusterConfig); the lab's lays it out at MESHFED_SERVICE_ACCOUNT_DIR.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
@@ -49,8 +49,7 @@ def kubeconfig_secrets(value):
 
 
 class Settings(object):
-    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data), the
-    Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
+    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data), the Authorization header, a proxy."""
 
     def __init__(self, host=None):
         self.host, self.verify, self.proxy_headers = host, True, {}
@@ -71,8 +70,7 @@ class Settings(object):
                 for name, path, data in (("cert", self.cert_file, self.cert_data), ("key", self.key_file, self.key_data)):
                     if data:
                         path = os.path.join(private, name)
-                        with open(path, "wb") as fh:
-                            fh.write(data)
+                        pathlib.Path(path).write_bytes(data)
                     files.append(path)
                 ctx.load_cert_chain(*files)
         if self.tls_server_name:
@@ -103,8 +101,7 @@ def _bypasses_proxy(url, no_proxy):
 
 @contextlib.contextmanager
 def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
-    """``errors`` raised inside (by default any: YAML, malformed sections, the library's) become a K8sError
-    ``<problem>: <the error's first line> <fields>``."""
+    """``errors`` raised inside (default: any, YAML's and the library's too) become K8sError ``<problem>: <first line> <fields>``."""
     try:
         yield
     except K8sError:
@@ -127,8 +124,7 @@ def settings(params, cluster):
             host, token = os.environ["KUBERNETES_SERVICE_HOST"], os.path.join(directory, "token")
             out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
             with failing(cluster, "no kubeconfig, and the in-cluster service account token %s cannot be read" % token, errors=OSError):
-                with open(token) as fh:
-                    out.authorization = "Bearer %s" % fh.read().strip()
+                out.authorization = "Bearer %s" % pathlib.Path(token).read_text().strip()
             if os.path.isfile(os.path.join(directory, "ca.crt")):
                 out.ca_file = os.path.join(directory, "ca.crt")
         else:
@@ -222,8 +218,7 @@ def _load(config, context, what, loader, cluster):
                                                 _b64(user, "client-certificate-data"), _b64(user, "client-key-data"))
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        with open(user["tokenFile"]) as fh:
-            token = fh.read().strip()
+        token = pathlib.Path(user["tokenFile"]).read_text().strip()
     if token:
         out.authorization = "Bearer %s" % token
     elif user.get("username"):

@@ -118,20 +118,17 @@ def _fingerprint_text(value):
 
 
 class PeerSpec:
-    """Where a peer's metadata is and what it is trusted by (inventory host vars of a metadata peer)."""
+    """Where a peer's metadata is and what it is trusted by (inventory host vars of a metadata peer; ``protocol`` is one of
+    PROTOCOLS, the modules' choices)."""
 
     def __init__(self, name, location, protocol="meshfed", signer_key=None, root_sha256=None, ca_pem=None, validate_certs=True, trust_domain=None):
-        self.name, self.location, self.protocol = name, location, protocol or "meshfed"
+        self.name, self.location, self.protocol = name, location, protocol
         self.ca_pem, self.validate_certs, self.trust_domain = ca_pem, validate_certs, trust_domain
         self.pinned_fingerprint, self.root_pins = None, set()
         with about(name):
-            if self.protocol not in PROTOCOLS:
-                raise MetadataError("metadata protocol %r must be one of %s" % (protocol, ", ".join(PROTOCOLS)), "config",
-                                    field="meshfed_metadata_protocol")
-            if signer_key and _fingerprint_text(signer_key):  # the pinned signer: sha256:<hex>, or its public key PEM
-                self.pinned_fingerprint = "sha256:" + _fingerprint_text(signer_key)
-            elif signer_key:
-                self.pinned_fingerprint = key_fingerprint(load_public_key(signer_key.strip(), "meshfed_metadata_signer_key"))
+            if signer_key:  # the pinned signer: sha256:<hex>, or its public key PEM
+                pin = _fingerprint_text(signer_key)
+                self.pinned_fingerprint = "sha256:" + pin if pin else key_fingerprint(load_public_key(signer_key.strip(), "meshfed_metadata_signer_key"))
             for value in root_sha256 or []:
                 if not _fingerprint_text(value):
                     raise MetadataError("meshfed_metadata_root_sha256: %r is not a SHA-256 hex digest (64 hex digits, optionally "
@@ -213,21 +210,6 @@ def _public(spec, fetcher, now, not_before):
     return doc, ext, key, roots, warnings
 
 
-def _private(spec, fetcher, public, ext, key, bearer):
-    """The private document and its ``meshfed`` extension: signed, of the same cluster and publication as the public one."""
-    raw = fetcher.get(PRIVATE_PATH, bearer=bearer)
-    pext = _signed(fetcher, key, PRIVATE_PATH, raw, "private") if spec.protocol == "meshfed" else {}
-    doc = _json(raw, PRIVATE_PATH)
-    if not pext and not isinstance(doc.get("publicServices"), list):   # a Deckhouse document
-        raise MetadataError("%s has no publicServices (is federation enabled on the peer?)" % PRIVATE_PATH)
-    if pext and pext.get("clusterUUID") != public["clusterUUID"]:
-        raise MetadataError("%s belongs to cluster %s, not %s" % (PRIVATE_PATH, pext.get("clusterUUID"), public["clusterUUID"]))
-    if pext and (pext.get("issuedAt"), pext.get("expiresAt")) != (ext.get("issuedAt"), ext.get("expiresAt")):
-        raise MetadataError("%s (issued %s) and %s (issued %s) are not from the same publication; refused"
-                            % (PUBLIC_PATH, ext.get("issuedAt"), PRIVATE_PATH, pext.get("issuedAt")), "rollback")
-    return doc, pext
-
-
 def _service(item, extras, warnings):
     """One card ``public_services`` entry from a ``publicServices`` item (None when unusable)."""
     if not isinstance(item, dict) or not isinstance(item.get("hostname"), str):
@@ -284,7 +266,16 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
         elif fetcher.kind == "https" and spec.protocol == "deckhouse":
             raise MetadataError("a Deckhouse peer's private metadata needs our cluster's signing key (meshfed_metadata_key_file) and UUID "
                                 "to authenticate", "config", field="meshfed_metadata_key_file")
-        private, pext = _private(spec, fetcher, public, ext, key, bearer)
+        raw = fetcher.get(PRIVATE_PATH, bearer=bearer)   # signed, of the same cluster and publication as the public document
+        pext = _signed(fetcher, key, PRIVATE_PATH, raw, "private") if spec.protocol == "meshfed" else {}
+        private = _json(raw, PRIVATE_PATH)
+        if not pext and not isinstance(private.get("publicServices"), list):   # a Deckhouse document
+            raise MetadataError("%s has no publicServices (is federation enabled on the peer?)" % PRIVATE_PATH)
+        if pext and pext.get("clusterUUID") != public["clusterUUID"]:
+            raise MetadataError("%s belongs to cluster %s, not %s" % (PRIVATE_PATH, pext.get("clusterUUID"), public["clusterUUID"]))
+        if pext and (pext.get("issuedAt"), pext.get("expiresAt")) != (ext.get("issuedAt"), ext.get("expiresAt")):
+            raise MetadataError("%s (issued %s) and %s (issued %s) are not from the same publication; refused"
+                                % (PUBLIC_PATH, ext.get("issuedAt"), PRIVATE_PATH, pext.get("issuedAt")), "rollback")
         warnings = fetcher.warnings + warnings
         gateway = _gateway(private, warnings)
         found = [svc for svc in (_service(item, pext.get("services"), warnings) for item in private.get("publicServices") or []) if svc]
