@@ -37,7 +37,15 @@ def gather(client, params):
                              "gateway_addresses" % ref, field="gateway_service")
         selector = dict(((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
         services = _listed(client, "services", [(label, label) for label in params["public_labels"]])
-        pods = _pods(client, [selector] + [(s.get("spec") or {}).get("selector") for s in services])
+        # the pods those selectors may pick, never every pod: one LIST per label key, each selector asked for by the key most of
+        # them share (``app in (a,b)``); workloads.selected() then matches whole selector and namespace
+        selectors = [pick for pick in [selector] + [(s.get("spec") or {}).get("selector") for s in services] if pick]
+        share, values = Counter(key for pick in selectors for key in pick), {}
+        for pick in selectors:
+            key = min(pick, key=lambda k: (-share[k], k))
+            values.setdefault(key, set()).add(pick[key])
+        pods = workloads.index(_listed(client, "pods", [("%s in (%s)" % (key, ",".join(sorted(vals))) if "" not in vals else key, key)
+                                                        for key, vals in sorted(values.items())]))
         gateway = gateway_info(client, params, svc, selector, pods)
         domains = (params.get("cluster_domain") or install["cluster_domain"],)
         domains += (params.get("federation_domain") or domains[0],)
@@ -204,16 +212,3 @@ def _listed(client, resource, selectors):
             meta = obj.get("metadata") or {}
             found[(meta.get("namespace"), meta.get("name"))] = obj
     return [found[k] for k in sorted(found)]
-
-
-def _pods(client, selectors):
-    """workloads.index() of the pods ``selectors`` (Service selectors) may pick, never every pod: one LIST per label key, each
-    selector asked for by the key most of them share (``app in (a,b)``); the caller matches whole selector and namespace."""
-    selectors = [s for s in selectors if s]
-    share = Counter(key for selector in selectors for key in selector)
-    values = {}
-    for selector in selectors:
-        key = min(selector, key=lambda k: (-share[k], k))
-        values.setdefault(key, set()).add(selector[key])
-    wanted = [("%s in (%s)" % (key, ",".join(sorted(vals))) if "" not in vals else key, key) for key, vals in sorted(values.items())]
-    return workloads.index(_listed(client, "pods", wanted))

@@ -25,7 +25,7 @@ except ImportError:
     urllib3 = None
     MISSING["urllib3"] = traceback.format_exc()
 
-# The pod's service account mount (client-go's rest.InClusterConfig); the lab's lays it out at MESHFED_SERVICE_ACCOUNT_DIR.
+# The pod's service account mount (client-go's rest.InClusterConfig); the lab lays one out at MESHFED_SERVICE_ACCOUNT_DIR.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
@@ -203,9 +203,9 @@ def read(sources):
 def _load(config, context, what, loader, cluster):
     """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``loader``: the library's
     arguments for the same kubeconfig, for an exec or auth-provider user."""
-    ctx = _named(config, "contexts", context or config["current-context"], "context")
-    server = _named(config, "clusters", ctx.get("cluster"), "cluster")
-    user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
+    ctx = _named(config, "contexts", context or config["current-context"])
+    server = _named(config, "clusters", ctx.get("cluster"))
+    user = _named(config, "users", ctx.get("user")) if ctx.get("user") else {}
     if not server.get("server"):
         raise ValueError("cluster %s has no server" % ctx.get("cluster"))
     out = Settings(server["server"])
@@ -240,11 +240,11 @@ def _load(config, context, what, loader, cluster):
     return out
 
 
-def _named(config, section, name, what):
+def _named(config, section, name):
     try:
         return config[section][name]
     except (KeyError, TypeError):  # TypeError: a list or mapping where a name belongs
-        raise ValueError("%s %r not found in the kubeconfig" % (what, name))
+        raise ValueError("%s %r not found in the kubeconfig" % (section[:-1], name))
 
 
 def _b64(section, field):
