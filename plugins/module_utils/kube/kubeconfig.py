@@ -32,8 +32,7 @@ _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "to
 
 
 def kubeconfig_secrets(value):
-    """The secret strings of a kubeconfig option, for ``no_log_values``: a dict's user tokens, passwords, client keys
-    and certificates, auth-provider config and exec env values; a string with a line break (content), whole."""
+    """The secret strings of a kubeconfig option, for ``no_log_values``: a dict's user credentials; a text (a line break), whole."""
     if isinstance(value, str):
         return {value} if "\n" in value else set()
     found = set()
@@ -57,8 +56,7 @@ class Settings(object):
         self.unverified = self.tls_server_name = self.authorization = self.proxy = self.no_proxy = None
 
     def pool(self, maxsize):
-        """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. It retries once
-        on connection errors: an unreachable cluster is reported fast."""
+        """A urllib3 pool to the server (through the proxy unless ``no_proxy`` names it); one retry: an unreachable cluster fails fast."""
         ctx = ssl.create_default_context(cafile=self.ca_file if self.verify else None,
                                          cadata=self.ca_data.decode("ascii") if self.verify and self.ca_data else None)
         options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx, cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE")
@@ -84,8 +82,7 @@ class Settings(object):
 
 
 def _bypasses_proxy(url, no_proxy):
-    """Whether ``no_proxy`` (comma-separated hosts, .domains, host:port, IP networks or ``*``) names the
-    server of ``url`` (the kubernetes library's rules)."""
+    """Whether ``no_proxy`` (hosts, .domains, host:port, IP networks or ``*``) names the server of ``url`` (the kubernetes library's rules)."""
     parsed = urllib3.util.parse_url(url or "")
     host = (parsed.host or "").strip("[]").lower()
     for entry in (e.strip().lower() for e in (no_proxy or "").split(",")):

@@ -192,7 +192,7 @@ def _public(spec, fetcher, now, not_before):
     ext = {}
     if spec.protocol == "meshfed":
         ext = _signed(fetcher, key, PUBLIC_PATH, raw, "public")  # key: the pinned signer, when one is pinned
-        ext["_times"] = _check_validity(ext, PUBLIC_PATH, now, not_before)
+        ext["_times"] = [iso(t) for t in _check_validity(ext, PUBLIC_PATH, now, not_before)]
     try:
         roots, warnings = parse_root_bundle(doc["rootCA"], None, PUBLIC_PATH + " rootCA", now=now)
     except CertError as exc:
@@ -290,16 +290,13 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
     domains = sorted(set(service_host(s["hostname"])[2] for s in services if service_host(s["hostname"])))
     cluster_domain = ext.get("clusterDomain") or (domains[0] if len(domains) == 1 else trust_domain)
     issued, expires = ext.get("_times") or (None, None)
-    pins = {"signerKeySHA256": spec.pinned_fingerprint, "rootCAFingerprints": sorted(spec.root_pins),  # no secrets; defaults left out
-            "caSHA256": hashlib.sha256(spec.ca_pem.strip().encode()).hexdigest() if spec.ca_pem else None,
-            "insecureSkipVerify": not spec.validate_certs}
-    return {
-        "name": spec.name, "trust_domain": trust_domain, "cluster_domain": cluster_domain, "istio_namespace": None, "root_cas": roots,
-        "gateway": gateway, "public_services": services, "warnings": [prefixed(spec.name, w) for w in warnings],
-        "metadata": {
-            "protocol": spec.protocol, "location": spec.location, "clusterUUID": public["clusterUUID"], "signer": key_fingerprint(key),
-            "issuedAt": iso(issued) if issued else None, "expiresAt": iso(expires) if expires else None, "fetchedAt": iso(now),
-            "coordinates": dict({"metadataEndpoint": spec.location, "protocol": spec.protocol}, **{k: v for k, v in pins.items() if v}),
-            "public": {k: public[k] for k in ("clusterUUID", "authnKeyPub", "rootCA")},
-        },
-    }
+    coordinates = {"metadataEndpoint": spec.location, "protocol": spec.protocol,   # no secrets; defaults left out
+                   "signerKeySHA256": spec.pinned_fingerprint, "rootCAFingerprints": sorted(spec.root_pins),
+                   "caSHA256": hashlib.sha256(spec.ca_pem.strip().encode()).hexdigest() if spec.ca_pem else None,
+                   "insecureSkipVerify": not spec.validate_certs}
+    return {"name": spec.name, "trust_domain": trust_domain, "cluster_domain": cluster_domain, "istio_namespace": None, "root_cas": roots,
+            "gateway": gateway, "public_services": services, "warnings": [prefixed(spec.name, w) for w in warnings],
+            "metadata": {"protocol": spec.protocol, "location": spec.location, "clusterUUID": public["clusterUUID"], "signer": key_fingerprint(key),
+                         "issuedAt": issued, "expiresAt": expires, "fetchedAt": iso(now),
+                         "coordinates": {k: v for k, v in coordinates.items() if v},
+                         "public": {k: public[k] for k in ("clusterUUID", "authnKeyPub", "rootCA")}}}
