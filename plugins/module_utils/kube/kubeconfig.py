@@ -181,8 +181,7 @@ def read(sources):
     for source in sources:
         doc, base = source, os.getcwd()
         if not isinstance(source, dict):
-            with open(source) as fh:
-                doc = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+            doc = yaml.load(pathlib.Path(source).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
             base = os.path.dirname(os.path.abspath(source))
         if not isinstance(doc, dict):
             raise ValueError("%s is not a kubeconfig (a mapping)" % source)
