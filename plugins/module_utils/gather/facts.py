@@ -22,11 +22,8 @@ DEFAULT_GATEWAY_PORT = 15443
 def gather(client, params):
     """The cluster card for ``params`` (see docs/design.md); raises MeshfedError naming the cluster."""
     cluster, ns = params["cluster"], params["istio_namespace"]
-    service_warnings = []
     with about(cluster):
-        install, install_warnings = _install(client, params)
-        mesh = install.pop("mesh")
-        td = params.get("trust_domain") or trust_domain(mesh)
+        install, notes = _install(client, params)   # notes: the warnings still to prefix
         field = "ConfigMap %s/istio-ca-root-cert key root-cert.pem" % ns
         root_cm = client.get(core_path("configmaps", ns, "istio-ca-root-cert"), what="get ConfigMap %s/istio-ca-root-cert" % ns)
         if root_cm is None:
@@ -40,18 +37,26 @@ def gather(client, params):
                              "gateway_addresses" % ref, field="gateway_service")
         selector = dict(((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
         services = _listed(client, "services", [(label, label) for label in params["public_labels"]])
-        pods = _pods(client, [selector] + [(s.get("spec") or {}).get("selector") for s in services])
+        # the pods those selectors may pick, never every pod: one LIST per label key, each selector asked for by the key most of
+        # them share (``app in (a,b)``); workloads.selected() then matches whole selector and namespace
+        selectors = [pick for pick in [selector] + [(s.get("spec") or {}).get("selector") for s in services] if pick]
+        share, values = Counter(key for pick in selectors for key in pick), {}
+        for pick in selectors:
+            key = min(pick, key=lambda k: (-share[k], k))
+            values.setdefault(key, set()).add(pick[key])
+        pods = workloads.index(_listed(client, "pods", [("%s in (%s)" % (key, ",".join(sorted(vals))) if "" not in vals else key, key)
+                                                        for key, vals in sorted(values.items())]))
         gateway = gateway_info(client, params, svc, selector, pods)
         domains = (params.get("cluster_domain") or install["cluster_domain"],)
         domains += (params.get("federation_domain") or domains[0],)
-        public = sorted(filter(None, (public_service(s, domains, pods, service_warnings) for s in services)), key=lambda e: e["hostname"])
-    return dict(install, name=cluster, trust_domain=td, cluster_domain=domains[0], federation_domain=domains[1],
+        public = sorted(filter(None, (public_service(s, domains, pods, notes) for s in services)), key=lambda e: e["hostname"])
+    return dict(install, name=cluster, cluster_domain=domains[0], federation_domain=domains[1],
                 istio_namespace=ns, root_cas=roots, gateway=gateway, public_services=public,
-                warnings=warnings + [prefixed(cluster, w) for w in install_warnings + service_warnings])
+                warnings=warnings + [prefixed(cluster, w) for w in notes])
 
 
 def _install(client, params):
-    """Revision, mesh ConfigMap (and its mesh config), istiod, DNS domain, DNS capture; and warnings."""
+    """Revision, mesh ConfigMap, trust domain, istiod, DNS domain, DNS capture; and warnings."""
     ns, revision = params["istio_namespace"], params.get("revision")
     configmaps = client.list(core_path("configmaps", ns), what="list ConfigMaps in %s" % ns)
     readers = {}  # mesh ConfigMap name -> the istiod Deployment reading it
@@ -82,13 +87,12 @@ def _install(client, params):
         warnings.append("no istiod Deployment of revision %s in %s reads ConfigMap %s (expected %s); assuming DNS domain %s "
                         "(set cluster_domain if it differs)" % (revision, ns, name, istio.istiod_deployment_name(revision), istio.DEFAULT_DOMAIN))
     env = istio.istiod_env(deployment)
-    return {"revision": revision, "mesh_configmap": name, "mesh": mesh, "dns_capture": istio.dns_capture(mesh),
-            "cluster_domain": istio.istiod_domain(deployment) if deployment else istio.DEFAULT_DOMAIN,
+    return {"revision": revision, "mesh_configmap": name, "trust_domain": params.get("trust_domain") or trust_domain(mesh),
+            "dns_capture": istio.dns_capture(mesh), "cluster_domain": istio.istiod_domain(deployment) if deployment else istio.DEFAULT_DOMAIN,
             "istiod": {"deployment": (deployment or {}).get("metadata", {}).get("name"),
                        "scope_gateway_to_namespace": str(env.get("PILOT_SCOPE_GATEWAY_TO_NAMESPACE", "")).lower() == "true"}}, warnings
 
 
-# -- gateway ----------------------------------------------------------------------------------------
 def gateway_info(client, params, svc, selector, pods):
     """The card's ``gateway``: addresses from one source (override, or _ADDRESS_SOURCES by Service type), the
     port peers dial, the Service port a Gateway server names, the workload's selector and pod labels."""
@@ -208,16 +212,3 @@ def _listed(client, resource, selectors):
             meta = obj.get("metadata") or {}
             found[(meta.get("namespace"), meta.get("name"))] = obj
     return [found[k] for k in sorted(found)]
-
-
-def _pods(client, selectors):
-    """workloads.index() of the pods ``selectors`` (Service selectors) may pick, never every pod: one LIST per label key, each
-    selector asked for by the key most of them share (``app in (a,b)``); the caller matches whole selector and namespace."""
-    selectors = [s for s in selectors if s]
-    share = Counter(key for selector in selectors for key in selector)
-    values = {}
-    for selector in selectors:
-        key = min(selector, key=lambda k: (-share[k], k))
-        values.setdefault(key, set()).add(selector[key])
-    wanted = [("%s in (%s)" % (key, ",".join(sorted(vals))) if "" not in vals else key, key) for key, vals in sorted(values.items())]
-    return workloads.index(_listed(client, "pods", wanted))

@@ -3,6 +3,7 @@
 """The Kubernetes REST client: the modules use a handful of known paths, so this speaks REST over urllib3
 (one request per read or write) instead of the dynamic client, which runs API discovery on every invocation."""
 
+import contextlib
 import json
 import ssl
 import threading
@@ -105,10 +106,8 @@ class Client(object):
 
     def _api_message(self, status, reason, data, target):
         detail = reason or ""
-        try:
+        with contextlib.suppress(Exception):   # not JSON, or not a Status
             detail = json.loads(data).get("message") or detail
-        except Exception:
-            pass
         if status == 403:
             return "forbidden: %s (%s). Grant this verb to the identity in use (see meta/rbac/)." % (detail, target)
         if status == 401:

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import ipaddress
 import os
+import pathlib
 import ssl
 import tempfile
 import traceback
@@ -24,16 +25,14 @@ except ImportError:
     urllib3 = None
     MISSING["urllib3"] = traceback.format_exc()
 
-# The pod's service account mount (client-go's rest.InClusterConfig); MESHFED_SERVICE_ACCOUNT_DIR is a test
-# hook: the lab lays a token and CA out elsewhere, as a pod has them.
+# The pod's service account mount (client-go's rest.InClusterConfig); the lab lays one out at MESHFED_SERVICE_ACCOUNT_DIR.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
 _FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
 def kubeconfig_secrets(value):
-    """The secret strings of a kubeconfig option, for ``no_log_values``: a dict's user tokens, passwords, client keys
-    and certificates, auth-provider config and exec env values; a string with a line break (content), whole."""
+    """The secret strings of a kubeconfig option, for ``no_log_values``: a dict's user credentials; a text (a line break), whole."""
     if isinstance(value, str):
         return {value} if "\n" in value else set()
     found = set()
@@ -49,8 +48,7 @@ def kubeconfig_secrets(value):
 
 
 class Settings(object):
-    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data), the
-    Authorization header, a proxy. ``unverified`` names what turned TLS verification off."""
+    """One API server's connection: URL, TLS material (a file replaces the kubeconfig's inline data), the Authorization header, a proxy."""
 
     def __init__(self, host=None):
         self.host, self.verify, self.proxy_headers = host, True, {}
@@ -58,8 +56,7 @@ class Settings(object):
         self.unverified = self.tls_server_name = self.authorization = self.proxy = self.no_proxy = None
 
     def pool(self, maxsize):
-        """A urllib3 pool to the server, through the proxy unless ``no_proxy`` names the server. It retries once
-        on connection errors: an unreachable cluster is reported fast."""
+        """A urllib3 pool to the server (through the proxy unless ``no_proxy`` names it); one retry: an unreachable cluster fails fast."""
         ctx = ssl.create_default_context(cafile=self.ca_file if self.verify else None,
                                          cadata=self.ca_data.decode("ascii") if self.verify and self.ca_data else None)
         options = dict(num_pools=1, maxsize=maxsize, retries=1, ssl_context=ctx, cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE")
@@ -71,8 +68,7 @@ class Settings(object):
                 for name, path, data in (("cert", self.cert_file, self.cert_data), ("key", self.key_file, self.key_data)):
                     if data:
                         path = os.path.join(private, name)
-                        with open(path, "wb") as fh:
-                            fh.write(data)
+                        pathlib.Path(path).write_bytes(data)
                     files.append(path)
                 ctx.load_cert_chain(*files)
         if self.tls_server_name:
@@ -86,8 +82,7 @@ class Settings(object):
 
 
 def _bypasses_proxy(url, no_proxy):
-    """Whether ``no_proxy`` (comma-separated hosts, .domains, host:port, IP networks or ``*``) names the
-    server of ``url`` (the kubernetes library's rules)."""
+    """Whether ``no_proxy`` (hosts, .domains, host:port, IP networks or ``*``) names the server of ``url`` (the kubernetes library's rules)."""
     parsed = urllib3.util.parse_url(url or "")
     host = (parsed.host or "").strip("[]").lower()
     for entry in (e.strip().lower() for e in (no_proxy or "").split(",")):
@@ -103,8 +98,7 @@ def _bypasses_proxy(url, no_proxy):
 
 @contextlib.contextmanager
 def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
-    """``errors`` raised inside (by default any: YAML, malformed sections, the library's) become a K8sError
-    ``<problem>: <the error's first line> <fields>``."""
+    """``errors`` raised inside (default: any, YAML's and the library's too) become K8sError ``<problem>: <first line> <fields>``."""
     try:
         yield
     except K8sError:
@@ -127,8 +121,7 @@ def settings(params, cluster):
             host, token = os.environ["KUBERNETES_SERVICE_HOST"], os.path.join(directory, "token")
             out = Settings("https://%s:%s" % ("[%s]" % host if ":" in host else host, os.environ["KUBERNETES_SERVICE_PORT"]))
             with failing(cluster, "no kubeconfig, and the in-cluster service account token %s cannot be read" % token, errors=OSError):
-                with open(token) as fh:
-                    out.authorization = "Bearer %s" % fh.read().strip()
+                out.authorization = "Bearer %s" % pathlib.Path(token).read_text().strip()
             if os.path.isfile(os.path.join(directory, "ca.crt")):
                 out.ca_file = os.path.join(directory, "ca.crt")
         else:
@@ -188,8 +181,7 @@ def read(sources):
     for source in sources:
         doc, base = source, os.getcwd()
         if not isinstance(source, dict):
-            with open(source) as fh:
-                doc = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+            doc = yaml.load(pathlib.Path(source).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
             base = os.path.dirname(os.path.abspath(source))
         if not isinstance(doc, dict):
             raise ValueError("%s is not a kubeconfig (a mapping)" % source)
@@ -207,9 +199,9 @@ def read(sources):
 def _load(config, context, what, loader, cluster):
     """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``loader``: the library's
     arguments for the same kubeconfig, for an exec or auth-provider user."""
-    ctx = _named(config, "contexts", context or config["current-context"], "context")
-    server = _named(config, "clusters", ctx.get("cluster"), "cluster")
-    user = _named(config, "users", ctx.get("user"), "user") if ctx.get("user") else {}
+    ctx = _named(config, "contexts", context or config["current-context"])
+    server = _named(config, "clusters", ctx.get("cluster"))
+    user = _named(config, "users", ctx.get("user")) if ctx.get("user") else {}
     if not server.get("server"):
         raise ValueError("cluster %s has no server" % ctx.get("cluster"))
     out = Settings(server["server"])
@@ -222,8 +214,7 @@ def _load(config, context, what, loader, cluster):
                                                 _b64(user, "client-certificate-data"), _b64(user, "client-key-data"))
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        with open(user["tokenFile"]) as fh:
-            token = fh.read().strip()
+        token = pathlib.Path(user["tokenFile"]).read_text().strip()
     if token:
         out.authorization = "Bearer %s" % token
     elif user.get("username"):
@@ -245,11 +236,11 @@ def _load(config, context, what, loader, cluster):
     return out
 
 
-def _named(config, section, name, what):
+def _named(config, section, name):
     try:
         return config[section][name]
     except (KeyError, TypeError):  # TypeError: a list or mapping where a name belongs
-        raise ValueError("%s %r not found in the kubeconfig" % (what, name))
+        raise ValueError("%s %r not found in the kubeconfig" % (section[:-1], name))
 
 
 def _b64(section, field):

@@ -22,11 +22,8 @@ def run_jobs(jobs, limit):
             return results, exc
         return results, None
 
-    if limit <= 1 or len(jobs) <= 1:
-        outcomes = [run(steps) for steps in jobs]
-    else:
-        with ThreadPoolExecutor(max_workers=min(limit, len(jobs))) as pool:
-            outcomes = list(pool.map(run, jobs))
+    with ThreadPoolExecutor(max_workers=max(1, min(limit, len(jobs)))) as pool:   # one worker: the jobs in order
+        outcomes = list(pool.map(run, jobs))
     for steps, (results, _exc) in zip(jobs, outcomes):
         for (_call, record), result in zip(steps, results):
             record(result)

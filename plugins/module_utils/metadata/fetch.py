@@ -118,20 +118,17 @@ def _fingerprint_text(value):
 
 
 class PeerSpec:
-    """Where a peer's metadata is and what it is trusted by (inventory host vars of a metadata peer)."""
+    """Where a peer's metadata is and what it is trusted by (inventory host vars of a metadata peer; ``protocol`` is one of
+    PROTOCOLS, the modules' choices)."""
 
     def __init__(self, name, location, protocol="meshfed", signer_key=None, root_sha256=None, ca_pem=None, validate_certs=True, trust_domain=None):
-        self.name, self.location, self.protocol = name, location, protocol or "meshfed"
+        self.name, self.location, self.protocol = name, location, protocol
         self.ca_pem, self.validate_certs, self.trust_domain = ca_pem, validate_certs, trust_domain
         self.pinned_fingerprint, self.root_pins = None, set()
         with about(name):
-            if self.protocol not in PROTOCOLS:
-                raise MetadataError("metadata protocol %r must be one of %s" % (protocol, ", ".join(PROTOCOLS)), "config",
-                                    field="meshfed_metadata_protocol")
-            if signer_key and _fingerprint_text(signer_key):  # the pinned signer: sha256:<hex>, or its public key PEM
-                self.pinned_fingerprint = "sha256:" + _fingerprint_text(signer_key)
-            elif signer_key:
-                self.pinned_fingerprint = key_fingerprint(load_public_key(signer_key.strip(), "meshfed_metadata_signer_key"))
+            if signer_key:  # the pinned signer: sha256:<hex>, or its public key PEM
+                pin = _fingerprint_text(signer_key)
+                self.pinned_fingerprint = "sha256:" + pin if pin else key_fingerprint(load_public_key(signer_key.strip(), "meshfed_metadata_signer_key"))
             for value in root_sha256 or []:
                 if not _fingerprint_text(value):
                     raise MetadataError("meshfed_metadata_root_sha256: %r is not a SHA-256 hex digest (64 hex digits, optionally "
@@ -195,7 +192,7 @@ def _public(spec, fetcher, now, not_before):
     ext = {}
     if spec.protocol == "meshfed":
         ext = _signed(fetcher, key, PUBLIC_PATH, raw, "public")  # key: the pinned signer, when one is pinned
-        ext["_times"] = _check_validity(ext, PUBLIC_PATH, now, not_before)
+        ext["_times"] = [iso(t) for t in _check_validity(ext, PUBLIC_PATH, now, not_before)]
     try:
         roots, warnings = parse_root_bundle(doc["rootCA"], None, PUBLIC_PATH + " rootCA", now=now)
     except CertError as exc:
@@ -211,21 +208,6 @@ def _public(spec, fetcher, now, not_before):
     if isinstance(ext.get("rootCAFingerprints"), list) and sorted(ext["rootCAFingerprints"]) != sorted(have):
         raise MetadataError("%s rootCA does not match its rootCAFingerprints" % PUBLIC_PATH)
     return doc, ext, key, roots, warnings
-
-
-def _private(spec, fetcher, public, ext, key, bearer):
-    """The private document and its ``meshfed`` extension: signed, of the same cluster and publication as the public one."""
-    raw = fetcher.get(PRIVATE_PATH, bearer=bearer)
-    pext = _signed(fetcher, key, PRIVATE_PATH, raw, "private") if spec.protocol == "meshfed" else {}
-    doc = _json(raw, PRIVATE_PATH)
-    if not pext and not isinstance(doc.get("publicServices"), list):   # a Deckhouse document
-        raise MetadataError("%s has no publicServices (is federation enabled on the peer?)" % PRIVATE_PATH)
-    if pext and pext.get("clusterUUID") != public["clusterUUID"]:
-        raise MetadataError("%s belongs to cluster %s, not %s" % (PRIVATE_PATH, pext.get("clusterUUID"), public["clusterUUID"]))
-    if pext and (pext.get("issuedAt"), pext.get("expiresAt")) != (ext.get("issuedAt"), ext.get("expiresAt")):
-        raise MetadataError("%s (issued %s) and %s (issued %s) are not from the same publication; refused"
-                            % (PUBLIC_PATH, ext.get("issuedAt"), PRIVATE_PATH, pext.get("issuedAt")), "rollback")
-    return doc, pext
 
 
 def _service(item, extras, warnings):
@@ -284,7 +266,16 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
         elif fetcher.kind == "https" and spec.protocol == "deckhouse":
             raise MetadataError("a Deckhouse peer's private metadata needs our cluster's signing key (meshfed_metadata_key_file) and UUID "
                                 "to authenticate", "config", field="meshfed_metadata_key_file")
-        private, pext = _private(spec, fetcher, public, ext, key, bearer)
+        raw = fetcher.get(PRIVATE_PATH, bearer=bearer)   # signed, of the same cluster and publication as the public document
+        pext = _signed(fetcher, key, PRIVATE_PATH, raw, "private") if spec.protocol == "meshfed" else {}
+        private = _json(raw, PRIVATE_PATH)
+        if not pext and not isinstance(private.get("publicServices"), list):   # a Deckhouse document
+            raise MetadataError("%s has no publicServices (is federation enabled on the peer?)" % PRIVATE_PATH)
+        if pext and pext.get("clusterUUID") != public["clusterUUID"]:
+            raise MetadataError("%s belongs to cluster %s, not %s" % (PRIVATE_PATH, pext.get("clusterUUID"), public["clusterUUID"]))
+        if pext and (pext.get("issuedAt"), pext.get("expiresAt")) != (ext.get("issuedAt"), ext.get("expiresAt")):
+            raise MetadataError("%s (issued %s) and %s (issued %s) are not from the same publication; refused"
+                                % (PUBLIC_PATH, ext.get("issuedAt"), PRIVATE_PATH, pext.get("issuedAt")), "rollback")
         warnings = fetcher.warnings + warnings
         gateway = _gateway(private, warnings)
         found = [svc for svc in (_service(item, pext.get("services"), warnings) for item in private.get("publicServices") or []) if svc]
@@ -299,16 +290,13 @@ def fetch_peer(spec, local_uuid=None, local_key=None, now=None, not_before=None,
     domains = sorted(set(service_host(s["hostname"])[2] for s in services if service_host(s["hostname"])))
     cluster_domain = ext.get("clusterDomain") or (domains[0] if len(domains) == 1 else trust_domain)
     issued, expires = ext.get("_times") or (None, None)
-    pins = {"signerKeySHA256": spec.pinned_fingerprint, "rootCAFingerprints": sorted(spec.root_pins),  # no secrets; defaults left out
-            "caSHA256": hashlib.sha256(spec.ca_pem.strip().encode()).hexdigest() if spec.ca_pem else None,
-            "insecureSkipVerify": not spec.validate_certs}
-    return {
-        "name": spec.name, "trust_domain": trust_domain, "cluster_domain": cluster_domain, "istio_namespace": None, "root_cas": roots,
-        "gateway": gateway, "public_services": services, "warnings": [prefixed(spec.name, w) for w in warnings],
-        "metadata": {
-            "protocol": spec.protocol, "location": spec.location, "clusterUUID": public["clusterUUID"], "signer": key_fingerprint(key),
-            "issuedAt": iso(issued) if issued else None, "expiresAt": iso(expires) if expires else None, "fetchedAt": iso(now),
-            "coordinates": dict({"metadataEndpoint": spec.location, "protocol": spec.protocol}, **{k: v for k, v in pins.items() if v}),
-            "public": {k: public[k] for k in ("clusterUUID", "authnKeyPub", "rootCA")},
-        },
-    }
+    coordinates = {"metadataEndpoint": spec.location, "protocol": spec.protocol,   # no secrets; defaults left out
+                   "signerKeySHA256": spec.pinned_fingerprint, "rootCAFingerprints": sorted(spec.root_pins),
+                   "caSHA256": hashlib.sha256(spec.ca_pem.strip().encode()).hexdigest() if spec.ca_pem else None,
+                   "insecureSkipVerify": not spec.validate_certs}
+    return {"name": spec.name, "trust_domain": trust_domain, "cluster_domain": cluster_domain, "istio_namespace": None, "root_cas": roots,
+            "gateway": gateway, "public_services": services, "warnings": [prefixed(spec.name, w) for w in warnings],
+            "metadata": {"protocol": spec.protocol, "location": spec.location, "clusterUUID": public["clusterUUID"], "signer": key_fingerprint(key),
+                         "issuedAt": issued, "expiresAt": expires, "fetchedAt": iso(now),
+                         "coordinates": {k: v for k, v in coordinates.items() if v},
+                         "public": {k: public[k] for k in ("clusterUUID", "authnKeyPub", "rootCA")}}}

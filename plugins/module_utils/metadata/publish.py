@@ -1,8 +1,7 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A cluster card as signed federation metadata (docs/design.md "Published metadata"): the layout Deckhouse's exporter serves,
-whose consumer decodes fixed Go structs and so ignores our ``meshfed`` key; each document has a detached JWS (pki/jose.py) made
-with the cluster's ``authnKeyPub`` key. Private keys are never printed, returned or written but to the key file named."""
+"""A cluster card as signed federation metadata in the layout of Deckhouse's exporter (docs/design.md "Published metadata"), whose
+consumer decodes fixed Go structs and ignores our ``meshfed`` key. Private keys are never printed, returned or written but to the key file."""
 
 import contextlib
 import datetime
@@ -38,8 +37,7 @@ def default_cluster_uuid(cluster_name):
 
 
 def _render(card, cluster_uuid, private_key, validity_times):
-    """The four files of a card (planner.validate_card checked it): each document's exact bytes (sorted keys, 2-space indent,
-    trailing newline) and its detached JWS."""
+    """The four files of a card (planner.validate_card checked it): each document's exact bytes and its detached JWS."""
     roots, gateway = card["root_cas"], card["gateway"]
     services = sorted(card.get("public_services") or [], key=lambda s: s["hostname"])
     public = {

@@ -106,8 +106,7 @@ def verify_detached(public_key, payload, signature, what):
 
 
 def make_jwt(private_key, subject, audience, now=None, scope="private-federation"):
-    """The bearer token Deckhouse's federation hook sends to a peer's private endpoint (go-jose compact JWS,
-    header ``{"alg":"EdDSA"}``; claims iss d8-istio, aud, sub, scope, nbf = now, exp = now + 60)."""
+    """The bearer token Deckhouse's federation hook sends to a peer's private endpoint (a go-jose compact JWS, valid 60 s)."""
     now = int(now if now is not None else utcnow().timestamp())
     claims = {"iss": "d8-istio", "aud": audience, "sub": subject, "scope": scope, "nbf": now, "exp": now + 60}
     return ".".join(_compact_jws(private_key, {"alg": "EdDSA"}, json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()))
