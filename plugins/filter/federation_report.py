@@ -40,32 +40,28 @@ def _short(sha256):
     return "`%s…`" % sha256[:16]
 
 
-class _Federation(object):
+class _Federation:
     """What the run's hosts know: clusters (own cards) and each one's view of its peers."""
 
     def __init__(self, hostvars, hosts, warning_days, now):
         self.now, self.warning_days = now, warning_days
         self.clusters, self.views, self.warnings, self.failed, self.refused = {}, {}, [], {}, {}
         for host in sorted(hosts):
-            self._read_host(host, hostvars[host])
-        self.peer_only = {}
-        for _name, peer in self.peers():
-            if peer["name"] not in self.clusters:
-                self.peer_only.setdefault(peer["name"], peer)
-
-    def _read_host(self, host, hv):
-        card, result, fetched = hv.get("meshfed_card"), hv.get("meshfed_result") or {}, hv.get("meshfed_peer_metadata") or {}
-        name = (card or {}).get("name") or hv.get("meshfed_cluster_name") or host
-        for res in (hv.get("meshfed_facts") or {}, result, fetched):
-            self.warnings.extend(w for w in res.get("warnings") or [] if w not in self.warnings)
-            if res.get("failed"):
-                self.failed[name] = str(res.get("msg") or "failed").splitlines()[0]
-        if fetched.get("failed"):
-            self.refused[name] = (fetched.get("reason") or "fetch", self.failed[name])
-        if isinstance(card, dict) and card.get("name"):
-            self.clusters[name] = dict(card, state=LEFT if hv.get("meshfed_state") == "absent" else IN_RUN)
-        if isinstance(result.get("federation"), dict):
-            self.views[name] = result["federation"]
+            hv = hostvars[host]
+            card, result, fetched = hv.get("meshfed_card"), hv.get("meshfed_result") or {}, hv.get("meshfed_peer_metadata") or {}
+            name = (card or {}).get("name") or hv.get("meshfed_cluster_name") or host
+            for res in (hv.get("meshfed_facts") or {}, result, fetched):
+                self.warnings.extend(w for w in res.get("warnings") or [] if w not in self.warnings)
+                if res.get("failed"):
+                    self.failed[name] = str(res.get("msg") or "failed").splitlines()[0]
+            if fetched.get("failed"):
+                self.refused[name] = (fetched.get("reason") or "fetch", self.failed[name])
+            if isinstance(card, dict) and card.get("name"):
+                self.clusters[name] = dict(card, state=LEFT if hv.get("meshfed_state") == "absent" else IN_RUN)
+            if isinstance(result.get("federation"), dict):
+                self.views[name] = result["federation"]
+        # peers known only from the views (the first view to list one wins)
+        self.peer_only = {peer["name"]: peer for _name, peer in reversed(self.peers()) if peer["name"] not in self.clusters}
 
     def peers(self):
         """(cluster, peer entry) for every peer in each cluster's view, by cluster."""
@@ -75,18 +71,14 @@ class _Federation(object):
         return sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
 
     def state(self, name):
-        return self.clusters.get(name, {}).get("state") or (self.peer_only.get(name) or {}).get("state", "")
+        return (self.clusters.get(name) or self.peer_only.get(name) or {}).get("state", "")
 
     def roots(self):
         """(cluster, root CA, days left or None) for every cluster's roots: from its card, else as a peer cached them."""
         out = []
         for name in self.names():
-            if name in self.clusters:
-                roots = [{"sha256": r["sha256"], "subject": r.get("subject", ""), "not_after": r.get("not_after", "")}
-                         for r in self.clusters[name].get("root_cas") or []]
-            else:
-                roots = (self.peer_only.get(name) or {}).get("roots") or []
-            for root in roots:
+            card = self.clusters.get(name)
+            for root in (card.get("root_cas") if card else (self.peer_only.get(name) or {}).get("roots")) or []:
                 not_after = _parse_ts(root.get("not_after"))
                 out.append((name, root, (not_after - self.now).days if not_after else None))
         return out
