@@ -25,20 +25,19 @@ from ansible_collections.meshfed.istio.plugins.module_utils.render.files import 
 
 
 class MeshfedModule(AnsibleModule):
-    """AnsibleModule that also masks the secrets inside a ``kubeconfig`` dict (tokens, keys) in every result,
-    failure and log line, argument-validation failures included, without masking the whole option (its
-    names and paths would then be starred out of every message)."""
+    """AnsibleModule that also masks the secrets inside a ``kubeconfig`` dict (tokens, keys) in every result, failure and
+    log line, argument-validation failures included; masking the whole option would star its names and paths out of every message."""
 
     def _mask_kubeconfig(self):
         self.no_log_values.update(kubeconfig_secrets((self.params or {}).get("kubeconfig")))
 
     def _log_invocation(self):
         self._mask_kubeconfig()
-        super(MeshfedModule, self)._log_invocation()
+        super()._log_invocation()
 
     def _return_formatted(self, kwargs):
         self._mask_kubeconfig()
-        super(MeshfedModule, self)._return_formatted(kwargs)
+        super()._return_formatted(kwargs)
 
 
 def run_module(module, run_class):
@@ -50,7 +49,7 @@ def run_module(module, run_class):
         module.fail_json(msg=str(exc), **dict(exc.details, **run.progress()))
 
 
-class _Run(object):
+class _Run:
     client = None
 
     def __init__(self, module):
@@ -158,17 +157,15 @@ class FederationRun(_Run):
 
     def progress(self):
         rec = self.reconciler
-        out = dict(super(FederationRun, self).progress(), changed=bool(rec and rec.changed),
-                   summary=rec.summary if rec else {})
+        out = dict(super().progress(), changed=bool(rec and rec.changed), summary=rec.summary if rec else {})
         if rec and rec.trust is not None:
             out["trust"] = rec.trust
         return out
 
 
 class RenderRun(FederationRun):
-    """federation with ``delivery: render``: the same plan from the same reads (read-only credentials), written
-    as files for Argo CD / Flux. The directory's state file stands in for what apply mode keeps on the cluster:
-    which objects it wrote (addresses, members) and their status."""
+    """federation with ``delivery: render``: the same plan from the same reads (read-only credentials), written as files for
+    Argo CD / Flux; the directory's state file stands in for what apply mode keeps on the cluster (its objects, their status)."""
 
     rendering = previous = None
 
@@ -198,7 +195,7 @@ class RenderRun(FederationRun):
         return warnings, dict(render_dir=self.params["render_dir"], **(dict(diff=out.diffs) if self.module._diff else {}))
 
     def progress(self):
-        out = super(RenderRun, self).progress()
+        out = super().progress()
         if self.rendering is not None:
             out.update(changed=self.rendering.changed, summary=dict(out["summary"], **self.rendering.summary))
         return out
@@ -210,21 +207,17 @@ def federation_run(module):
 
 
 def render_existing(cluster_objects, previous, cluster):
-    """What render mode plans against: objects others own, from the cluster (conflicts, other Gateways);
-    its own from the rendered directory, or, on the first render (no state yet), those apply mode left."""
-    mine = previous.existing() if previous.has_state else dict(
-        (key, obj) for key, obj in cluster_objects.items() if is_owned(obj, cluster))
-    out = dict((key, obj) for key, obj in cluster_objects.items() if not is_owned(obj, cluster))
-    out.update(mine)
-    return out
+    """What render mode plans against: objects others own, from the cluster (conflicts, other Gateways); its own from
+    the rendered directory, or, on the first render (no state yet), those apply mode left: the cluster's as they are."""
+    if not previous.has_state:
+        return dict(cluster_objects)
+    return {**{key: obj for key, obj in cluster_objects.items() if not is_owned(obj, cluster)}, **previous.existing()}
 
 
 def membership(params, known):
-    """Sort the peers: gathered, unreachable, not in this run (kept), leaving and pruned (removed).
-
-    A known peer missing from the run is kept; only intent removes one: ``leaving_peers`` (a host marked
-    ``state: absent``), ``state: absent`` here (this cluster leaves: every peer goes), or ``prune_absent``
-    for known peers that are not ``members`` at all (never for members limited out of the run)."""
+    """Sort the peers: gathered, unreachable, not in this run (kept), leaving and pruned (removed). Only intent removes a
+    known peer: ``leaving_peers`` (a host marked ``state: absent``), ``state: absent`` here (this cluster leaves: every
+    peer goes), or ``prune_absent`` for known peers that are not ``members`` at all (never for members limited out of the run)."""
     gathered = set(p.get("name") for p in params["peers"])
     leaving = set(params["leaving_peers"])
     unreachable = set(params["unreachable_peers"]) - leaving
