@@ -62,13 +62,11 @@ class _Federation:
                 self.views[name] = result["federation"]
         # peers known only from the views (the first view to list one wins)
         self.peer_only = {peer["name"]: peer for _name, peer in reversed(self.peers()) if peer["name"] not in self.clusters}
+        self.names = sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
 
     def peers(self):
         """(cluster, peer entry) for every peer in each cluster's view, by cluster."""
         return [(name, peer) for name, view in sorted(self.views.items()) for peer in view.get("peers") or []]
-
-    def names(self):
-        return sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
 
     def state(self, name):
         return (self.clusters.get(name) or self.peer_only.get(name) or {}).get("state", "")
@@ -76,7 +74,7 @@ class _Federation:
     def roots(self):
         """(cluster, root CA, days left or None) for every cluster's roots: from its card, else as a peer cached them."""
         out = []
-        for name in self.names():
+        for name in self.names:
             card = self.clusters.get(name)
             for root in (card.get("root_cas") if card else (self.peer_only.get(name) or {}).get("roots")) or []:
                 not_after = _parse_ts(root.get("not_after"))
@@ -132,7 +130,7 @@ def _trust_row(fed, name, names):
 def federation_report(hostvars, hosts, warning_days=30, now=None):
     now = _parse_ts(now) if now else times.utcnow().replace(microsecond=0)
     fed = _Federation(hostvars, hosts, int(warning_days), now)
-    names, warnings = fed.names(), fed.all_warnings()
+    names, warnings = fed.names, fed.all_warnings()
     graph = ["## Graph", "", "Arrows go from the exporting cluster to the importing one, labelled with the service.", "",
              "```mermaid", "graph LR"] + ['  %s["%s<br/>%s"]' % (_node(name), name, fed.state(name)) for name in names]
     graph += ['  %s %s|"%s"| %s' % (_node(exporter), "-->" if state == IN_RUN else "-.->", host, _node(importer))
@@ -147,16 +145,14 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
                 _section("Trust matrix", ["cluster"] + names, [_trust_row(fed, name, names) for name in sorted(fed.views)],
                          "Row: the cluster; column: the peer whose root(s) it trusts (scoped to the peer's trust domain)."),
                 _section("Unreachable and stale peers", ("seen from", "peer", "state", "cached metadata from", "age"),
-                         fed.stale(), "Peers kept from the metadata cached in the IstioFederation object "
-                         "(last written at, age)."),
+                         fed.stale(), "Peers kept from the metadata cached in the IstioFederation object (last written at, age)."),
                 ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
     if fed.refused:
         rows = [(name, "%s (%s)" % (reason, _REFUSALS[reason]) if reason in _REFUSALS else reason, msg)
                 for name, (reason, msg) in sorted(fed.refused.items())]
         sections.insert(-1, _section("Refused peer metadata", ("peer", "reason", "message"), rows,
-                                     "Metadata peers whose published metadata was refused this run: each is kept as "
-                                     "unreachable, with everything the clusters hold of it (objects and roots), until a "
-                                     "valid copy is served."))
+                                     "Metadata peers whose published metadata was refused this run: each is kept as unreachable, "
+                                     "with everything the clusters hold of it (objects and roots), until a valid copy is served."))
     head = ["# Istio federation report", "", "Generated %s by meshfed.istio; %d clusters in this run." % (
         times.iso(now), len(fed.clusters))]
     markdown = "\n".join(head + [""] + [line for s in sections for line in s + [""]])
