@@ -44,7 +44,7 @@ class _Federation:
     """What the run's hosts know: clusters (own cards) and each one's view of its peers."""
 
     def __init__(self, hostvars, hosts, warning_days, now):
-        self.now, self.warning_days = now, warning_days
+        self.warning_days = warning_days
         self.clusters, self.views, self.warnings, self.failed, self.refused = {}, {}, [], {}, {}
         for host in sorted(hosts):
             hv = hostvars[host]
@@ -60,45 +60,33 @@ class _Federation:
                 self.clusters[name] = dict(card, state=LEFT if hv.get("meshfed_state") == "absent" else IN_RUN)
             if isinstance(result.get("federation"), dict):
                 self.views[name] = result["federation"]
-        # peers known only from the views (the first view to list one wins)
-        self.peer_only = {peer["name"]: peer for _name, peer in reversed(self.peers()) if peer["name"] not in self.clusters}
+        # (cluster, peer entry) for every peer in each cluster's view; peer_only: peers with no card here (the first view wins)
+        self.peers = [(name, peer) for name, view in sorted(self.views.items()) for peer in view.get("peers") or []]
+        self.peer_only = {peer["name"]: peer for _name, peer in reversed(self.peers) if peer["name"] not in self.clusters}
         self.names = sorted(set(self.clusters) | set(self.peer_only) | set(self.failed))
-
-    def peers(self):
-        """(cluster, peer entry) for every peer in each cluster's view, by cluster."""
-        return [(name, peer) for name, view in sorted(self.views.items()) for peer in view.get("peers") or []]
-
-    def state(self, name):
-        return (self.clusters.get(name) or self.peer_only.get(name) or {}).get("state", "")
-
-    def roots(self):
-        """(cluster, root CA, days left or None) for every cluster's roots: from its card, else as a peer cached them."""
-        out = []
+        # (importer, hostname, exporter, peer state) for every import each cluster holds
+        self.imports = sorted((name, host, peer["name"], peer["state"]) for name, peer in self.peers
+                              if peer["state"] not in GONE for host in peer.get("services") or [])
+        # (seen from, peer, state, cached at, age) for every kept peer that was not gathered
+        self.stale = [(name, peer["name"], peer["state"], peer.get("cached_at") or "never", _age(_parse_ts(peer.get("cached_at")), now))
+                      for name, peer in self.peers if peer["state"] in (UNREACHABLE, NOT_IN_RUN)]
+        self.roots = []  # (cluster, root CA, days left or None) for every cluster's roots: from its card, else as a peer cached them
         for name in self.names:
             card = self.clusters.get(name)
             for root in (card.get("root_cas") if card else (self.peer_only.get(name) or {}).get("roots")) or []:
                 not_after = _parse_ts(root.get("not_after"))
-                out.append((name, root, (not_after - self.now).days if not_after else None))
-        return out
+                self.roots.append((name, root, (not_after - now).days if not_after else None))
 
-    def imports(self):
-        """(importer, hostname, exporter, peer state) for every import each cluster holds."""
-        return sorted((name, host, peer["name"], peer["state"]) for name, peer in self.peers()
-                      if peer["state"] not in GONE for host in peer.get("services") or [])
-
-    def stale(self):
-        """(seen from, peer, state, cached at, age) for every kept peer that was not gathered."""
-        return [(name, peer["name"], peer["state"], peer.get("cached_at") or "never",
-                 _age(_parse_ts(peer.get("cached_at")), self.now))
-                for name, peer in self.peers() if peer["state"] in (UNREACHABLE, NOT_IN_RUN)]
+    def state(self, name):
+        return (self.clusters.get(name) or self.peer_only.get(name) or {}).get("state", "")
 
     def all_warnings(self):
         out = ["%s: root CA %s (%s) expires on %s, within %d days" % (
             name, root["sha256"][:16], root.get("subject") or "?", root["not_after"][:10], self.warning_days)
-            for name, root, days in self.roots() if days is not None and days < self.warning_days]
+            for name, root, days in self.roots if days is not None and days < self.warning_days]
         out += ["%s: %s" % (n, m) if not m.startswith(n + ":") else m for n, m in sorted(self.failed.items())]
         out += ["%s: %s as seen from %s, metadata cached %s ago; its imports and roots are kept" % (p, s, f, age)
-                for f, p, s, _at, age in self.stale() if s == UNREACHABLE]
+                for f, p, s, _at, age in self.stale if s == UNREACHABLE]
         return out + [w for w in self.warnings if w not in out]
 
 
@@ -134,18 +122,18 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
     graph = ["## Graph", "", "Arrows go from the exporting cluster to the importing one, labelled with the service.", "",
              "```mermaid", "graph LR"] + ['  %s["%s<br/>%s"]' % (_node(name), name, fed.state(name)) for name in names]
     graph += ['  %s %s|"%s"| %s' % (_node(exporter), "-->" if state == IN_RUN else "-.->", host, _node(importer))
-              for importer, host, exporter, state in fed.imports()]
+              for importer, host, exporter, state in fed.imports]
     sections = [_section("Clusters", ("cluster", "trust domain", "gateway", "exports", "state"),
                          [_cluster_row(fed, name) for name in names]),
                 graph + ["```"],
-                _section("Imports", ("importer", "service", "from", "peer state"), fed.imports()),
+                _section("Imports", ("importer", "service", "from", "peer state"), fed.imports),
                 _section("Roots", ("cluster", "root SHA-256", "subject", "expires", "days left"),
                          [(name, _short(root["sha256"]), root.get("subject", ""), root.get("not_after", "?"),
-                           "?" if days is None else days) for name, root, days in fed.roots()]),
+                           "?" if days is None else days) for name, root, days in fed.roots]),
                 _section("Trust matrix", ["cluster"] + names, [_trust_row(fed, name, names) for name in sorted(fed.views)],
                          "Row: the cluster; column: the peer whose root(s) it trusts (scoped to the peer's trust domain)."),
                 _section("Unreachable and stale peers", ("seen from", "peer", "state", "cached metadata from", "age"),
-                         fed.stale(), "Peers kept from the metadata cached in the IstioFederation object (last written at, age)."),
+                         fed.stale, "Peers kept from the metadata cached in the IstioFederation object (last written at, age)."),
                 ["## Warnings", ""] + (["- %s" % w for w in warnings] or ["None."])]
     if fed.refused:
         rows = [(name, "%s (%s)" % (reason, _REFUSALS[reason]) if reason in _REFUSALS else reason, msg)
@@ -161,11 +149,11 @@ def federation_report(hostvars, hosts, warning_days=30, now=None):
 
 def _summary(fed, warnings):
     lines = ["Federation: %d clusters in this run (%s), %d imports, %d warnings" % (
-        len(fed.clusters), ", ".join(sorted(fed.clusters)) or "none", len(fed.imports()), len(warnings))]
+        len(fed.clusters), ", ".join(sorted(fed.clusters)) or "none", len(fed.imports), len(warnings))]
     for name, view in sorted(fed.views.items()):
         peers = ", ".join("%s (%s)" % (p["name"], p["state"]) for p in view.get("peers") or [])
         lines.append("  %s: %s" % (name, peers or "no peers"))
-    not_in_run = sorted(set(peer["name"] for _name, peer in fed.peers() if peer["state"] == NOT_IN_RUN))
+    not_in_run = sorted(set(peer["name"] for _name, peer in fed.peers if peer["state"] == NOT_IN_RUN))
     if not_in_run:
         lines.append("Not in this run (kept, not removed): %s" % ", ".join(not_in_run))
     if fed.refused:
