@@ -121,7 +121,11 @@ class FederationRun(_Run):
         warnings, result = self._deliver(rec, desired, existing, deployment)
         for warning in warnings:
             self.module.warn(warning)
-        return dict(self.progress(), federation=federation_view(params, members, desired, existing), **result)
+        # per peer: its state this run and what this cluster holds of it (trust domain, roots, imports, cache time)
+        peers = [federations.view(peer, state, existing.get(("IstioFederation", None, peer)), desired["statuses"].get(peer))
+                 for key, state in federations.PEER_STATES.items() for peer in members[key]]
+        view = {"cluster": card.get("name"), "state": params["state"], "peers": sorted(peers, key=lambda p: p["name"])}
+        return dict(self.progress(), federation=view, **result)
 
     def _read(self, name, namespace):
         """The reconciler and what is on the cluster."""
@@ -227,14 +231,6 @@ def membership(params, known):
         leaving, unreachable, absent, pruned = leaving | set(known) | gathered | unreachable, set(), set(), set()
     return {"gathered": sorted(gathered - leaving), "unreachable": sorted(unreachable), "not_in_run": sorted(absent - pruned),
             "left": sorted(leaving & (set(known) | gathered)), "pruned_absent": sorted(pruned)}
-
-
-def federation_view(params, members, desired, existing):
-    """Per peer: its state this run and what this cluster holds of it (trust domain, roots, imports, cache time)."""
-    peers = [federations.view(name, state, existing.get(("IstioFederation", None, name)), desired["statuses"].get(name))
-             for key, state in federations.PEER_STATES.items() for name in members[key]]
-    return {"cluster": params["local"].get("name"), "state": params["state"],
-            "peers": sorted(peers, key=lambda p: p["name"])}
 
 
 class PublishRun(_Run):
