@@ -43,8 +43,7 @@ def _short(sha256):
 class _Federation:
     """What the run's hosts know: clusters (own cards) and each one's view of its peers."""
 
-    def __init__(self, hostvars, hosts, warning_days, now):
-        self.warning_days = warning_days
+    def __init__(self, hostvars, hosts, now):
         self.clusters, self.views, self.warnings, self.failed, self.refused = {}, {}, [], {}, {}
         for host in sorted(hosts):
             hv = hostvars[host]
@@ -80,10 +79,10 @@ class _Federation:
     def state(self, name):
         return (self.clusters.get(name) or self.peer_only.get(name) or {}).get("state", "")
 
-    def all_warnings(self):
+    def all_warnings(self, warning_days):
         out = ["%s: root CA %s (%s) expires on %s, within %d days" % (
-            name, root["sha256"][:16], root.get("subject") or "?", root["not_after"][:10], self.warning_days)
-            for name, root, days in self.roots if days is not None and days < self.warning_days]
+            name, root["sha256"][:16], root.get("subject") or "?", root["not_after"][:10], warning_days)
+            for name, root, days in self.roots if days is not None and days < warning_days]
         out += ["%s: %s" % (n, m) if not m.startswith(n + ":") else m for n, m in sorted(self.failed.items())]
         out += ["%s: %s as seen from %s, metadata cached %s ago; its imports and roots are kept" % (p, s, f, age)
                 for f, p, s, _at, age in self.stale if s == UNREACHABLE]
@@ -117,8 +116,8 @@ def _trust_row(fed, name, names):
 
 def federation_report(hostvars, hosts, warning_days=30, now=None):
     now = _parse_ts(now) if now else times.utcnow().replace(microsecond=0)
-    fed = _Federation(hostvars, hosts, int(warning_days), now)
-    names, warnings = fed.names, fed.all_warnings()
+    fed = _Federation(hostvars, hosts, now)
+    names, warnings = fed.names, fed.all_warnings(int(warning_days))
     graph = ["## Graph", "", "Arrows go from the exporting cluster to the importing one, labelled with the service.", "",
              "```mermaid", "graph LR"] + ['  %s["%s<br/>%s"]' % (_node(name), name, fed.state(name)) for name in names]
     graph += ['  %s %s|"%s"| %s' % (_node(exporter), "-->" if state == IN_RUN else "-.->", host, _node(importer))
