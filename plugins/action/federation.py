@@ -1,7 +1,6 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of meshfed.istio.federation: the module's runner in the task worker on the controller's own Python,
-the module anywhere else (plugins/plugin_utils/inprocess.py)."""
+"""Action plugin of meshfed.istio.federation: its runner in the worker on the controller's own Python (plugin_utils/inprocess.py)."""
 
 from ansible_collections.meshfed.istio.plugins.module_utils.runners import federation_run
 from ansible_collections.meshfed.istio.plugins.modules.federation import argument_spec

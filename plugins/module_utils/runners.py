@@ -24,20 +24,19 @@ from ansible_collections.meshfed.istio.plugins.module_utils.render.deliver impor
 
 
 class MeshfedModule(AnsibleModule):
-    """AnsibleModule that also masks the secrets inside a ``kubeconfig`` dict (tokens, keys) in every result,
-    failure and log line, argument-validation failures included, without masking the whole option (its
-    names and paths would then be starred out of every message)."""
+    """AnsibleModule that also masks the secrets inside a ``kubeconfig`` dict (tokens, keys) in every result, failure and
+    log line, argument-validation failures included; masking the whole option would star its names and paths out of every message."""
 
     def _mask_kubeconfig(self):
         self.no_log_values.update(kubeconfig_secrets((self.params or {}).get("kubeconfig")))
 
     def _log_invocation(self):
         self._mask_kubeconfig()
-        super(MeshfedModule, self)._log_invocation()
+        super()._log_invocation()
 
     def _return_formatted(self, kwargs):
         self._mask_kubeconfig()
-        super(MeshfedModule, self)._return_formatted(kwargs)
+        super()._return_formatted(kwargs)
 
 
 def run_module(module, run_class):
@@ -49,7 +48,7 @@ def run_module(module, run_class):
         module.fail_json(msg=str(exc), **dict(exc.details, **run.progress()))
 
 
-class _Run(object):
+class _Run:
     client = None
 
     def __init__(self, module):
@@ -121,7 +120,11 @@ class FederationRun(_Run):
         warnings, result = self._deliver(rec, desired, existing, deployment)
         for warning in warnings:
             self.module.warn(warning)
-        return dict(self.progress(), federation=federation_view(params, members, desired, existing), **result)
+        # per peer: its state this run and what this cluster holds of it (trust domain, roots, imports, cache time)
+        peers = [federations.view(peer, state, existing.get(("IstioFederation", None, peer)), desired["statuses"].get(peer))
+                 for key, state in federations.PEER_STATES.items() for peer in members[key]]
+        view = {"cluster": card.get("name"), "state": params["state"], "peers": sorted(peers, key=lambda p: p["name"])}
+        return dict(self.progress(), federation=view, **result)
 
     def _read(self, name, namespace):
         """The reconciler and what is on the cluster."""
@@ -157,17 +160,15 @@ class FederationRun(_Run):
 
     def progress(self):
         rec = self.reconciler
-        out = dict(super(FederationRun, self).progress(), changed=bool(rec and rec.changed),
-                   summary=rec.summary if rec else {})
+        out = dict(super().progress(), changed=bool(rec and rec.changed), summary=rec.summary if rec else {})
         if rec and rec.trust is not None:
             out["trust"] = rec.trust
         return out
 
 
 class RenderRun(FederationRun):
-    """federation with ``delivery: render``: the same plan from the same reads (read-only credentials), written
-    as files for Argo CD / Flux. The directory's state file stands in for what apply mode keeps on the cluster:
-    which objects it wrote (addresses, members) and their status."""
+    """federation with ``delivery: render``: the same plan from the same reads (read-only credentials), written as files for
+    Argo CD / Flux; the directory's state file stands in for what apply mode keeps on the cluster (its objects, their status)."""
 
     rendering = previous = None
 
@@ -197,7 +198,7 @@ class RenderRun(FederationRun):
         return warnings, dict(render_dir=self.params["render_dir"], **(dict(diff=out.diffs) if self.module._diff else {}))
 
     def progress(self):
-        out = super(RenderRun, self).progress()
+        out = super().progress()
         if self.rendering is not None:
             out.update(changed=self.rendering.changed, summary=dict(out["summary"], **self.rendering.summary))
         return out
@@ -209,21 +210,17 @@ def federation_run(module):
 
 
 def render_existing(cluster_objects, previous, cluster):
-    """What render mode plans against: objects others own, from the cluster (conflicts, other Gateways);
-    its own from the rendered directory, or, on the first render (no state yet), those apply mode left."""
-    mine = previous.existing() if previous.has_state else dict(
-        (key, obj) for key, obj in cluster_objects.items() if is_owned(obj, cluster))
-    out = dict((key, obj) for key, obj in cluster_objects.items() if not is_owned(obj, cluster))
-    out.update(mine)
-    return out
+    """What render mode plans against: objects others own, from the cluster (conflicts, other Gateways); its own from
+    the rendered directory, or, on the first render (no state yet), those apply mode left: the cluster's as they are."""
+    if not previous.has_state:
+        return dict(cluster_objects)
+    return {**{key: obj for key, obj in cluster_objects.items() if not is_owned(obj, cluster)}, **previous.existing()}
 
 
 def membership(params, known):
-    """Sort the peers: gathered, unreachable, not in this run (kept), leaving and pruned (removed).
-
-    A known peer missing from the run is kept; only intent removes one: ``leaving_peers`` (a host marked
-    ``state: absent``), ``state: absent`` here (this cluster leaves: every peer goes), or ``prune_absent``
-    for known peers that are not ``members`` at all (never for members limited out of the run)."""
+    """Sort the peers: gathered, unreachable, not in this run (kept), leaving and pruned (removed). Only intent removes a
+    known peer: ``leaving_peers`` (a host marked ``state: absent``), ``state: absent`` here (this cluster leaves: every
+    peer goes), or ``prune_absent`` for known peers that are not ``members`` at all (never for members limited out of the run)."""
     gathered = set(p.get("name") for p in params["peers"])
     leaving = set(params["leaving_peers"])
     unreachable = set(params["unreachable_peers"]) - leaving
@@ -233,14 +230,6 @@ def membership(params, known):
         leaving, unreachable, absent, pruned = leaving | set(known) | gathered | unreachable, set(), set(), set()
     return {"gathered": sorted(gathered - leaving), "unreachable": sorted(unreachable), "not_in_run": sorted(absent - pruned),
             "left": sorted(leaving & (set(known) | gathered)), "pruned_absent": sorted(pruned)}
-
-
-def federation_view(params, members, desired, existing):
-    """Per peer: its state this run and what this cluster holds of it (trust domain, roots, imports, cache time)."""
-    peers = [federations.view(name, state, existing.get(("IstioFederation", None, name)), desired["statuses"].get(name))
-             for key, state in federations.PEER_STATES.items() for name in members[key]]
-    return {"cluster": params["local"].get("name"), "state": params["state"],
-            "peers": sorted(peers, key=lambda p: p["name"])}
 
 
 class PublishRun(_Run):

@@ -1,12 +1,8 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Run a meshfed.istio module's runner in the controller's task worker instead of a module process.
-
-A module process costs an interpreter start, the AnsiballZ payload and the imports (~0.7-0.9 CPU-s); the
-modules only talk HTTPS to the API servers, so when the task runs in the controller's own Python anyway, the
-action plugin validates the arguments with the module's ``argument_spec()`` and calls the same runner here.
-The result is the module's: keys, warnings, failures, check mode, diff, ``invocation`` with every ``no_log``
-value and the kubeconfig dict's secrets masked."""
+"""Run a module's runner in the controller's task worker when the task would run in this Python anyway: a module
+process costs an interpreter start, the AnsiballZ payload and the imports (~0.7-0.9 CPU-s) for a few HTTPS calls.
+The result is the module's, ``invocation`` included, with every ``no_log`` value and the kubeconfig dict's secrets masked."""
 
 import json
 import os
@@ -31,10 +27,10 @@ except ImportError:  # older ansible-core
 
 
 class _Done(Exception):
-    """exit_json / fail_json of the in-process module: the result (``args[0]``) leaves through this exception."""
+    """How exit_json / fail_json of the in-process module leave with the result (``args[0]``)."""
 
 
-class InProcessModule(object):
+class InProcessModule:
     """The part of AnsibleModule a ``runners`` class uses: params, check_mode, _diff, warn, exit/fail_json."""
 
     def __init__(self, params, check_mode=False, diff=False):
@@ -57,12 +53,10 @@ def plain(value):
 
 
 def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=False):
-    """The module's result dict for ``args``: validated as AnsibleModule validates them, run by
-    ``runners.run_module(module, run_class)``, masked as MeshfedModule masks its output (the kubeconfig dict's secrets too)."""
+    """The module's result for ``args``: validated, run and masked as MeshfedModule would (kubeconfig secrets included)."""
     params = plain(dict(args))
     validation = ArgumentSpecValidator(argument_spec).validate(params)
     params.update(validation.validated_parameters)
-    no_log = set(validation._no_log_values)
     module = InProcessModule(params, check_mode=check_mode, diff=diff)
     for alias in validation._warnings:
         module.warn("Both option {option} and its alias {alias} are set.".format(**alias))
@@ -80,7 +74,7 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
         result = done.args[0]
     except Exception as exc:  # a bug: a module process would die with a traceback; say what, masked
         result = dict(failed=True, msg="%s: %s" % (type(exc).__name__, exc))
-    no_log.update(kubeconfig_secrets(params.get("kubeconfig")))
+    no_log = set(validation._no_log_values) | kubeconfig_secrets(params.get("kubeconfig"))
     result = dict(result, invocation={"module_args": params})
     if module.warnings:
         result["warnings"] = list(module.warnings)
@@ -90,8 +84,7 @@ def run_in_process(name, argument_spec, run_class, args, check_mode=False, diff=
 
 
 class InProcessAction(ActionBase):
-    """Action plugin of a module whose runner may run in the worker; subclasses set ``argument_spec`` (a
-    callable) and ``run_class``."""
+    """Action plugin of a module whose runner may run in the worker: ``argument_spec`` (a callable), ``run_class``."""
 
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -100,8 +93,7 @@ class InProcessAction(ActionBase):
     argument_spec = run_class = None
 
     def run(self, tmp=None, task_vars=None):
-        result = super(InProcessAction, self).run(tmp, task_vars)
-        del tmp
+        result = super().run(tmp, task_vars)
         if self.in_process(task_vars or {}):
             result.update(run_in_process(self._task.action, self.argument_spec(), self.run_class, self._task.args,
                                          check_mode=bool(self._task.check_mode), diff=bool(self._task.diff)))
