@@ -121,8 +121,8 @@ class Reconciler(object):
 
     def held_addresses(self, existing):
         """``{host: address}`` of the imports this cluster holds: addresses stay put between runs."""
-        imports = [obj.get("spec") or {} for key, obj in existing.items() if key[0] == "ServiceEntry"
-                   and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
+        imports = [obj.get("spec") or {} for key, obj in existing.items()
+                   if key[0] == "ServiceEntry" and is_owned(obj, self.cluster) and obj["metadata"]["labels"].get(ROLE_LABEL) == "import"]
         return dict((spec["hosts"][0], spec["addresses"][0]) for spec in imports
                     if len(spec.get("hosts") or []) == 1 and len(spec.get("addresses") or []) == 1)
 
