@@ -11,12 +11,8 @@ description:
     domain, the root CA certificate(s), the east-west gateway's addresses and port, and the Services marked public.
   - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA Secret
     C(cacerts) and any private key are never read; a root bundle that contains a private key is refused.
-  - API requests are constant per cluster, whatever the number of Services - a list of the ConfigMaps and one of the
-    Deployments of O(istio_namespace) (which revision's mesh config and istiod), a read of C(istio-ca-root-cert) and
-    of the gateway Service, one Pod list (service accounts of the public Services' pods, the gateway's pod labels),
-    one Service list per public-service label, and a Node list for a NodePort gateway.
-author:
-  - meshfed.istio contributors (@meshfed)
+  - The number of API requests does not grow with the number of Services.
+author: meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.attributes.info_module
   - meshfed.istio.auth
@@ -34,9 +30,9 @@ options:
     type: str
   cluster_domain:
     description:
-      - DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west gateway's
-        registry knows. Defaults to istiod's C(--domain) (Helm C(global.proxy.clusterDomain), default C(cluster.local))
-        read from the istiod Deployment of the selected revision; override only when that Deployment cannot tell.
+      - DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west gateway
+        knows. Defaults to the C(--domain) of the revision's istiod (Helm C(global.proxy.clusterDomain), default C(cluster.local));
+        override only when its Deployment cannot tell.
     type: str
   federation_domain:
     description:
@@ -60,8 +56,7 @@ options:
     description: Namespace of the gateway Service. Defaults to O(istio_namespace).
     type: str
   gateway_addresses:
-    description: Advertised gateway addresses (IPs or hostnames) instead of what the Service reports, e.g. behind NAT
-      or an external load balancer.
+    description: Advertised gateway addresses (IPs or hostnames) instead of what the Service reports, e.g. behind NAT.
     type: list
     elements: str
     default: []
@@ -93,7 +88,6 @@ EXAMPLES = r"""
   meshfed.istio.cluster_info:
     cluster: "{{ inventory_hostname }}"
     kubeconfig: "{{ meshfed_kubeconfig }}"
-    context: "{{ meshfed_context }}"
   register: facts
 
 - name: Gateway behind NAT, exported Services labelled the Deckhouse way only

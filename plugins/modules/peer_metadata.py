@@ -12,12 +12,10 @@ description:
     any other. Nothing is written; a failure names the peer and the reason (RV(reason)).
   - O(protocol=meshfed) reads documents published by M(meshfed.istio.federation_metadata) and requires their detached
     Ed25519 signatures, a signer pinned by O(signer_key) and/or roots pinned by O(root_sha256), and unexpired documents.
-  - O(protocol=deckhouse) reads a Deckhouse metadata exporter (C(<url>/public/public.json),
-    C(<url>/private/federation.json)). The private part is requested with Deckhouse's bearer JWT (EdDSA,
-    C(iss=d8-istio), C(sub)=O(client_uuid), C(aud)=the peer's C(clusterUUID), C(scope=private-federation), valid one
-    minute) signed with this side's key. Deckhouse does not sign its documents, so integrity rests on verified TLS and the pins.
-author:
-  - meshfed.istio contributors (@meshfed)
+  - O(protocol=deckhouse) reads a Deckhouse metadata exporter. The private part is requested with Deckhouse's bearer JWT,
+    signed with this side's key (O(client_key_file) or O(client_key)) for O(client_uuid). Deckhouse does not sign its
+    documents, so integrity rests on verified TLS and the pins.
+author: meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.attributes.info_module
 options:
@@ -99,9 +97,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 card:
-  description: The peer as a card (see M(meshfed.istio.cluster_info)), plus C(metadata) (protocol, location,
-    C(clusterUUID), signer fingerprint, issue/expiry/fetch times, the coordinates to record in the
-    IstioFederation, and the public document).
+  description: The peer as a card (see M(meshfed.istio.cluster_info)), plus C(metadata) (protocol, location, C(clusterUUID),
+    signer fingerprint, issue/expiry/fetch times, the coordinates to record in the IstioFederation, and the public document).
   returned: success
   type: dict
 reason:
