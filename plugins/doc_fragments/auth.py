@@ -12,7 +12,6 @@ options:
         dict. Can also be set with E(K8S_AUTH_KUBECONFIG). Content given where a path belongs is refused.
       - Without O(kubeconfig) and O(host), every path of E(KUBECONFIG), else C(~/.kube/config), is used; in a pod without
         these, the pod's service account, as C(kubectl) does (its token re-read at every connection as the kubelet rotates it).
-      - Users with C(exec) or C(auth-provider) need the kubernetes Python library, which only obtains their credentials.
       - The secrets of a kubeconfig dict (user C(token), C(password), C(client-key-data), C(client-certificate-data),
         auth-provider config, exec env values) are masked in every result, failure and log line.
     type: raw

@@ -11,7 +11,6 @@ description:
     domain, the root CA certificate(s), the east-west gateway's addresses and port, and the Services marked public.
   - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA Secret
     C(cacerts) and any private key are never read; a root bundle that contains a private key is refused.
-  - The number of API requests does not grow with the number of Services.
 author: meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.attributes.info_module

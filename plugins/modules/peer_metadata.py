@@ -9,12 +9,11 @@ version_added: 1.0.0
 description:
   - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and returns it as a
     card, the shape M(meshfed.istio.cluster_info) returns, so M(meshfed.istio.federation) plans a metadata peer like
-    any other. Nothing is written; a failure names the peer and the reason (RV(reason)).
+    any other. A failure names the peer and the reason (RV(reason)).
   - O(protocol=meshfed) reads documents published by M(meshfed.istio.federation_metadata) and requires their detached
     Ed25519 signatures, a signer pinned by O(signer_key) and/or roots pinned by O(root_sha256), and unexpired documents.
-  - O(protocol=deckhouse) reads a Deckhouse metadata exporter. The private part is requested with Deckhouse's bearer JWT,
-    signed with this side's key (O(client_key_file) or O(client_key)) for O(client_uuid). Deckhouse does not sign its
-    documents, so integrity rests on verified TLS and the pins.
+  - O(protocol=deckhouse) reads a Deckhouse metadata exporter, requesting the private part with a bearer JWT signed with this
+    side's key. Deckhouse does not sign its documents, so integrity rests on verified TLS and the pins.
 author: meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.attributes.info_module
