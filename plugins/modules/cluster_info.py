@@ -44,8 +44,7 @@ options:
     description:
       - Istio revision whose istiod should trust the peers (ConfigMap C(istio-<revision>), Deployment
         C(istiod-<revision>)); C(default) is ConfigMap C(istio).
-      - Without it, the only mesh ConfigMap of O(istio_namespace) is used; with several, the module fails listing
-        them and which istiod reads each.
+      - Without it, the only mesh ConfigMap of O(istio_namespace) is used; with several, the module fails listing them and which istiod reads each.
     type: str
   gateway_service:
     description: Name of the east-west gateway Service.

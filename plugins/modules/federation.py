@@ -129,11 +129,10 @@ options:
   delivery:
     description:
       - V(apply) writes the federation onto the cluster (server-side apply, status, mesh ConfigMap).
-      - V(render) writes nothing to the cluster (read-only credentials suffice) but the same objects as files into O(render_dir) for
-        Argo CD or Flux (one manifest per object and a C(kustomization.yaml)), plus the peers' roots as RV(trust) in C(istio-install/),
-        whatever O(trust_mode) says. The C(IstioFederation) status, which GitOps tools do not apply, and the list of files written are
-        kept in C(.meshfed-render.yaml) (commit it); only files listed there are rewritten or removed. The first render starts from
-        what apply mode left.
+      - V(render) writes nothing to the cluster (read-only credentials suffice) but the same objects as files into O(render_dir) for Argo CD or Flux
+        (one manifest per object and a C(kustomization.yaml)), plus the peers' roots as RV(trust) in C(istio-install/), whatever O(trust_mode) says.
+        The C(IstioFederation) status, which GitOps tools do not apply, and the list of files written are kept in C(.meshfed-render.yaml) (commit it);
+        only files listed there are rewritten or removed. The first render starts from what apply mode left.
     type: str
     default: apply
     choices: [apply, render]
