@@ -28,10 +28,9 @@ options:
     description: Override the trust domain read from the mesh config's C(trustDomain).
     type: str
   cluster_domain:
-    description:
-      - DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west gateway
-        knows. Defaults to the C(--domain) of the revision's istiod (Helm C(global.proxy.clusterDomain), default C(cluster.local));
-        override only when its Deployment cannot tell.
+    description: DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west gateway knows. Defaults to
+      the C(--domain) of the revision's istiod (Helm C(global.proxy.clusterDomain), default C(cluster.local)); override only when its Deployment
+      cannot tell.
     type: str
   federation_domain:
     description:
@@ -77,8 +76,6 @@ notes:
   - A port's protocol is the one Istio derives for the Service port - its C(appProtocol), else its name prefix
     (C(http), C(http2), C(grpc), C(grpc-web), C(https), C(tls), C(tcp), ...), else empty so that Istio sniffs it; an
     unnamed port is named C(port-<number>). UDP and SCTP ports and C(ExternalName) Services are skipped with a warning.
-seealso:
-  - module: meshfed.istio.federation
 """
 
 EXAMPLES = r"""
@@ -97,10 +94,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 card:
-  description:
-    - The cluster card, input of M(meshfed.istio.federation) on every other cluster.
-    - Also holds C(federation_domain) (the exported hostnames' domain), C(revision), C(mesh_configmap), C(istiod)
-      (its C(deployment) and C(scope_gateway_to_namespace)) and C(dns_capture) (C(ISTIO_META_DNS_CAPTURE)).
+  description: The cluster card, input of M(meshfed.istio.federation) on every other cluster. Also holds C(federation_domain), C(revision),
+    C(mesh_configmap), C(istiod) (its C(deployment) and C(scope_gateway_to_namespace)) and C(dns_capture) (C(ISTIO_META_DNS_CAPTURE)).
   returned: success
   type: dict
   contains:
@@ -137,11 +132,9 @@ card:
       type: list
       elements: str
 accepted_metadata:
-  description:
-    - Issue time of the metadata last accepted from each metadata peer (C(status.metadataCache.public.issuedAt) of this
-      cluster's C(IstioFederation) objects); empty before the CRD is installed.
-    - The role passes the latest to M(meshfed.istio.peer_metadata) as O(meshfed.istio.peer_metadata#module:not_before),
-      so a replayed older copy fails that peer's task.
+  description: Issue time of the metadata last accepted from each metadata peer (C(status.metadataCache.public.issuedAt) of this cluster's
+    C(IstioFederation) objects); empty before the CRD is installed. The role passes the latest to M(meshfed.istio.peer_metadata) as
+    O(meshfed.istio.peer_metadata#module:not_before), so a replayed older copy fails that peer's task.
   returned: success
   type: dict
   sample: {"cluster-b": "2026-11-26T02:11:47Z"}

@@ -7,8 +7,7 @@ module: federation
 short_description: Federate a cluster's Istio mesh with its peers
 version_added: 1.0.0
 description:
-  - Converges one cluster onto the federation described by its own card and its peers' cards (from
-    M(meshfed.istio.cluster_info) or M(meshfed.istio.peer_metadata)).
+  - Converges a cluster onto the federation its card and its peers' (M(meshfed.istio.cluster_info), M(meshfed.istio.peer_metadata)) describe.
   - Writes, per peer, a cluster-scoped C(IstioFederation) (peer coordinates in C(spec), last gathered metadata in C(status.metadataCache));
     per peer public hostname a C(ServiceEntry) routed to the peer's gateway and a C(DestinationRule) with C(ISTIO_MUTUAL); the export
     C(Gateway) (C(AUTO_PASSTHROUGH), hosts limited to the local public hostnames); and the peers' roots in the mesh config's
@@ -61,10 +60,9 @@ options:
     elements: str
     default: []
   prune_absent:
-    description:
-      - Remove known peers (C(IstioFederation) objects) that are not in O(members) at all (RV(summary.pruned_absent)).
-      - Otherwise a known peer in neither O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and reported
-        in RV(summary.not_in_run), so C(--limit), job slices and narrower inventories remove nothing.
+    description: Remove known peers (C(IstioFederation) objects) that are not in O(members) at all (RV(summary.pruned_absent)). Otherwise a known peer
+      in neither O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and reported in RV(summary.not_in_run), so C(--limit), job slices and
+      narrower inventories remove nothing.
     type: bool
     default: false
   refused_peers:
@@ -144,18 +142,16 @@ notes:
     on each entry only scopes the inbound check. Federate only with clusters whose CA you would trust for your own identities.
   - Peer roots take effect only when istiod runs with C(ISTIO_MULTIROOT_MESH=true) and proxies with
     C(PROXY_CONFIG_XDS_AGENT=true); the module checks both and warns. Ambient (ztunnel) does not support extra roots.
-seealso:
-  - module: meshfed.istio.cluster_info
 """
 
 EXAMPLES = r"""
-- name: Apply the federation on this cluster from the peers' cards
+- name: Apply the federation on this cluster from the peers' cards, removing all it holds of the members that leave
   meshfed.istio.federation:
     kubeconfig: "{{ meshfed_kubeconfig }}"
-    context: "{{ meshfed_context }}"
     local: "{{ meshfed_card }}"
     peers: "{{ federation.peers }}"
     unreachable_peers: "{{ federation.unreachable }}"
+    leaving_peers: "{{ federation.leaving }}"
   vars:
     federation: "{{ hostvars | meshfed.istio.federation_peers(ansible_play_hosts_all, inventory_hostname) }}"
 
@@ -164,13 +160,6 @@ EXAMPLES = r"""
     kubeconfig: ~/.kube/cluster-a
     local: "{{ meshfed_card }}"
     state: absent
-
-- name: On a peer that stays, remove everything it holds of cluster-c (which leaves)
-  meshfed.istio.federation:
-    kubeconfig: ~/.kube/cluster-b
-    local: "{{ meshfed_card }}"
-    peers: "{{ meshfed_peer_cards }}"
-    leaving_peers: [cluster-c]
 """
 
 RETURN = r"""
@@ -215,8 +204,8 @@ summary:
       type: list
       elements: str
     trust:
-      description: Root fingerprints (with their peer) C(added) to and C(removed) from C(caCertificates), C(kept) because their peer
-        was unreachable, and C(reverted) (an earlier run wrote them, they were gone, this run restored them).
+      description: Root fingerprints (with their peer) C(added) to and C(removed) from C(caCertificates), C(kept) for an unreachable peer,
+        and C(reverted) (written by an earlier run, gone, restored by this one).
       type: dict
     files:
       description: Paths (relative to O(render_dir)) C(written) and C(removed), and the number C(unchanged). C(created), C(updated) and
@@ -229,10 +218,9 @@ tls_verification:
   returned: once connected, failures included
   type: bool
 federation:
-  description:
-    - This cluster's view of its peers, for reports (the P(meshfed.istio.federation_report#filter) filter).
-    - C(peers) lists each peer with its C(state) (C(in this run), C(unreachable), C(not in this run), C(leaving),
-      C(removed)), C(trust_domain), C(roots), imported C(services) and C(cached_at) (when its cached metadata was written).
+  description: This cluster's view of its peers, for reports (the P(meshfed.istio.federation_report#filter) filter). C(peers) lists each peer with its
+    C(state) (C(in this run), C(unreachable), C(not in this run), C(leaving), C(removed)), C(trust_domain), C(roots), imported C(services) and
+    C(cached_at) (when its cached metadata was written).
   returned: success
   type: dict
   sample: {"cluster": "cluster-a", "state": "present", "peers": [{"name": "cluster-b", "state": "in this run", "trust_domain": "cluster-b.local"}]}

@@ -7,9 +7,8 @@ module: peer_metadata
 short_description: Fetch and verify a peer cluster's federation metadata (no credentials to the peer)
 version_added: 1.0.0
 description:
-  - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and returns it as a
-    card, the shape M(meshfed.istio.cluster_info) returns, so M(meshfed.istio.federation) plans a metadata peer like
-    any other. A failure names the peer and the reason (RV(reason)).
+  - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and returns it as a card like
+    M(meshfed.istio.cluster_info)'s, for M(meshfed.istio.federation). A failure names the peer and the reason (RV(reason)).
   - O(protocol=meshfed) reads documents published by M(meshfed.istio.federation_metadata) and requires their detached
     Ed25519 signatures, a signer pinned by O(signer_key) and/or roots pinned by O(root_sha256), and unexpired documents.
   - O(protocol=deckhouse) reads a Deckhouse metadata exporter, requesting the private part with a bearer JWT signed with this
@@ -37,8 +36,7 @@ options:
     description: The peer's Ed25519 public key (PEM) or its fingerprint C(sha256:<hex>), obtained out of band.
     type: str
   root_sha256:
-    description: SHA-256 fingerprints of the peer's roots, obtained out of band. Every root in the metadata must be pinned
-      (a new root during a rotation needs a new pin).
+    description: SHA-256 fingerprints of the peer's roots, obtained out of band; every root in the metadata, a rotation's new one too, must be pinned.
     type: list
     elements: str
     default: []
