@@ -32,8 +32,8 @@ options:
     type: str
   validate_certs:
     description: Whether to verify the API server's TLS certificate (unset, it is verified). Keep it on; fix O(ca_cert) instead. Can also be set
-      with E(K8S_AUTH_VERIFY_SSL). When it is off (here, there or by the kubeconfig's C(insecure-skip-tls-verify)), the module warns, naming
-      the cluster and that source, and returns C(tls_verification=false).
+      with E(K8S_AUTH_VERIFY_SSL). When it is off (by this option, that variable or the kubeconfig's C(insecure-skip-tls-verify)), the module
+      warns, naming the cluster and that source, and returns C(tls_verification=false).
     type: bool
     aliases: [verify_ssl]
   ca_cert:
