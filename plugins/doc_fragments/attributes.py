@@ -6,7 +6,6 @@ class ModuleDocFragment(object):
     """Attributes shared by the read-only modules (use as C(meshfed.istio.attributes.info_module))."""
 
     INFO_MODULE = r"""
-options: {}
 attributes:
   check_mode:
     support: full

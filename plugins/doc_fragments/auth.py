@@ -9,12 +9,9 @@ options:
   kubeconfig:
     description:
       - Path to a kubeconfig file, several paths joined with C(:) (merged as kubectl does), or the kubeconfig as a
-        dict. Can also be set with E(K8S_AUTH_KUBECONFIG). A text with line breaks (content where a path belongs) is refused.
+        dict. Can also be set with E(K8S_AUTH_KUBECONFIG). Content given where a path belongs is refused.
       - Without O(kubeconfig) and O(host), every path of E(KUBECONFIG), else C(~/.kube/config), is used; in a pod without
-        these, the pod's service account, as C(kubectl) does (E(KUBERNETES_SERVICE_HOST), E(KUBERNETES_SERVICE_PORT),
-        C(token) and C(ca.crt) in C(/var/run/secrets/kubernetes.io/serviceaccount/), the token read again at every
-        connection as the kubelet rotates it). Tests point E(MESHFED_SERVICE_ACCOUNT_DIR) at another such directory.
-      - Users with C(exec) or C(auth-provider) need the kubernetes Python library, which only obtains their credentials.
+        these, the pod's service account, as C(kubectl) does (its token re-read at every connection as the kubelet rotates it).
       - The secrets of a kubeconfig dict (user C(token), C(password), C(client-key-data), C(client-certificate-data),
         auth-provider config, exec env values) are masked in every result, failure and log line.
     type: raw
@@ -28,18 +25,15 @@ options:
     description: Bearer token to authenticate with. Can also be set with E(K8S_AUTH_API_KEY).
     type: str
   username:
-    description: User name for basic authentication (a C(Basic) Authorization header); O(api_key) wins when both are set.
-      Can also be set with E(K8S_AUTH_USERNAME).
+    description: User name for basic authentication; O(api_key) wins when both are set. Can also be set with E(K8S_AUTH_USERNAME).
     type: str
   password:
     description: Password for basic authentication. Can also be set with E(K8S_AUTH_PASSWORD).
     type: str
   validate_certs:
-    description:
-      - Whether to verify the API server's TLS certificate (unset, it is verified). Keep it on; fix O(ca_cert) instead.
-        Can also be set with E(K8S_AUTH_VERIFY_SSL).
-      - Without verification (this option, E(K8S_AUTH_VERIFY_SSL) or the kubeconfig's C(insecure-skip-tls-verify)),
-        the module warns naming the cluster and that source, and returns C(tls_verification=false).
+    description: Whether to verify the API server's TLS certificate (unset, it is verified). Keep it on; fix O(ca_cert) instead. Can also be set
+      with E(K8S_AUTH_VERIFY_SSL). When it is off (by this option, that variable or the kubeconfig's C(insecure-skip-tls-verify)), the module
+      warns, naming the cluster and that source, and returns C(tls_verification=false).
     type: bool
     aliases: [verify_ssl]
   ca_cert:
@@ -79,8 +73,7 @@ options:
     description: User to impersonate (C(Impersonate-User)). Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
     type: str
   impersonate_groups:
-    description: Groups to impersonate (one C(Impersonate-Group) header each). Can also be set with
-      E(K8S_AUTH_IMPERSONATE_GROUPS) (comma-separated).
+    description: Groups to impersonate. Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS) (comma-separated).
     type: list
     elements: str
   request_timeout:
@@ -88,8 +81,8 @@ options:
     type: int
     default: 30
 requirements:
-  - urllib3 (every request goes through it)
-  - kubernetes >= 30.1.0 (imported only to obtain the credentials of exec or auth-provider kubeconfig users)
+  - urllib3
+  - kubernetes >= 30.1.0 (only for exec or auth-provider kubeconfig users)
   - PyYAML >= 6.0
   - cryptography >= 42.0
 """

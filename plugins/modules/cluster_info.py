@@ -11,12 +11,7 @@ description:
     domain, the root CA certificate(s), the east-west gateway's addresses and port, and the Services marked public.
   - The root CA comes from the ConfigMap C(istio-ca-root-cert) (key C(root-cert.pem)). The plug-in CA Secret
     C(cacerts) and any private key are never read; a root bundle that contains a private key is refused.
-  - API requests are constant per cluster, whatever the number of Services - a list of the ConfigMaps and one of the
-    Deployments of O(istio_namespace) (which revision's mesh config and istiod), a read of C(istio-ca-root-cert) and
-    of the gateway Service, one Pod list (service accounts of the public Services' pods, the gateway's pod labels),
-    one Service list per public-service label, and a Node list for a NodePort gateway.
-author:
-  - meshfed.istio contributors (@meshfed)
+author: meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.attributes.info_module
   - meshfed.istio.auth
@@ -33,10 +28,9 @@ options:
     description: Override the trust domain read from the mesh config's C(trustDomain).
     type: str
   cluster_domain:
-    description:
-      - DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west gateway's
-        registry knows. Defaults to istiod's C(--domain) (Helm C(global.proxy.clusterDomain), default C(cluster.local))
-        read from the istiod Deployment of the selected revision; override only when that Deployment cannot tell.
+    description: DNS domain of this cluster's Services (C(<svc>.<ns>.svc.<cluster_domain>)), the hostnames the east-west gateway knows. Defaults to
+      the C(--domain) of the revision's istiod (Helm C(global.proxy.clusterDomain), default C(cluster.local)); override only when its Deployment
+      cannot tell.
     type: str
   federation_domain:
     description:
@@ -49,8 +43,7 @@ options:
     description:
       - Istio revision whose istiod should trust the peers (ConfigMap C(istio-<revision>), Deployment
         C(istiod-<revision>)); C(default) is ConfigMap C(istio).
-      - Without it, the only mesh ConfigMap of O(istio_namespace) is used; with several, the module fails listing
-        them and which istiod reads each.
+      - Without it, the only mesh ConfigMap of O(istio_namespace) is used; with several, the module fails listing them and which istiod reads each.
     type: str
   gateway_service:
     description: Name of the east-west gateway Service.
@@ -60,8 +53,7 @@ options:
     description: Namespace of the gateway Service. Defaults to O(istio_namespace).
     type: str
   gateway_addresses:
-    description: Advertised gateway addresses (IPs or hostnames) instead of what the Service reports, e.g. behind NAT
-      or an external load balancer.
+    description: Advertised gateway addresses (IPs or hostnames) instead of what the Service reports, e.g. behind NAT.
     type: list
     elements: str
     default: []
@@ -84,8 +76,6 @@ notes:
   - A port's protocol is the one Istio derives for the Service port - its C(appProtocol), else its name prefix
     (C(http), C(http2), C(grpc), C(grpc-web), C(https), C(tls), C(tcp), ...), else empty so that Istio sniffs it; an
     unnamed port is named C(port-<number>). UDP and SCTP ports and C(ExternalName) Services are skipped with a warning.
-seealso:
-  - module: meshfed.istio.federation
 """
 
 EXAMPLES = r"""
@@ -93,7 +83,6 @@ EXAMPLES = r"""
   meshfed.istio.cluster_info:
     cluster: "{{ inventory_hostname }}"
     kubeconfig: "{{ meshfed_kubeconfig }}"
-    context: "{{ meshfed_context }}"
   register: facts
 
 - name: Gateway behind NAT, exported Services labelled the Deckhouse way only
@@ -105,10 +94,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 card:
-  description:
-    - The cluster card, input of M(meshfed.istio.federation) on every other cluster.
-    - Also holds C(federation_domain) (the exported hostnames' domain), C(revision), C(mesh_configmap), C(istiod)
-      (its C(deployment) and C(scope_gateway_to_namespace)) and C(dns_capture) (C(ISTIO_META_DNS_CAPTURE)).
+  description: The cluster card, input of M(meshfed.istio.federation) on every other cluster. Also holds C(federation_domain), C(revision),
+    C(mesh_configmap), C(istiod) (its C(deployment) and C(scope_gateway_to_namespace)) and C(dns_capture) (C(ISTIO_META_DNS_CAPTURE)).
   returned: success
   type: dict
   contains:
@@ -145,11 +132,9 @@ card:
       type: list
       elements: str
 accepted_metadata:
-  description:
-    - Issue time of the metadata last accepted from each metadata peer (C(status.metadataCache.public.issuedAt) of this
-      cluster's C(IstioFederation) objects); empty before the CRD is installed.
-    - The role passes the latest to M(meshfed.istio.peer_metadata) as O(meshfed.istio.peer_metadata#module:not_before),
-      so a replayed older copy fails that peer's task.
+  description: Issue time of the metadata last accepted from each metadata peer (C(status.metadataCache.public.issuedAt) of this cluster's
+    C(IstioFederation) objects); empty before the CRD is installed. The role passes the latest to M(meshfed.istio.peer_metadata) as
+    O(meshfed.istio.peer_metadata#module:not_before), so a replayed older copy fails that peer's task.
   returned: success
   type: dict
   sample: {"cluster-b": "2026-11-26T02:11:47Z"}

@@ -7,30 +7,24 @@ module: federation
 short_description: Federate a cluster's Istio mesh with its peers
 version_added: 1.0.0
 description:
-  - Converges one cluster onto the federation described by its own card and its peers' cards (as returned by
-    M(meshfed.istio.cluster_info) or M(meshfed.istio.peer_metadata)).
-  - Writes, per peer, a cluster-scoped C(IstioFederation) (peer coordinates in C(spec), last gathered metadata in
-    C(status.metadataCache)); per peer public hostname a C(ServiceEntry) routed to the peer's gateway and a
-    C(DestinationRule) with C(ISTIO_MUTUAL); the export C(Gateway) (C(AUTO_PASSTHROUGH), hosts limited to the local
-    public hostnames); and the peers' roots in the mesh config's C(caCertificates), each scoped to the peer's trust domain.
-  - Objects are written with server-side apply (field manager C(meshfed.istio)) and labelled
-    C(app.kubernetes.io/managed-by=meshfed.istio). Owned objects no longer desired are pruned; objects the
-    collection does not own are never changed and are reported.
-  - A metadata peer's C(IstioFederation) also records its endpoint and pins (C(spec.metadataEndpoint),
-    C(spec.metadata)), its verified identity and validity (C(status.metadataCache.public)) and condition
-    C(MetadataVerified). Metadata older than the cached copy is refused as a replay (the peer is kept as unreachable).
-  - Only the C(caCertificates) list of the C(mesh) key of the mesh ConfigMap is edited; other settings, comments
-    and entries the collection did not add are kept as they are.
+  - Converges a cluster onto the federation its card and its peers' (M(meshfed.istio.cluster_info), M(meshfed.istio.peer_metadata)) describe.
+  - Writes, per peer, a cluster-scoped C(IstioFederation) (peer coordinates in C(spec), last gathered metadata in C(status.metadataCache));
+    per peer public hostname a C(ServiceEntry) routed to the peer's gateway and a C(DestinationRule) with C(ISTIO_MUTUAL); the export
+    C(Gateway) (C(AUTO_PASSTHROUGH), hosts limited to the local public hostnames); and the peers' roots in the mesh config's
+    C(caCertificates), each scoped to the peer's trust domain.
+  - Objects are written with server-side apply (field manager C(meshfed.istio)) and labelled C(app.kubernetes.io/managed-by=meshfed.istio).
+    Owned objects no longer desired are pruned; objects the collection does not own are never changed and are reported.
+  - A metadata peer's C(IstioFederation) also records its endpoint and pins in C(spec), its verified identity and validity in
+    C(status.metadataCache.public), and condition C(MetadataVerified). Metadata older than the cached copy is refused as a replay
+    (the peer is kept as unreachable).
 attributes:
   check_mode:
     support: full
-    description: Changed objects are sent as server-side dry runs, so schema errors show without writing. With
-      O(delivery=render), nothing is written; RV(summary.files) lists what would change.
+    description: Changed objects are sent as server-side dry runs, so schema errors show without writing.
   diff_mode:
     support: full
     description: Each changed object and the mesh config text (with O(delivery=render), each file), before and after.
-author:
-  - meshfed.istio contributors (@meshfed)
+author: meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.auth
 options:
@@ -66,16 +60,14 @@ options:
     elements: str
     default: []
   prune_absent:
-    description:
-      - Remove known peers (C(IstioFederation) objects) that are not in O(members) at all (RV(summary.pruned_absent)).
-      - Otherwise a known peer in neither O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and reported
-        in RV(summary.not_in_run), so C(--limit), job slices and narrower inventories remove nothing.
+    description: Remove known peers (C(IstioFederation) objects) that are not in O(members) at all (RV(summary.pruned_absent)). Otherwise a known peer
+      in neither O(peers), O(unreachable_peers) nor O(leaving_peers) is B(kept) and reported in RV(summary.not_in_run), so C(--limit), job slices and
+      narrower inventories remove nothing.
     type: bool
     default: false
   refused_peers:
-    description: Peers among O(unreachable_peers) whose published metadata was refused this run, as C(name -> {reason, message})
-      (M(meshfed.istio.peer_metadata)'s failure). Their C(IstioFederation) gets condition C(MetadataVerified=False)
-      with that reason; everything else it holds is kept.
+    description: Peers among O(unreachable_peers) whose metadata M(meshfed.istio.peer_metadata) refused this run, as
+      C(name -> {reason, message}). Their C(IstioFederation) gets condition C(MetadataVerified=False); all else it holds is kept.
     type: dict
     default: {}
   istio_namespace:
@@ -91,42 +83,34 @@ options:
     type: bool
     default: true
   metadata_published:
-    description: This cluster publishes its metadata (M(meshfed.istio.federation_metadata); the role sets it with
-      C(meshfed_metadata_publish_dir)), so its export C(Gateway) is written even while no peer is known, for the peers
-      importing from the published metadata.
+    description: This cluster publishes its metadata (M(meshfed.istio.federation_metadata)), so its export C(Gateway) is
+      written even while no peer is known, for the peers importing from the published metadata.
     type: bool
     default: false
   check_local_services:
-    description: Refuse to import a hostname a local Service already serves (it would silently shadow the imported
-      C(ServiceEntry)). Costs one list of Services' metadata, and nothing when no peer hostname is under this
-      cluster's DNS domain.
+    description: Refuse to import a hostname a local Service already serves (it would silently shadow the imported C(ServiceEntry)).
     type: bool
     default: true
   istiod_deployment:
-    description: The istiod Deployment checked for C(ISTIO_MULTIROOT_MESH=true) (a warning if it lacks it). Defaults to
-      the one the local card names (the istiod of the selected revision).
+    description: The istiod Deployment checked for C(ISTIO_MULTIROOT_MESH=true) (a warning if it lacks it). Defaults to the card's.
     type: str
   write_concurrency:
-    description: Most write requests in flight at once on this cluster (C(1), one at a time). Whatever the value, each
-      C(IstioFederation) and its status are written before the imports and the export C(Gateway), and deleted after its
-      imports. Throttled requests (HTTP 429) are retried after C(Retry-After).
+    description: Most write requests in flight at once on this cluster. Throttled requests (HTTP 429) are retried after C(Retry-After).
     type: int
     default: 8
   trust_mode:
     description:
       - How the peers' roots reach C(meshConfig.caCertificates).
-      - V(configmap) writes them into the mesh ConfigMap (C(istio), or C(istio-<revision>) of the card's revision),
+      - V(configmap) edits only that list in the mesh ConfigMap (C(istio), or C(istio-<revision>) of the card's revision),
         keeping everything else byte for byte; roots an earlier run wrote that are gone (a Helm or istioctl upgrade
         rewrote the ConfigMap) are reported (RV(summary.trust), a warning) and restored.
-      - V(values) writes nothing there; RV(trust) returns the Helm values and IstioOperator overlay for your install
-        pipeline and whether the live mesh config has them.
+      - V(values) writes nothing there; RV(trust) returns the Helm values and IstioOperator overlay for your install pipeline.
     type: str
     default: configmap
     choices: [configmap, values]
   dns_address_range:
     description: CIDR from which each imported hostname gets one stable virtual address (C(ServiceEntry) C(addresses)), as
-      Istio's DNS proxy only resolves hosts with one. A new host gets a hash-derived address (the next free on
-      collision) and keeps it. The default sits next to Istio's own auto-allocation range (240.240.0.0/16).
+      Istio's DNS proxy only resolves hosts with one. The default sits next to Istio's own auto-allocation range (240.240.0.0/16).
     type: str
     default: 240.241.0.0/16
   import_namespaces:
@@ -136,20 +120,17 @@ options:
     elements: str
     default: ["*"]
   import_hosts:
-    description: The peers' public hostnames to import, as shell-style globs per peer name (key C(*) for any other peer),
-      e.g. C(cluster-b) mapped to C([*.xyz.svc.*]). A peer without an entry is imported whole; hostnames left
-      out are neither imported nor routed.
+    description: The peers' public hostnames to import, as shell-style globs per peer name (key C(*) for any other peer), e.g. C(cluster-b)
+      mapped to C([*.xyz.svc.*]). A peer without an entry is imported whole; hostnames left out are neither imported nor routed.
     type: dict
     default: {}
   delivery:
     description:
       - V(apply) writes the federation onto the cluster (server-side apply, status, mesh ConfigMap).
-      - V(render) writes nothing to the cluster (read-only credentials suffice) but the same objects as files into
-        O(render_dir) for Argo CD or Flux - one manifest per object and a C(kustomization.yaml) - plus the peers'
-        roots for the Istio install (C(istio-install/istiod-values.yaml) for Helm, C(istio-install/istio-operator.yaml)
-        for istioctl), whatever O(trust_mode) says. The C(IstioFederation) status, which GitOps tools do not apply,
-        and the list of files written are kept in C(.meshfed-render.yaml) (commit it); only files listed there are
-        rewritten (when their bytes change) or removed. The first render starts from what apply mode left.
+      - V(render) writes nothing to the cluster (read-only credentials suffice) but the same objects as files into O(render_dir) for Argo CD or Flux
+        (one manifest per object and a C(kustomization.yaml)), plus the peers' roots as RV(trust) in C(istio-install/), whatever O(trust_mode) says.
+        The C(IstioFederation) status, which GitOps tools do not apply, and the list of files written are kept in C(.meshfed-render.yaml) (commit it);
+        only files listed there are rewritten or removed. The first render starts from what apply mode left.
     type: str
     default: apply
     choices: [apply, render]
@@ -157,23 +138,20 @@ options:
     description: This cluster's own directory of rendered manifests (created if missing), with O(delivery=render).
     type: path
 notes:
-  - Istio merges every trusted root into one bundle, so a peer's root could vouch for identities of any trust domain;
-    C(trustDomains) on each entry only scopes the inbound check. Federate only with clusters whose CA you would trust
-    for your own identities.
+  - Istio merges every trusted root into one bundle, so a peer's root could vouch for identities of any trust domain; C(trustDomains)
+    on each entry only scopes the inbound check. Federate only with clusters whose CA you would trust for your own identities.
   - Peer roots take effect only when istiod runs with C(ISTIO_MULTIROOT_MESH=true) and proxies with
     C(PROXY_CONFIG_XDS_AGENT=true); the module checks both and warns. Ambient (ztunnel) does not support extra roots.
-seealso:
-  - module: meshfed.istio.cluster_info
 """
 
 EXAMPLES = r"""
-- name: Apply the federation on this cluster from the peers' cards
+- name: Apply the federation on this cluster from the peers' cards, removing all it holds of the members that leave
   meshfed.istio.federation:
     kubeconfig: "{{ meshfed_kubeconfig }}"
-    context: "{{ meshfed_context }}"
     local: "{{ meshfed_card }}"
     peers: "{{ federation.peers }}"
     unreachable_peers: "{{ federation.unreachable }}"
+    leaving_peers: "{{ federation.leaving }}"
   vars:
     federation: "{{ hostvars | meshfed.istio.federation_peers(ansible_play_hosts_all, inventory_hostname) }}"
 
@@ -182,13 +160,6 @@ EXAMPLES = r"""
     kubeconfig: ~/.kube/cluster-a
     local: "{{ meshfed_card }}"
     state: absent
-
-- name: On a peer that stays, remove everything it holds of cluster-c (which leaves)
-  meshfed.istio.federation:
-    kubeconfig: ~/.kube/cluster-b
-    local: "{{ meshfed_card }}"
-    peers: "{{ federation.peers }}"
-    leaving_peers: [cluster-c]
 """
 
 RETURN = r"""
@@ -233,12 +204,12 @@ summary:
       type: list
       elements: str
     trust:
-      description: Root fingerprints (with their peer) C(added) to and C(removed) from C(caCertificates), C(kept) because
-        their peer was unreachable, and C(reverted) (an earlier run wrote them, they were gone, this run restored them).
+      description: Root fingerprints (with their peer) C(added) to and C(removed) from C(caCertificates), C(kept) for an unreachable peer,
+        and C(reverted) (written by an earlier run, gone, restored by this one).
       type: dict
     files:
-      description: Paths (relative to O(render_dir)) C(written) and C(removed), and the number C(unchanged). C(created),
-        C(updated) and C(pruned) then list the objects whose manifests were written or removed.
+      description: Paths (relative to O(render_dir)) C(written) and C(removed), and the number C(unchanged). C(created), C(updated) and
+        C(pruned) then list the objects whose manifests were written or removed.
       type: dict
       returned: with O(delivery=render)
   sample: {"created": ["ServiceEntry istio-system/meshfed-cluster-b-xyz-bar"], "unchanged": 3, "trust": {"added": ["9f2c... (cluster-b)"]}}
@@ -247,25 +218,22 @@ tls_verification:
   returned: once connected, failures included
   type: bool
 federation:
-  description:
-    - This cluster's view of its peers, for reports (the P(meshfed.istio.federation_report#filter) filter).
-    - C(peers) lists each peer with its C(state) (C(in this run), C(unreachable), C(not in this run), C(leaving),
-      C(removed)), C(trust_domain), C(roots) (C(sha256), C(subject), C(not_after)), imported C(services) and
-      C(cached_at) (when the metadata cached in its C(IstioFederation) was last written).
+  description: This cluster's view of its peers, for reports (the P(meshfed.istio.federation_report#filter) filter). C(peers) lists each peer with its
+    C(state) (C(in this run), C(unreachable), C(not in this run), C(leaving), C(removed)), C(trust_domain), C(roots), imported C(services) and
+    C(cached_at) (when its cached metadata was written).
   returned: success
   type: dict
-  sample: {"cluster": "cluster-a", "state": "present", "peers": [{"name": "cluster-b", "state": "in this run",
-           "trust_domain": "cluster-b.local", "cached_at": "2026-11-26T01:00:00Z", "services": [], "roots": []}]}
+  sample: {"cluster": "cluster-a", "state": "present", "peers": [{"name": "cluster-b", "state": "in this run", "trust_domain": "cluster-b.local"}]}
 trust:
   description: The peers' roots as install values, and whether they are live (written to C(istio-install/) with O(delivery=render)).
   returned: when trust_mode is values or delivery is render
   type: dict
   contains:
     helm_values:
-      description: Values for the C(istiod) Helm chart (C(meshConfig.caCertificates)).
+      description: Values for the C(istiod) Helm chart (C(meshConfig.caCertificates)); C(istio-install/istiod-values.yaml) when rendered.
       type: dict
     istio_operator:
-      description: The same as an C(IstioOperator) overlay (with C(spec.revision) for a revisioned install).
+      description: The same as an C(IstioOperator) overlay (with C(spec.revision) for a revisioned install); C(istio-install/istio-operator.yaml).
       type: dict
     in_place:
       description: Whether the live mesh config already has every root with its trust domains.

@@ -8,16 +8,13 @@ short_description: Publish a cluster's signed federation metadata to a directory
 version_added: 1.0.0
 description:
   - Writes one cluster's federation metadata, built from its card (M(meshfed.istio.cluster_info)), into O(dest) in the
-    layout of Deckhouse's metadata exporter - C(public/public.json) (C(clusterUUID), C(authnKeyPub), C(rootCA)) and
-    C(private/federation.json) (C(ingressGateways), C(publicServices)) - for peers to fetch without any credential to
-    this cluster (serve O(dest) over HTTPS, from object storage or from a Git repository).
-  - What this collection needs beyond Deckhouse's fields (trust and cluster domain, every root of a rotation, each
-    service's namespace, name and service accounts, issue time and expiry) is in a C(meshfed) key Deckhouse ignores.
+    layout of Deckhouse's metadata exporter (C(public/public.json), C(private/federation.json)) for peers to fetch without
+    any credential to this cluster (serve O(dest) over HTTPS, from object storage or from a Git repository).
+  - What this collection needs beyond Deckhouse's fields is in a C(meshfed) key Deckhouse ignores.
   - Each document gets a detached Ed25519 signature (C(<file>.sig), a JWS with detached payload) made with O(key_file)
     or O(key). The public half is published as C(authnKeyPub); peers pin it (or the root fingerprints) out of band.
   - Unchanged content is not rewritten until due for renewal (O(renew_before)), so a rerun reports no change.
-author:
-  - meshfed.istio contributors (@meshfed)
+author: meshfed.istio contributors (@meshfed)
 attributes:
   check_mode:
     support: full
@@ -35,8 +32,8 @@ options:
     type: path
     required: true
   key_file:
-    description: Path of the cluster's Ed25519 private key (PKCS#8 PEM), also used to authenticate to Deckhouse peers. One
-      of O(key_file) and O(key) is required. Never printed or returned.
+    description: Path of the cluster's Ed25519 private key (PKCS#8 PEM), also used to authenticate to Deckhouse peers.
+      Exactly one of O(key_file) and O(key) is required. Never printed or returned.
     type: path
   key:
     description: The private key itself (PEM), e.g. from Ansible Vault. Never printed or returned.
@@ -61,15 +58,9 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Gather the card
-  meshfed.istio.cluster_info:
-    cluster: cluster-a
-    kubeconfig: ~/.kube/cluster-a
-  register: facts
-
 - name: Publish cluster-a's metadata for the peers (served over HTTPS from /srv/meshfed/cluster-a)
   meshfed.istio.federation_metadata:
-    card: "{{ facts.card }}"
+    card: "{{ facts.card }}"  # registered from meshfed.istio.cluster_info
     dest: /srv/meshfed/cluster-a
     key_file: ~/.meshfed/cluster-a.key
     generate_key: true

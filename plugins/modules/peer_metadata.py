@@ -7,17 +7,13 @@ module: peer_metadata
 short_description: Fetch and verify a peer cluster's federation metadata (no credentials to the peer)
 version_added: 1.0.0
 description:
-  - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and returns it as a
-    card, the shape M(meshfed.istio.cluster_info) returns, so M(meshfed.istio.federation) plans a metadata peer like
-    any other. Nothing is written; a failure names the peer and the reason (RV(reason)).
+  - Reads a peer's published federation metadata from an HTTPS URL or a local path, verifies it and returns it as a card like
+    M(meshfed.istio.cluster_info)'s, for M(meshfed.istio.federation). A failure names the peer and the reason (RV(reason)).
   - O(protocol=meshfed) reads documents published by M(meshfed.istio.federation_metadata) and requires their detached
     Ed25519 signatures, a signer pinned by O(signer_key) and/or roots pinned by O(root_sha256), and unexpired documents.
-  - O(protocol=deckhouse) reads a Deckhouse metadata exporter (C(<url>/public/public.json),
-    C(<url>/private/federation.json)). The private part is requested with Deckhouse's bearer JWT (EdDSA,
-    C(iss=d8-istio), C(sub)=O(client_uuid), C(aud)=the peer's C(clusterUUID), C(scope=private-federation), valid one
-    minute) signed with this side's key. Deckhouse does not sign its documents, so integrity rests on verified TLS and the pins.
-author:
-  - meshfed.istio contributors (@meshfed)
+  - O(protocol=deckhouse) reads a Deckhouse metadata exporter, requesting the private part with a bearer JWT signed with this
+    side's key. Deckhouse does not sign its documents, so integrity rests on verified TLS and the pins.
+author: meshfed.istio contributors (@meshfed)
 extends_documentation_fragment:
   - meshfed.istio.attributes.info_module
 options:
@@ -40,8 +36,7 @@ options:
     description: The peer's Ed25519 public key (PEM) or its fingerprint C(sha256:<hex>), obtained out of band.
     type: str
   root_sha256:
-    description: SHA-256 fingerprints of the peer's roots, obtained out of band. Every root in the metadata must be pinned
-      (a new root during a rotation needs a new pin).
+    description: SHA-256 fingerprints of the peer's roots, obtained out of band; every root in the metadata, a rotation's new one too, must be pinned.
     type: list
     elements: str
     default: []
@@ -99,9 +94,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 card:
-  description: The peer as a card (see M(meshfed.istio.cluster_info)), plus C(metadata) (protocol, location,
-    C(clusterUUID), signer fingerprint, issue/expiry/fetch times, the coordinates to record in the
-    IstioFederation, and the public document).
+  description: The peer as a card (see M(meshfed.istio.cluster_info)), plus C(metadata) (protocol, location, C(clusterUUID),
+    signer fingerprint, issue/expiry/fetch times, the coordinates to record in the IstioFederation, and the public document).
   returned: success
   type: dict
 reason:
