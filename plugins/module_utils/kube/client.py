@@ -50,9 +50,8 @@ def connect(params, cluster, pool_size=1):
 
 
 class Client(object):
-    """REST over one urllib3 pool, safe across threads. ``calls`` counts requests per verb (benchmarks assert on it);
-    ``unverified`` names what turned TLS verification off. A request the API server throttles (HTTP 429, API priority
-    and fairness) is retried after its Retry-After (at most MAX_WAIT s), THROTTLE_RETRIES times."""
+    """REST over one urllib3 pool, thread-safe; ``calls``: requests per verb (benchmarks assert on it). A throttled request
+    (HTTP 429, API priority and fairness) is retried after its Retry-After (at most MAX_WAIT s), THROTTLE_RETRIES times."""
 
     THROTTLE_RETRIES = 5
     MAX_WAIT = 10.0

@@ -109,8 +109,7 @@ def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
 
 
 def settings(params, cluster):
-    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's (the option, else every path of KUBECONFIG,
-    else ~/.kube/config), or the pod's service account when there is none at all; the options over them."""
+    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's (option, KUBECONFIG, ~/.kube/config), else the pod's."""
     out = Settings()
     if params.get("kubeconfig") or not params.get("host"):
         source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep)
@@ -174,9 +173,8 @@ def _from_kubeconfig(source, context, cluster):
 
 
 def read(sources):
-    """Merge kubeconfigs (paths, or documents given as dicts) like kubectl: the first naming a cluster, user or
-    context wins, current-context from the first that sets one; relative file references resolve against the
-    directory of their file (of a dict: the working directory). {section: {name: body}, "current-context": name}."""
+    """Merge kubeconfigs (paths or dicts) like kubectl: the first naming a cluster, user, context or current-context wins;
+    relative file references resolve against their file's directory. ``{section: {name: body}, "current-context": name}``."""
     merged = {"clusters": {}, "users": {}, "contexts": {}, "current-context": None}
     for source in sources:
         doc, base = source, os.getcwd()
@@ -197,8 +195,7 @@ def read(sources):
 
 
 def _load(config, context, what, loader, cluster):
-    """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``loader``: the library's
-    arguments for the same kubeconfig, for an exec or auth-provider user."""
+    """The Settings of a context of a merged kubeconfig; ``loader``: the library's arguments, for an exec or auth-provider user."""
     ctx = _named(config, "contexts", context or config["current-context"])
     server = _named(config, "clusters", ctx.get("cluster"))
     user = _named(config, "users", ctx.get("user")) if ctx.get("user") else {}

@@ -118,8 +118,7 @@ def _fingerprint_text(value):
 
 
 class PeerSpec:
-    """Where a peer's metadata is and what it is trusted by (inventory host vars of a metadata peer; ``protocol`` is one of
-    PROTOCOLS, the modules' choices)."""
+    """Where a peer's metadata is and what it is trusted by (a metadata peer's inventory host vars)."""
 
     def __init__(self, name, location, protocol="meshfed", signer_key=None, root_sha256=None, ca_pem=None, validate_certs=True, trust_domain=None):
         self.name, self.location, self.protocol = name, location, protocol

@@ -76,9 +76,8 @@ def new_object(kind, istio_version, metadata, spec):
 
 
 def deliverable(desired, existing, owned):
-    """``(objects, conflicts)``: the desired objects to write (apply or render), and those left out because an
-    object this cluster does not own (``owned(obj)`` false) holds the name; an import whose ServiceEntry is
-    blocked is not federated, so its DestinationRule (same name) is left out too (in neither list)."""
+    """``(objects to write, conflicts)``: an object not ``owned`` holding the name is a conflict; an import whose
+    ServiceEntry is blocked is not federated, so its DestinationRule (same name) is left out too (in neither list)."""
     keys = [object_key(obj) for obj in desired["objects"]]
     taken = set(key for key in keys if key in existing and not owned(existing[key]))
     blocked = set(key[1:] for key in taken if key[0] == "ServiceEntry")

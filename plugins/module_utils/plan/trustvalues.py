@@ -1,18 +1,13 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``trust_mode: values``: the peers' roots as install values, never written to the mesh ConfigMap (pure).
-
-Helm (chart ``istiod``, value ``meshConfig``) and istioctl (``IstioOperator.spec.meshConfig``) render
-ConfigMap ``istio[-<rev>]`` from their values and rewrite it on every upgrade: where the install owns it,
-the collection emits the values to add and reports whether the live mesh config carries them.
-"""
+"""``trust_mode: values``: Helm (chart ``istiod``) and istioctl render the mesh ConfigMap from ``meshConfig`` and rewrite it on
+every upgrade, so the peers' roots are returned as values to add (pure), with whether the live mesh config carries them."""
 
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots, render_roots
 
 
 def render(ca_entries, mesh, revision=None):
-    """The ``trust`` result: Helm values, IstioOperator overlay, and whether the live ``mesh`` has them.
-    caCertificates is the ConfigMap mode's merge (one entry per distinct root), with no entry of anyone else."""
+    """The ``trust`` result; caCertificates is the ConfigMap mode's merge (one entry per distinct root)."""
     slots = {}
     merge_roots(slots, ca_entries, set())
     peers_by_fp, wanted = render_roots(slots)
