@@ -36,8 +36,8 @@ def gather(client, params):
                              "gateway_addresses" % ref, field="gateway_service")
         selector = dict(((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
         services = _listed(client, "services", [(label, label) for label in params["public_labels"]])
-        # the pods those selectors may pick, never every pod: one LIST per label key, each selector asked for by the key most of
-        # them share (``app in (a,b)``); workloads.selected() then matches whole selector and namespace
+        # the pods those selectors may pick, never every pod: one LIST per label key most of them share (``app in (a,b)``);
+        # workloads.selected() then matches whole selector and namespace
         selectors = [pick for pick in [selector] + [(s.get("spec") or {}).get("selector") for s in services] if pick]
         share, values = Counter(key for pick in selectors for key in pick), {}
         for pick in selectors:

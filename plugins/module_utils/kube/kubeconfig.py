@@ -27,8 +27,6 @@ except ImportError:
 
 # The pod's service account mount (client-go's rest.InClusterConfig); the lab lays one out at MESHFED_SERVICE_ACCOUNT_DIR.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-_SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
-_FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
 def kubeconfig_secrets(value):
@@ -40,7 +38,7 @@ def kubeconfig_secrets(value):
         user = entry.get("user") if isinstance(entry, dict) else None
         if isinstance(user, dict):
             provider, exec_ = user.get("auth-provider") or {}, user.get("exec")
-            found.update(user.get(key) for key in _SECRET_USER_KEYS)
+            found.update(user.get(key) for key in ("token", "password", "client-key-data", "client-certificate-data"))
             found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
             env = exec_.get("env") if isinstance(exec_, dict) else None
             found.update(item.get("value") for item in env or [] if isinstance(item, dict))
@@ -188,7 +186,7 @@ def read(sources):
             for item in doc.get(section) or []:
                 if isinstance(item, dict) and item.get("name") not in merged[section]:
                     body = merged[section][item.get("name")] = dict(item.get(what) or {})
-                    for field in _FILE_FIELDS:
+                    for field in ("certificate-authority", "client-certificate", "client-key", "tokenFile"):
                         if body.get(field) and not os.path.isabs(str(body[field])):
                             body[field] = os.path.join(base, os.path.expanduser(str(body[field])))
     return merged

@@ -23,7 +23,6 @@ from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import par
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import key_fingerprint, load_public_key, make_jwt, verify_detached
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-CLOCK_SKEW = datetime.timedelta(seconds=300)
 PROTOCOLS = ("meshfed", "deckhouse")
 CARD_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS")
 
@@ -167,7 +166,7 @@ def _signed(fetcher, key, rel, raw, document):
 def _check_validity(ext, what, now, not_before=None):
     issued = parse_time(ext.get("issuedAt"), what + " meshfed.issuedAt")
     expires = parse_time(ext.get("expiresAt"), what + " meshfed.expiresAt")
-    if issued - now > CLOCK_SKEW:
+    if issued - now > datetime.timedelta(seconds=300):  # clock skew
         raise MetadataError("%s is issued in the future (%s); check the publisher's clock" % (what, iso(issued)), "not_yet_valid")
     if expires <= now:
         raise MetadataError("%s expired at %s; the peer must republish its metadata" % (what, iso(expires)), "expired")

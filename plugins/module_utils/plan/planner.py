@@ -14,10 +14,9 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     EXPORT_GATEWAY_NAME, PEER_LABEL, labels, new_object, object_key)
 
 _DNS_CAPTURE_OFF = (
-    "DNS capture is off (meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE is not \"true\"): pods "
-    "resolve names through kube-dns, which does not know the imported hostnames, so clients cannot resolve them. "
-    "Set ISTIO_META_DNS_CAPTURE: \"true\" in your Istio install's proxyMetadata (or per workload with the "
-    "proxy.istio.io/config annotation) and restart the clients")
+    "DNS capture is off (meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE is not \"true\"): pods resolve names through kube-dns, "
+    "which does not know the imported hostnames, so clients cannot resolve them. Set ISTIO_META_DNS_CAPTURE: \"true\" in your Istio "
+    "install's proxyMetadata (or per workload with the proxy.istio.io/config annotation) and restart the clients")
 
 
 def object_name(*parts):

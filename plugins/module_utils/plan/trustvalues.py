@@ -19,9 +19,8 @@ def render(ca_entries, mesh, revision=None):
     for fp, domains in ((fingerprint(entry), set(entry["trustDomains"])) for entry in wanted):
         if fp not in live or not domains <= live[fp]:
             missing.append("%s (%s)" % (fp, peers_by_fp.get(fp, "?")))
-    spec = {"meshConfig": {"caCertificates": wanted}}
-    if revision and revision != "default":
-        spec["revision"] = revision
-    return {"mode": "values", "helm_values": {"meshConfig": {"caCertificates": wanted}}, "in_place": not missing,
+    values = {"meshConfig": {"caCertificates": wanted}}
+    spec = dict(values, revision=revision) if revision and revision != "default" else values
+    return {"mode": "values", "helm_values": values, "in_place": not missing,
             "istio_operator": {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec},
             "missing": missing}

@@ -255,10 +255,9 @@ class Reconciler(object):
             gone = [fp for fp in managed if fp not in present and fp in wanted]
             trust["reverted"] = _listed(managed, gone)
             if gone:  # roots an earlier run wrote are gone: an installer rewrote the mesh config
-                self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
-                           "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
-                           "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
-                           "upgrades, put them in the install's values (trust_mode: values)"
+                self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote the mesh config (a Helm "
+                           "or istioctl upgrade renders it from its values) and reverted them; restored now. Until now this cluster rejected "
+                           "those peers' workloads. To keep them across upgrades, put them in the install's values (trust_mode: values)"
                            % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
             new_text, new_managed, changed, warnings = update_ca_certificates(
                 text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"],
