@@ -1,8 +1,7 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where a connection's settings come from: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like
-kubectl, else the pod's service account; the module options over both. Only exec and auth-provider users need the kubernetes
-library, for their credentials: ``import kubernetes`` loads every generated API model (most of a module's start-up)."""
+"""Connection settings: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like kubectl, else the pod's service account;
+the options over both. Only exec and auth-provider users import the kubernetes library: it loads every API model (most of the start-up)."""
 
 import base64
 import contextlib
