@@ -4,7 +4,6 @@
 
 
 def core_path(resource, namespace=None, name=None):
-    """REST path of a core (``v1``) resource."""
     return api_path("/api/v1", resource, namespace, name)
 
 

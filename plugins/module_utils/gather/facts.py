@@ -1,9 +1,8 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Gather one cluster's federation card, read-only and in a constant number of requests whatever the cluster's size: LIST
-ConfigMaps and Deployments of the istio namespace (which revision's mesh config and istiod), GET ConfigMap istio-ca-root-cert,
-GET the gateway Service, LIST Services once per public-service label, LIST Pods once per label key the selectors share
-(``<key> in (<values>)``, usually two), LIST Nodes only for a NodePort gateway. Secret ``cacerts`` is never read."""
+"""Gather one cluster's card, read-only, in a constant number of requests: LIST the istio namespace's ConfigMaps and Deployments,
+GET istio-ca-root-cert and the gateway Service, LIST Services per public-service label, Pods per label key the selectors share
+(``<key> in (<values>)``), Nodes only for a NodePort gateway. Secret ``cacerts`` is never read."""
 
 from collections import Counter
 
@@ -37,8 +36,8 @@ def gather(client, params):
                              "gateway_addresses" % ref, field="gateway_service")
         selector = dict(((svc or {}).get("spec") or {}).get("selector") or params.get("gateway_selector") or {"istio": "eastwestgateway"})
         services = _listed(client, "services", [(label, label) for label in params["public_labels"]])
-        # the pods those selectors may pick, never every pod: one LIST per label key, each selector asked for by the key most of
-        # them share (``app in (a,b)``); workloads.selected() then matches whole selector and namespace
+        # the pods those selectors may pick, never every pod: one LIST per label key most of them share (``app in (a,b)``);
+        # workloads.selected() then matches whole selector and namespace
         selectors = [pick for pick in [selector] + [(s.get("spec") or {}).get("selector") for s in services] if pick]
         share, values = Counter(key for pick in selectors for key in pick), {}
         for pick in selectors:
@@ -94,8 +93,7 @@ def _install(client, params):
 
 
 def gateway_info(client, params, svc, selector, pods):
-    """The card's ``gateway``: addresses from one source (override, or _ADDRESS_SOURCES by Service type), the
-    port peers dial, the Service port a Gateway server names, the workload's selector and pod labels."""
+    """The card's ``gateway``: addresses (override, or by Service type), ports, the workload's selector and pod labels."""
     namespace, name = params["gateway_namespace"], params["gateway_service"]
     ref = "%s/%s" % (namespace, name)
     override = list(params.get("gateway_addresses") or [])
@@ -154,14 +152,12 @@ def _node_port_addresses(client, svc, port, ref):
     return addresses, port["nodePort"]
 
 
-# Service type -> function(client, service, chosen port, ref) returning (addresses, port peers dial).
 _ADDRESS_SOURCES = {"LoadBalancer": _load_balancer_addresses, "NodePort": _node_port_addresses}
 
 
 def public_service(svc, domains, pods, warnings):
-    """The card's entry for a public Service, or None (with a warning saying why) when it cannot be exported.
-    ``domains``: (cluster_domain, federation_domain), the registry's hostname's and the exported one's (equal
-    unless exported under an alias); ``pods``: workloads.index() of the pods its selector may pick."""
+    """The card's entry for a public Service, or None with a warning. ``domains``: (cluster_domain, federation_domain),
+    equal unless exported under an alias; ``pods``: workloads.index() of the pods its selector may pick."""
     meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
     ref = "%s/%s" % (meta.get("namespace"), meta.get("name"))
     if spec.get("type") == "ExternalName":
@@ -204,8 +200,7 @@ def public_service(svc, domains, pods, warnings):
 
 
 def _listed(client, resource, selectors):
-    """The objects of core ``resource`` (every namespace) any of ``selectors`` picks ((label selector, its name in
-    errors) pairs, one LIST each), once each, by namespace and name."""
+    """The objects of core ``resource`` any of ``selectors`` ((label selector, name in errors), one LIST each) picks, sorted."""
     found = {}
     for selector, label in selectors:
         for obj in client.list(core_path(resource), label_selector=selector, what="list %s labelled %s" % (resource.capitalize(), label)):

@@ -17,8 +17,6 @@ from ansible_collections.meshfed.istio.plugins.module_utils.kube.kubeconfig impo
 from ansible_collections.meshfed.istio.plugins.module_utils.common.errors import K8sError
 
 FIELD_MANAGER = "meshfed.istio"
-# A list of objects' metadata only (PartialObjectMetadataList), JSON for a server that cannot.
-METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 # Every module's connection options: kubernetes.core's names, aliases and K8S_AUTH_* environment fallbacks
 # (AWX/AAP's Kubernetes credential injects them). An option wins over the environment, which wins over the kubeconfig.
@@ -50,9 +48,8 @@ def connect(params, cluster, pool_size=1):
 
 
 class Client(object):
-    """REST over one urllib3 pool, safe across threads. ``calls`` counts requests per verb (benchmarks assert on it);
-    ``unverified`` names what turned TLS verification off. A request the API server throttles (HTTP 429, API priority
-    and fairness) is retried after its Retry-After (at most MAX_WAIT s), THROTTLE_RETRIES times."""
+    """REST over one urllib3 pool, thread-safe; ``calls``: requests per verb (benchmarks assert on it). A throttled request
+    (HTTP 429, API priority and fairness) is retried after its Retry-After (at most MAX_WAIT s), THROTTLE_RETRIES times."""
 
     THROTTLE_RETRIES = 5
     MAX_WAIT = 10.0
@@ -121,9 +118,9 @@ class Client(object):
     def list(self, path, label_selector=None, what=None, metadata_only=False):
         """The items of a collection, every page (``metadata_only``: as PartialObjectMetadata); 404 (kind not served) raises."""
         query = {"limit": 500, "labelSelector": label_selector} if label_selector else {"limit": 500}
-        items = []
+        items, meta = [], "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"  # else plain JSON
         while True:
-            data = self._request("list", "GET", path, query=query, what=what, accept=METADATA_ONLY if metadata_only else None)
+            data = self._request("list", "GET", path, query=query, what=what, accept=meta if metadata_only else None)
             items.extend(data.get("items") or [])
             query["continue"] = (data.get("metadata") or {}).get("continue")
             if not query["continue"]:

@@ -1,8 +1,7 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where a connection's settings come from: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like
-kubectl, else the pod's service account; the module options over both. Only exec and auth-provider users need the kubernetes
-library, for their credentials: ``import kubernetes`` loads every generated API model (most of a module's start-up)."""
+"""Connection settings: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like kubectl, else the pod's service account;
+the options over both. Only exec and auth-provider users import the kubernetes library: it loads every API model (most of the start-up)."""
 
 import base64
 import contextlib
@@ -27,8 +26,6 @@ except ImportError:
 
 # The pod's service account mount (client-go's rest.InClusterConfig); the lab lays one out at MESHFED_SERVICE_ACCOUNT_DIR.
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-_SECRET_USER_KEYS = ("token", "password", "client-key-data", "client-certificate-data")
-_FILE_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 
 def kubeconfig_secrets(value):
@@ -40,7 +37,7 @@ def kubeconfig_secrets(value):
         user = entry.get("user") if isinstance(entry, dict) else None
         if isinstance(user, dict):
             provider, exec_ = user.get("auth-provider") or {}, user.get("exec")
-            found.update(user.get(key) for key in _SECRET_USER_KEYS)
+            found.update(user.get(key) for key in ("token", "password", "client-key-data", "client-certificate-data"))
             found.update(((provider.get("config") if isinstance(provider, dict) else None) or {}).values())
             env = exec_.get("env") if isinstance(exec_, dict) else None
             found.update(item.get("value") for item in env or [] if isinstance(item, dict))
@@ -109,8 +106,7 @@ def failing(cluster, problem, fields="(field: kubeconfig)", errors=Exception):
 
 
 def settings(params, cluster):
-    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's (the option, else every path of KUBECONFIG,
-    else ~/.kube/config), or the pod's service account when there is none at all; the options over them."""
+    """The Settings of ``params`` (AUTH_ARG_SPEC): the kubeconfig's (option, KUBECONFIG, ~/.kube/config), else the pod's."""
     out = Settings()
     if params.get("kubeconfig") or not params.get("host"):
         source = params.get("kubeconfig") or os.environ.get("KUBECONFIG", "").strip(os.pathsep)
@@ -174,9 +170,8 @@ def _from_kubeconfig(source, context, cluster):
 
 
 def read(sources):
-    """Merge kubeconfigs (paths, or documents given as dicts) like kubectl: the first naming a cluster, user or
-    context wins, current-context from the first that sets one; relative file references resolve against the
-    directory of their file (of a dict: the working directory). {section: {name: body}, "current-context": name}."""
+    """Merge kubeconfigs (paths or dicts) like kubectl: the first naming a cluster, user, context or current-context wins;
+    relative file references resolve against their file's directory. ``{section: {name: body}, "current-context": name}``."""
     merged = {"clusters": {}, "users": {}, "contexts": {}, "current-context": None}
     for source in sources:
         doc, base = source, os.getcwd()
@@ -190,15 +185,14 @@ def read(sources):
             for item in doc.get(section) or []:
                 if isinstance(item, dict) and item.get("name") not in merged[section]:
                     body = merged[section][item.get("name")] = dict(item.get(what) or {})
-                    for field in _FILE_FIELDS:
+                    for field in ("certificate-authority", "client-certificate", "client-key", "tokenFile"):
                         if body.get(field) and not os.path.isabs(str(body[field])):
                             body[field] = os.path.join(base, os.path.expanduser(str(body[field])))
     return merged
 
 
 def _load(config, context, what, loader, cluster):
-    """The Settings of a context of a merged kubeconfig (ValueError for a broken one); ``loader``: the library's
-    arguments for the same kubeconfig, for an exec or auth-provider user."""
+    """The Settings of a context of a merged kubeconfig; ``loader``: the library's arguments, for an exec or auth-provider user."""
     ctx = _named(config, "contexts", context or config["current-context"])
     server = _named(config, "clusters", ctx.get("cluster"))
     user = _named(config, "users", ctx.get("user")) if ctx.get("user") else {}

@@ -1,15 +1,13 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bounded concurrent writes: a cluster's writes are independent requests, so a first run sends up to ``limit``
-at a time instead of paying one round trip per object in sequence."""
+"""Bounded concurrent writes: a cluster's writes are independent, so a first run sends ``limit`` at a time, not one round trip each."""
 
 from concurrent.futures import ThreadPoolExecutor
 
 
 def run_jobs(jobs, limit):
-    """Run ``jobs`` (each a list of ``(call, record)`` steps, run in order in one thread: e.g. an object, then its status)
-    with at most ``limit`` jobs in flight; once a call fails no further job starts. Then, in the calling thread and in
-    ``jobs`` order, ``record(result)`` runs for every step that succeeded and the first error is raised."""
+    """Run ``jobs`` (each a list of ``(call, record)`` steps run in order in one thread, e.g. an object then its status), ``limit`` in
+    flight, none started once a call failed; then ``record(result)`` of each step that succeeded, here and in order; raise the first error."""
     stopped = []
 
     def run(steps):

@@ -23,7 +23,6 @@ from ansible_collections.meshfed.istio.plugins.module_utils.pki.certs import par
 from ansible_collections.meshfed.istio.plugins.module_utils.pki.jose import key_fingerprint, load_public_key, make_jwt, verify_detached
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-CLOCK_SKEW = datetime.timedelta(seconds=300)
 PROTOCOLS = ("meshfed", "deckhouse")
 CARD_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS")
 
@@ -118,8 +117,7 @@ def _fingerprint_text(value):
 
 
 class PeerSpec:
-    """Where a peer's metadata is and what it is trusted by (inventory host vars of a metadata peer; ``protocol`` is one of
-    PROTOCOLS, the modules' choices)."""
+    """Where a peer's metadata is and what it is trusted by (a metadata peer's inventory host vars)."""
 
     def __init__(self, name, location, protocol="meshfed", signer_key=None, root_sha256=None, ca_pem=None, validate_certs=True, trust_domain=None):
         self.name, self.location, self.protocol = name, location, protocol
@@ -168,7 +166,7 @@ def _signed(fetcher, key, rel, raw, document):
 def _check_validity(ext, what, now, not_before=None):
     issued = parse_time(ext.get("issuedAt"), what + " meshfed.issuedAt")
     expires = parse_time(ext.get("expiresAt"), what + " meshfed.expiresAt")
-    if issued - now > CLOCK_SKEW:
+    if issued - now > datetime.timedelta(seconds=300):  # clock skew
         raise MetadataError("%s is issued in the future (%s); check the publisher's clock" % (what, iso(issued)), "not_yet_valid")
     if expires <= now:
         raise MetadataError("%s expired at %s; the peer must republish its metadata" % (what, iso(expires)), "expired")

@@ -62,9 +62,8 @@ def _render(card, cluster_uuid, private_key, validity_times):
 
 
 def plan_publication(card, cluster_uuid, private_key, existing, now=None, validity=DEFAULT_VALIDITY, renew_before=None):
-    """``(files, changed)``: the bytes each path must hold. Ed25519 signatures are deterministic, so the ``existing`` files (path ->
-    bytes or None) are kept, and a rerun changes nothing, while they are exactly what the card gives with their own validity times
-    and stay valid for longer than ``renew_before`` (default: a third of ``validity``)."""
+    """``(files, changed)``: Ed25519 signatures are deterministic, so the ``existing`` files (path -> bytes or None) are kept while
+    they are exactly what the card gives with their own times and valid for longer than ``renew_before`` (default validity/3)."""
     now = now or times.utcnow()
     renew_before = validity // 3 if renew_before is None else renew_before
     try:

@@ -84,8 +84,8 @@ def _compact_jws(private_key, header, payload):
 def sign_detached(private_key, payload):
     """JWS compact serialization with a detached payload: ``<header>..<signature>``."""
     header = {"alg": "EdDSA", "typ": JWS_TYPE, "kid": key_fingerprint(private_key.public_key())}
-    protected, _payload, signature = _compact_jws(private_key, header, payload)
-    return protected + ".." + signature
+    parts = _compact_jws(private_key, header, payload)
+    return parts[0] + ".." + parts[2]
 
 
 def verify_detached(public_key, payload, signature, what):

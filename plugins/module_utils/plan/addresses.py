@@ -1,11 +1,7 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Stable, collision-free virtual addresses for imported hostnames (pure).
-
-Istio's sidecar DNS proxy only answers for ServiceEntry hosts with an address (``pkg/dns/server/name_table.go``),
-so each imported host gets one. The default range 240.241.0.0/16 (class E, never routed) is next to, not
-inside, Istio's own auto-allocation range 240.240.0.0/16, so the two never hand out the same address.
-"""
+"""Stable virtual addresses for imported hostnames: Istio's DNS proxy only answers for ServiceEntry hosts with an address
+(``pkg/dns/server/name_table.go``). 240.241.0.0/16 (class E) is next to Istio's own auto-allocation range 240.240.0.0/16."""
 
 import hashlib
 import ipaddress
@@ -18,9 +14,8 @@ class AddressRangeError(ValueError):
 
 
 def allocate(hostnames, network, existing=None):
-    """``{hostname: address}`` in ``network``: an address held in ``existing`` (``{hostname: address}``, read
-    back from the ServiceEntries) stays if still in range and free; a new host gets ``sha256(host) mod size``,
-    the next free one on collision."""
+    """``{hostname: address}`` in ``network``: one held in ``existing`` stays if in range and free; a new host gets
+    ``sha256(host) mod size``, the next free one on collision."""
     try:
         net = ipaddress.ip_network(str(network), strict=True)
     except ValueError as exc:

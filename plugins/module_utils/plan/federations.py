@@ -1,9 +1,7 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The IstioFederation record, one cluster-scoped object per peer (pure): ``spec`` the peer's trust domain,
-gateways, root fingerprints and, for a peer known through its published metadata, its coordinates (as
-Deckhouse's ``metadataEndpoint``); ``status.metadataCache`` the peer's card as last accepted, read back for
-peers not gathered in a run; ``status.conditions`` ``MetadataVerified``, the outcome of the last fetch."""
+"""The IstioFederation record of a peer (pure): ``spec`` its trust domain, gateways, roots and metadata coordinates (as Deckhouse's
+``metadataEndpoint``); ``status.metadataCache`` its card as last accepted; ``status.conditions`` the last fetch's MetadataVerified."""
 
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import PEER_LABEL, labels, new_object
 
@@ -42,8 +40,7 @@ def federation_object(local_name, peer):
 
 
 def federation_status(peer):
-    """The metadata cache of the IstioFederation status (timestamp added on write); for a metadata peer its
-    identity and validity too (stable until the peer republishes)."""
+    """The status' metadata cache (timestamp added on write); for a metadata peer its identity and validity too."""
     meta = metadata_of(peer) or {}
     roots = [{"sha256": r["sha256"], "subject": r.get("subject", ""), "notAfter": r.get("not_after", ""),
               "pem": r["pem"]} for r in peer["root_cas"]]
@@ -57,8 +54,7 @@ def federation_status(peer):
 
 
 def view(name, state, current, desired_status):
-    """What a cluster holds of peer ``name`` (``state``: a PEER_STATES value): from the status planned this
-    run, else from the cache of its IstioFederation ``current``; with the time that cache was written."""
+    """What a cluster holds of peer ``name`` (a PEER_STATES ``state``): the status planned this run, else ``current``'s cache."""
     cached = ((current or {}).get("status") or {}).get("metadataCache") or {}
     cache = desired_status or cached
     public, private = cache.get("public") or {}, cache.get("private") or {}
@@ -110,31 +106,20 @@ def _issued_at(status):
 
 
 def last_accepted(federations):
-    """``{peer: issuedAt}`` of the metadata each IstioFederation (``{peer: object}``) caches: the copy last
-    accepted. A copy issued earlier is a replay (``peer_metadata``'s ``not_before``)."""
+    """``{peer: issuedAt}`` of the copy each IstioFederation caches; one issued earlier is a replay (``not_before``)."""
     issued = dict((name, _issued_at((obj or {}).get("status"))) for name, obj in sorted((federations or {}).items()))
     return dict((name, at) for name, at in issued.items() if at)
 
 
-def rollback_message(issued_at, current_status):
-    """A message when metadata issued at ``issued_at`` predates the copy ``current_status`` caches (a replay)."""
-    last = _issued_at(current_status)
-    # same fixed-width UTC format (YYYY-MM-DDTHH:MM:SSZ): string order is time order
-    if issued_at and last and issued_at < last:
-        return ("metadata issued at %s is older than the copy last accepted (issued %s): an older copy is being "
-                "replayed; refused" % (issued_at, last))
-    return None
-
-
 def demote_replays(desired, current_statuses):
-    """Peers whose metadata is older than the copy their IstioFederation holds (``current_statuses``) become
-    unreachable: nothing is planned for them, what the cluster holds is kept, and their condition says why."""
+    """Peers whose metadata is older than their IstioFederation's copy become unreachable (kept, condition says why)."""
     for name in sorted(desired["statuses"]):
-        message = rollback_message(desired["statuses"][name]["public"].get("issuedAt"), current_statuses.get(name))
-        if message:
+        issued, last = desired["statuses"][name]["public"].get("issuedAt"), _issued_at(current_statuses.get(name))
+        if issued and last and issued < last:  # the same fixed-width UTC format: string order is time order
             desired["objects"] = [o for o in desired["objects"] if o["metadata"]["labels"].get(PEER_LABEL) != name]
             desired["ca_entries"] = [e for e in desired["ca_entries"] if e["peer"] != name]
             del desired["statuses"][name]
             desired["preserve_peers"] = sorted(set(desired["preserve_peers"]) | {name})
-            desired["conditions"][name] = [refused_condition("rollback", "%s: %s" % (name, message))]
+            message = "%s: metadata issued at %s is older than the copy last accepted (issued %s): an older copy is being replayed; refused"
+            desired["conditions"][name] = [refused_condition("rollback", message % (name, issued, last))]
     return desired

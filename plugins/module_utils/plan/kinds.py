@@ -54,12 +54,6 @@ def kind_path(kind, namespace, istio_version, name=None, subresource=None):
                     name, subresource)
 
 
-def config_hash(obj):
-    """Stable hash of what we declare (labels, spec); stored in an annotation on the object."""
-    payload = {"labels": (obj.get("metadata") or {}).get("labels") or {}, "spec": obj.get("spec")}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
-
-
 def labels(local, peer=None, role="import"):
     """The labels of an object written on cluster ``local``: owner, cluster, role and (imports) the peer."""
     out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: local, ROLE_LABEL: role}
@@ -69,16 +63,15 @@ def labels(local, peer=None, role="import"):
 
 
 def new_object(kind, istio_version, metadata, spec):
-    """An object of ``kind`` with the hash of what it declares in an annotation."""
-    obj = {"apiVersion": api_version(kind, istio_version), "kind": kind, "metadata": metadata, "spec": spec}
-    metadata.setdefault("annotations", {})[HASH_ANNOTATION] = config_hash(obj)
-    return obj
+    """An object of ``kind`` with a stable hash of what it declares (labels, spec) in an annotation."""
+    payload = json.dumps({"labels": metadata.get("labels") or {}, "spec": spec}, sort_keys=True, separators=(",", ":"))
+    metadata.setdefault("annotations", {})[HASH_ANNOTATION] = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    return {"apiVersion": api_version(kind, istio_version), "kind": kind, "metadata": metadata, "spec": spec}
 
 
 def deliverable(desired, existing, owned):
-    """``(objects, conflicts)``: the desired objects to write (apply or render), and those left out because an
-    object this cluster does not own (``owned(obj)`` false) holds the name; an import whose ServiceEntry is
-    blocked is not federated, so its DestinationRule (same name) is left out too (in neither list)."""
+    """``(objects to write, conflicts)``: an object not ``owned`` holding the name is a conflict; an import whose
+    ServiceEntry is blocked is not federated, so its DestinationRule (same name) is left out too (in neither list)."""
     keys = [object_key(obj) for obj in desired["objects"]]
     taken = set(key for key in keys if key in existing and not owned(existing[key]))
     blocked = set(key[1:] for key in taken if key[0] == "ServiceEntry")

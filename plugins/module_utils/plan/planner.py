@@ -1,9 +1,7 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure federation planner: cluster cards in, the objects one (local) cluster must hold out (no I/O): per peer an
-``IstioFederation``; per imported hostname a ``ServiceEntry`` to the peer's gateway and an ``ISTIO_MUTUAL``
-``DestinationRule``; the export ``Gateway`` and alias ServiceEntries (docs/design.md); the peers' roots as
-``caCertificates`` entries scoped to each peer's trust domain."""
+"""Pure planner: cluster cards in, the objects one cluster must hold out (docs/design.md): per peer an IstioFederation and its
+roots (caCertificates scoped to its trust domain), per import a ServiceEntry and an ISTIO_MUTUAL DestinationRule, the export."""
 
 import hashlib
 import re
@@ -16,10 +14,9 @@ from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import (
     EXPORT_GATEWAY_NAME, PEER_LABEL, labels, new_object, object_key)
 
 _DNS_CAPTURE_OFF = (
-    "DNS capture is off (meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE is not \"true\"): pods "
-    "resolve names through kube-dns, which does not know the imported hostnames, so clients cannot resolve them. "
-    "Set ISTIO_META_DNS_CAPTURE: \"true\" in your Istio install's proxyMetadata (or per workload with the "
-    "proxy.istio.io/config annotation) and restart the clients")
+    "DNS capture is off (meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE is not \"true\"): pods resolve names through kube-dns, "
+    "which does not know the imported hostnames, so clients cannot resolve them. Set ISTIO_META_DNS_CAPTURE: \"true\" in your Istio "
+    "install's proxyMetadata (or per workload with the proxy.istio.io/config annotation) and restart the clients")
 
 
 def object_name(*parts):
@@ -31,8 +28,7 @@ def object_name(*parts):
 
 
 def unique_name(prefix, *parts):
-    """``<prefix>-<parts joined>-<hash of the parts>``: injective where joining with "-" is not
-    (``foo-bar``/``baz`` and ``foo``/``bar-baz``), readable, at most 63 characters."""
+    """``<prefix>-<parts joined>-<hash of the parts>``: injective where joining with "-" is not, at most 63 characters."""
     digest = hashlib.sha256("/".join(parts).encode("utf-8")).hexdigest()[:8]
     return "%s-%s" % (object_name(prefix, *parts)[:54].rstrip("-"), digest)
 
@@ -83,12 +79,10 @@ def _se_port(port, target=False):
 
 def plan(local, peers, unreachable=(), namespace=None, api_version="v1", local_hostnames=(), export=True,
          refused=None, imports=None, other_gateways=(), current_statuses=None, published=False):
-    """Desired state of the cluster whose card is ``local``, given its ``peers``' cards: ``objects``, ``statuses``,
-    ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``. ``unreachable``: peers not gathered this run,
-    whose objects are kept (``preserve_peers``) and, for a metadata peer, why it was ``refused`` (``{peer: {reason,
-    message}}``). ``imports``: ``{namespaces (exportTo), hosts ({peer or "*": [globs]}), address_range, addresses
-    (held)}``. ``current_statuses`` (``{peer: status}``): a replayed metadata peer is demoted. ``published``: peers
-    may import from the published metadata, so the export Gateway is planned without peers."""
+    """Desired state of cluster ``local``: ``objects``, ``statuses``, ``conditions``, ``ca_entries``, ``preserve_peers``, ``warnings``.
+    ``unreachable`` peers keep their objects and get the ``refused`` (``{peer: {reason, message}}``) condition; ``imports``:
+    ``{namespaces, hosts ({peer or "*": [globs]}), address_range, addresses (held)}``; ``current_statuses`` demote a replayed
+    peer; ``published``: the export Gateway is planned without peers (they may import from the published metadata)."""
     unreachable = sorted(set(unreachable or ()))
     _raise_if(_card_problems(local, peers, unreachable))
     local_name, imports = local["name"], dict(imports or {})
@@ -199,8 +193,7 @@ def _import_peer(desired, local_name, peer, where, assigned, export_to):
 
 
 def _export(desired, local, api_version, other_gateways):
-    """The AUTO_PASSTHROUGH export Gateway (the gateway Service's port and namespace; the hosts no other
-    passthrough server covers) and the alias ServiceEntries."""
+    """The AUTO_PASSTHROUGH export Gateway (for the hosts no other passthrough server covers) and the alias ServiceEntries."""
     gw, services = local["gateway"], local.get("public_services") or []
     gw_ns, port, export_labels = gw["service"]["namespace"], gw.get("service_port") or gw["port"], labels(local["name"], role="export")
     workload = {"namespace": gw_ns, "labels": gw.get("pod_labels") or [gw.get("selector") or {}], "service_port": port,
@@ -223,8 +216,7 @@ def _export(desired, local, api_version, other_gateways):
             "as a second server would give duplicate filter chains and Envoy would reject the whole listener. Export "
             "selection is not enforced by the data plane there: every service matching %s is reachable by peers "
             "this cluster trusts" % (ref, ", ".join(patterns), ", ".join(covered), ", ".join(patterns)))))
-    # An alias host enters the gateway's registry as a MESH_INTERNAL ServiceEntry selecting the Service's own pods:
-    # the gateway builds its SNI filter chain with those endpoints, on the Service's target ports, with Istio mTLS.
+    # an alias is a MESH_INTERNAL ServiceEntry selecting the Service's pods: the gateway's SNI chain uses their target ports
     desired["objects"].extend(new_object("ServiceEntry", api_version, {
         "name": unique_name("meshfed-alias", s["name"]), "namespace": s["namespace"], "labels": dict(export_labels)}, {
         "hosts": [s["hostname"]], "location": "MESH_INTERNAL", "resolution": "STATIC",

@@ -1,8 +1,7 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Converge one cluster onto a plan (planner.py) with a constant number of reads, however many peers and
-services: one cluster-wide LIST per kind (kinds.KINDS), Services' metadata when a peer hostname may clash, GET the
-mesh ConfigMap and the istiod Deployment; then one write per object that changes, so a rerun changes nothing."""
+"""Converge one cluster onto a plan (planner.py) with a constant number of reads (one cluster-wide LIST per kind,
+Services' metadata on a possible clash, the mesh ConfigMap, istiod), then one write per change: a rerun changes nothing."""
 
 import copy
 import json
@@ -68,13 +67,12 @@ class Reconciler(object):
         self.diffs, self.warnings, self.changed, self.trust = [], [], False, None
 
     def converge(self, desired, existing=None):
-        """Trust, objects and statuses, then pruning; returns the mesh config as left (for :meth:`check_istiod`).
-        ``existing``: what :meth:`list_existing` returned, when the caller listed before planning."""
+        """Trust, objects and statuses, then pruning; returns the mesh config as left (for :meth:`check_istiod`)."""
         existing = self.list_existing() if existing is None else existing
         self._add_warnings(desired.get("warnings") or [])
         mesh = self.converge_trust(desired) if self.trust_mode == "configmap" else self.trust_values(desired)
         keys = self.converge_objects(desired, existing)
-        owned = self.federations(existing)  # an unreachable peer's IstioFederation says why its metadata was refused
+        owned = self.federations(existing)  # an unreachable peer's status says why its metadata was refused
         refused = sorted((set(desired["conditions"]) - set(desired["statuses"])) & set(owned))
         steps = [self._status_step(name, owned[name], None, desired["conditions"][name]) for name in refused]
         run_jobs([[step] for step in steps if step], 1)
@@ -131,8 +129,7 @@ class Reconciler(object):
         return [obj for key, obj in sorted(existing.items()) if key[0] == "Gateway" and not is_owned(obj, self.cluster)]
 
     def local_hostnames(self, cluster_domain, hostnames):
-        """Which of ``hostnames`` a local Service serves. Only names under this cluster's domain can clash, so
-        a fleet with distinct domains sends no request; otherwise one LIST of Services' metadata only."""
+        """Which of ``hostnames`` a local Service serves: one LIST of Services' metadata, only if one is under our domain."""
         suffix = ".svc." + cluster_domain
         if not any(host.endswith(suffix) for host in hostnames):
             return set()
@@ -152,8 +149,7 @@ class Reconciler(object):
         return objects, conflicts
 
     def converge_objects(self, desired, existing):
-        """Apply each desired object that differs, ``write_concurrency`` at a time: every IstioFederation (and
-        its status) first, then the imports and the export Gateway. Returns the keys wanted (the rest may be pruned)."""
+        """Apply what differs, IstioFederations (and status) first; returns the keys wanted (the rest may be pruned)."""
         objects, conflicts = self.deliverable(desired, existing)
         waves = ([], [])
         for obj in objects:
@@ -182,8 +178,7 @@ class Reconciler(object):
                                               "created" if current is None else "updated"))
 
     def _status_step(self, name, current, cache, conditions):
-        """``(call, record)`` writing IstioFederation ``name``'s status: the metadata cache ``cache`` (None: a peer not
-        gathered, whose cache stays) and the MetadataVerified ``conditions``; None when it says that already."""
+        """``(call, record)`` writing ``name``'s status (``cache`` None: a peer not gathered keeps its cache), or None."""
         status = (current or {}).get("status") or {}
         held = dict((k, v) for k, v in (status.get("metadataCache") or {}).items() if k != "lastChangeTimestamp")
         if self.check_mode and current is None:
@@ -207,8 +202,7 @@ class Reconciler(object):
         return lambda: self.client.apply(path, body, dry_run=self.check_mode, what="apply status of " + ref), record
 
     def prune(self, existing, desired_keys, preserve_peers):
-        """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports
-        before their federation), ``write_concurrency`` at a time within a level."""
+        """Delete owned objects no longer desired, one ``prune_order`` level after the other (imports first)."""
         levels = {}
         for key in sorted(existing, key=lambda k: (BY_NAME[k[0]].prune_order, k[1] or "", k[2])):
             obj = existing[key]
@@ -222,8 +216,7 @@ class Reconciler(object):
             run_jobs(levels[order], self.write_concurrency)
 
     def _delete_step(self, key, obj):
-        """``(call, record)`` deleting ``obj`` (nothing is sent in check mode); an object that changed
-        meanwhile (409) is left for the next run."""
+        """``(call, record)`` deleting ``obj``; one that changed meanwhile (409) is left for the next run."""
         path, ref = kind_path(key[0], key[1], self.api_version, key[2]), object_ref(obj)
 
         def call():
@@ -245,9 +238,8 @@ class Reconciler(object):
 
     # -- trust ----------------------------------------------------------------------------------------
     def converge_trust(self, desired):
-        """Merge the peers' roots into the mesh config (its ``managed`` annotation: ``{sha256: peers}`` this
-        collection added), patch it guarded by the resourceVersion read, re-read and re-merge on a conflict
-        (409); returns the mesh config."""
+        """Merge the peers' roots into the mesh config (annotation ``managed``: ``{sha256: peers}`` we added), patch it
+        guarded by its resourceVersion, re-merge on a conflict (409); returns the mesh config."""
         trust, preserved = self.summary["trust"], set(desired["preserve_peers"])
         wanted = set(pem_sha256(e["pem"]) for e in desired["ca_entries"])
         for attempt in range(1, _CONFLICT_RETRIES + 1):
@@ -263,10 +255,9 @@ class Reconciler(object):
             gone = [fp for fp in managed if fp not in present and fp in wanted]
             trust["reverted"] = _listed(managed, gone)
             if gone:  # roots an earlier run wrote are gone: an installer rewrote the mesh config
-                self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote "
-                           "the mesh config (a Helm or istioctl upgrade renders it from its values) and reverted them; "
-                           "restored now. Until now this cluster rejected those peers' workloads. To keep them across "
-                           "upgrades, put them in the install's values (trust_mode: values)"
+                self._warn("the roots of %s that an earlier run wrote to ConfigMap %s were gone: something rewrote the mesh config (a Helm "
+                           "or istioctl upgrade renders it from its values) and reverted them; restored now. Until now this cluster rejected "
+                           "those peers' workloads. To keep them across upgrades, put them in the install's values (trust_mode: values)"
                            % (", ".join(sorted(set(managed[fp] for fp in gone))), self.mesh_ref))
             new_text, new_managed, changed, warnings = update_ca_certificates(
                 text, self.cluster, desired["ca_entries"], managed, preserve_peers=desired["preserve_peers"],

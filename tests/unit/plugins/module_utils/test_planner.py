@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import config_hash
+from ansible_collections.meshfed.istio.plugins.module_utils.plan.kinds import HASH_ANNOTATION, new_object
 from ansible_collections.meshfed.istio.plugins.module_utils.plan.planner import PlanError, object_name, plan
 
 from ...cards import BAR, card
@@ -147,9 +147,16 @@ def test_object_name_is_a_stable_dns_label():
     assert object_name("meshfed", "Cluster.B", "x") == "meshfed-cluster-b-x"
 
 
+def config_hash(obj):
+    """The hash new_object gives ``obj`` (on a copy of its metadata)."""
+    metadata = dict(obj["metadata"], annotations=dict(obj["metadata"]["annotations"]))
+    return new_object(obj["kind"], "v1", metadata, obj["spec"])["metadata"]["annotations"][HASH_ANNOTATION]
+
+
 def test_config_hash_follows_spec_and_labels_only(a, b):
     se = plan(a, [b])["objects"][1]
     h = config_hash(se)
+    assert se["metadata"]["annotations"][HASH_ANNOTATION] == h
     se["metadata"]["annotations"]["other"] = "x"
     assert config_hash(se) == h
     se["spec"]["ports"][0]["number"] = 8081
