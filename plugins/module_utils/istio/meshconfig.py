@@ -109,10 +109,8 @@ def _item_entry(lines, indent):
 
 
 def _splice(text, current, entries):
-    """``text`` with caCertificates ``entries``: each entry is the first unused item of ``current`` holding it,
-    its text (leading comment lines, indentation, flow style) byte for byte, else rendered in the block's
-    indentation; a dropped item goes with its text but for its leading comment lines, kept at the end of the
-    block. Raises _Unsafe when that is not possible."""
+    """``text`` with caCertificates ``entries``: a kept entry keeps its item's text byte for byte, a new one is
+    rendered in the block's indentation, a dropped one leaves its leading comments at the block's end; else _Unsafe."""
     lines = text.splitlines(True)
     region = _block_region(lines)
     if region is None:
@@ -153,11 +151,9 @@ def _splice(text, current, entries):
 
 
 def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), configmap="istio"):
-    """Converge our entries of ``caCertificates``: ``(new_text, new_managed, changed, warnings)``, ``new_text is
-    text`` when unchanged. ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of
-    the entries written before (peers comma-joined when they share a root); the others are the user's and keep
-    their text byte for byte, ours of ``preserve_peers`` too. An edit that cannot be made so is an error naming
-    ``configmap`` and why, and nothing changes (never a rewrite)."""
+    """Converge our caCertificates entries: ``(new_text, new_managed, changed, warnings)``. ``desired``: ``[{"pem",
+    "trustDomains", "peer"}]``; ``managed``: ``{sha256: "peer[,peer]"}`` written before. The user's entries, and ours
+    of ``preserve_peers``, keep their text byte for byte; an edit that cannot be so is an error (never a rewrite)."""
     text = text or ""
     with about(cluster):
         doc = load_mesh(text)
@@ -182,7 +178,12 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
             return text, new_managed, False, warnings
         try:
             new_text = _splice(text, current, new_list)
-            if not _verified(new_text, doc, new_list):
+            try:
+                new_doc = load_mesh(new_text)
+            except MeshConfigError:
+                new_doc = None
+            same = new_doc is not None and dict(new_doc, caCertificates=None) == dict(doc, caCertificates=None)
+            if not same or (new_doc.get("caCertificates") or []) != new_list:
                 raise _Unsafe("the edited text does not parse back to the same settings")
         except _Unsafe as exc:
             raise MeshConfigError(
@@ -220,16 +221,6 @@ def render_roots(ours):
         rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])}
                         if "trustDomains" in slot else slot["entry"])
     return new_managed, rendered
-
-
-def _verified(new_text, old_doc, new_list):
-    """Whether ``new_text`` is ``old_doc`` with caCertificates ``new_list`` and nothing else changed."""
-    try:
-        new_doc = load_mesh(new_text)
-    except MeshConfigError:
-        return False
-    same_rest = dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None)
-    return same_rest and (new_doc.get("caCertificates") or []) == new_list
 
 
 def check_multiroot(mesh, istiod_env):

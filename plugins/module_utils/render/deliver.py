@@ -31,15 +31,9 @@ class Previous(object):
         self.state_bytes = _read(os.path.join(directory, layout.STATE_FILE))
         self.has_state = self.state_bytes is not None
         listed, self.statuses = layout.parse_state(cluster, self.state_bytes) if self.has_state else ({}, {})
-        self.files, self.objects = {}, {}
-        for path in sorted(listed):
-            data = _read(os.path.join(directory, path))
-            if data is None:
-                continue
-            self.files[path] = data
-            obj = layout.parse_manifest(path, data, self.statuses) if path.endswith(".yaml") else None
-            if obj is not None:
-                self.objects[path] = obj
+        self.files = {path: data for path in sorted(listed) if (data := _read(os.path.join(directory, path))) is not None}
+        parsed = ((path, layout.parse_manifest(path, data, self.statuses)) for path, data in self.files.items() if path.endswith(".yaml"))
+        self.objects = {path: obj for path, obj in parsed if obj is not None}
 
     def existing(self):
         """``{key: object}`` of the rendered objects, as reconcile's list_existing keys them."""
