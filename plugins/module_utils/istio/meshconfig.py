@@ -171,8 +171,8 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
             else:
                 user_entries.append(entry)
                 user_fps.add(fp)  # None (no readable root) never matches a desired root
-        warnings = [prefixed(cluster, w) for w in merge_roots(ours, desired, user_fps)]
-        new_managed, rendered = render_roots(ours)
+        new_managed, rendered, warnings = merge_roots(ours, desired, user_fps)
+        warnings = [prefixed(cluster, w) for w in warnings]
         new_list = user_entries + rendered
         if new_list == current:
             return text, new_managed, False, warnings
@@ -195,7 +195,8 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
 
 
 def merge_roots(ours, desired, user_fps):
-    """Add the desired roots to ``ours`` (``{fp: slot}``, one slot per fingerprint); returns warnings."""
+    """Add the desired roots to ``ours`` (``{fp: slot}``, one slot per fingerprint): ``(new_managed, entries,
+    warnings)``, the entries by peers then fingerprint, a preserved slot's as found."""
     warnings = []
     for item in desired:
         pem = normalize_pem(item["pem"])
@@ -210,17 +211,12 @@ def merge_roots(ours, desired, user_fps):
             slot = ours[fp] = {"peers": set(slot.get("peers", ())), "pem": pem, "trustDomains": domains}
         slot["peers"].add(item["peer"])
         slot["trustDomains"].update(item.get("trustDomains") or [])
-    return warnings
-
-
-def render_roots(ours):
-    """``(new_managed, entries)`` of our slots, by peers then fingerprint; a preserved slot as found."""
     new_managed, rendered = {}, []
     for fp, slot in sorted(ours.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0])):
         new_managed[fp] = ",".join(sorted(slot["peers"]))
         rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])}
                         if "trustDomains" in slot else slot["entry"])
-    return new_managed, rendered
+    return new_managed, rendered, warnings
 
 
 def check_multiroot(mesh, istiod_env):

@@ -7,15 +7,13 @@ ConfigMap ``istio[-<rev>]`` from their values and rewrite it on every upgrade: w
 the collection emits the values to add and reports whether the live mesh config carries them.
 """
 
-from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots, render_roots
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots
 
 
 def render(ca_entries, mesh, revision=None):
     """The ``trust`` result: Helm values, IstioOperator overlay, and whether the live ``mesh`` has them.
     caCertificates is the ConfigMap mode's merge (one entry per distinct root), with no entry of anyone else."""
-    slots = {}
-    merge_roots(slots, ca_entries, set())
-    peers_by_fp, wanted = render_roots(slots)
+    peers_by_fp, wanted = merge_roots({}, ca_entries, set())[:2]
     live = {}  # root -> the trust domains the live mesh config gives it
     for entry in (mesh or {}).get("caCertificates") or []:
         if fingerprint(entry):
