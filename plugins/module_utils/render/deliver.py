@@ -23,7 +23,7 @@ def _read(path):
         raise MeshfedError("cannot read %s: %s" % (path, exc.strerror), field="render_dir")
 
 
-class Previous(object):
+class Previous:
     """What an earlier render left in ``directory``: ``files`` (``{path: bytes}``, those still on disk), the
     ``objects`` in them (``{path: object}``, an IstioFederation with its kept status), ``statuses``."""
 
@@ -40,7 +40,7 @@ class Previous(object):
         return dict((object_key(obj), obj) for obj in self.objects.values())
 
 
-class Rendering(object):
+class Rendering:
     """The files of one cluster's render: ``planned`` changes, ``summary`` and ``diffs`` for the module result."""
 
     def __init__(self, directory, cluster, previous):
@@ -50,18 +50,16 @@ class Rendering(object):
                         "conflicts": [], "files": {"written": [], "removed": [], "unchanged": 0}}
 
     def desired_files(self, desired, objects, trust, now):
-        """Every file the directory should hold (layout.directory); the manifests of preserved (unreachable)
-        peers are the files written earlier, kept as they are."""
+        """Every file the directory should hold (layout.directory); preserved (unreachable) peers' manifests as written before."""
         previous, preserve = self.previous, set(desired["preserve_peers"])
-        self.new_objects = dict((layout.manifest_path(obj), obj) for obj in objects)
-        kept = [path for path, obj in sorted(previous.objects.items())
-                if path not in self.new_objects and (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve]
-        self.summary["kept_unreachable"] = [object_ref(previous.objects[path]) for path in kept]
-        holders = list(self.new_objects.values()) + [previous.objects[path] for path in kept]
-        delivered = set(obj["metadata"]["name"] for obj in holders if obj["kind"] == "IstioFederation")
+        self.new_objects = {layout.manifest_path(obj): obj for obj in objects}
+        kept = {path: obj for path, obj in sorted(previous.objects.items())
+                if path not in self.new_objects and (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve}
+        self.summary["kept_unreachable"] = [object_ref(obj) for obj in kept.values()]
+        delivered = {obj["metadata"]["name"] for obj in [*self.new_objects.values(), *kept.values()] if obj["kind"] == "IstioFederation"}
         statuses = layout.next_statuses(desired, previous.statuses, now)
-        return layout.directory(self.cluster, self.new_objects, dict((path, previous.files[path]) for path in kept),
-                                trust, dict((name, status) for name, status in statuses.items() if name in delivered))
+        return layout.directory(self.cluster, self.new_objects, {path: previous.files[path] for path in kept},
+                                trust, {name: status for name, status in statuses.items() if name in delivered})
 
     def plan(self, desired_files, want_diff=False):
         """Work out the changes against the directory and record them (summary, diffs)."""
