@@ -1,9 +1,8 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Render one cluster's plan into its directory (layout.py: what it holds): read what the previous render left,
-work out the changes, write them. Only files listed in the state file are ever rewritten or removed; a file the
-collection did not write is taken over only when it already holds the desired bytes. A file is written only
-when its bytes change, atomically (a temporary file renamed over it)."""
+"""Render one cluster's plan into its directory (layout.py: what it holds). Only files the state file lists are ever
+rewritten or removed; one the collection did not write is taken over only when it holds the desired bytes. A file is
+written only when its bytes change, atomically (a temporary file renamed over it)."""
 
 import os
 import tempfile

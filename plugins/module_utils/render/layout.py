@@ -65,13 +65,12 @@ def manifest_path(obj):
 def directory(cluster, objects, kept, trust, statuses):
     """Every file of the directory (``{path: bytes}``): the manifests of ``objects`` (``{path: object}``) and ``kept``,
     kustomization.yaml listing them, ``trust`` (Helm values, IstioOperator overlay) and the state."""
-    out = dict((path, _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj)) for path, obj in objects.items())
-    out.update(kept)
+    out = {path: _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj) for path, obj in objects.items()} | kept
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(out)}
     out[KUSTOMIZATION] = _text(_KUSTOMIZATION_HEADER % cluster, kustomization)
     for path, key, hint in _INSTALL_FILES:
         out[path] = _text(_VALUES_HEADER % (cluster, hint), trust[key])
-    files = dict((path, hashlib.sha256(data).hexdigest()) for path, data in out.items())
+    files = {path: hashlib.sha256(data).hexdigest() for path, data in out.items()}
     out[STATE_FILE] = _text(_STATE_HEADER % cluster, {"meshfed_render": STATE_VERSION, "cluster": cluster, "files": files,
                                                       "status": statuses})
     return out
