@@ -3,14 +3,14 @@
 """How the export Gateway coexists with the other Gateways on the east-west gateway (pure, no I/O).
 
 Istio merges the servers on one gateway workload and port (``pilot/pkg/model/gateway.go`` MergeGateways,
-``pilot/pkg/networking/core/gateway.go``). An AUTO_PASSTHROUGH server yields a filter chain per in-mesh service
-under its hosts (SNI ``outbound_.<port>_._.<host>``); two covering one service make Envoy reject the whole listener
-(istio/istio#13717), so a host another such server covers is left out of ours: that server passes it through, and
-every service under its wildcard (reported: the export selection is then not enforced). Two TLS servers naming one
-host, or a plain-text server on the port (one protocol per port), make Istio drop a server: clashes, refused naming
-the other Gateway. A Gateway selects the workload when its selector is a subset of a pod's labels (with
-``PILOT_SCOPE_GATEWAY_TO_NAMESPACE``, in its namespace only); a server is on our listener by the gateway Service
-port (istiod maps it to the target port), or by the target port when that is no Service port.
+``pilot/pkg/networking/core/gateway.go``). An AUTO_PASSTHROUGH server yields a filter chain per in-mesh service under
+its hosts (SNI ``outbound_.<port>_._.<host>``); two covering one service make Envoy reject the whole listener
+(istio/istio#13717), so a host another such server covers is left out of ours (that server passes it through, and
+every service under its wildcard: reported, the export selection is then not enforced). Two TLS servers naming one
+host, or a plain-text server on the port, make Istio drop a server: refused, naming the other Gateway. A Gateway
+selects the workload when its selector is a subset of a pod's labels (``PILOT_SCOPE_GATEWAY_TO_NAMESPACE``: in its
+namespace only); a server is on our listener by the gateway Service port (istiod maps it to the target port), or by
+the target port when that is no Service port.
 """
 
 from ansible_collections.meshfed.istio.plugins.module_utils.istio.rules import host_matches
@@ -18,11 +18,8 @@ from ansible_collections.meshfed.istio.plugins.module_utils.istio.workloads impo
 
 
 def coexistence(gateways, workload, hosts, scope_to_namespace=False):
-    """The other Gateways on ``workload`` (``{namespace, labels: [pod labels], service_port, target_port,
-    service_ports}``) against our export ``hosts``.
-
-    Returns ``{"covered": {host: "ns/name"}, "passthrough": {"ns/name": [hosts]}, "clashes": [str]}``.
-    """
+    """The other Gateways on ``workload`` (``{namespace, labels: [pod labels], service_port, target_port, service_ports}``)
+    against our export ``hosts``: ``{"covered": {host: "ns/name"}, "passthrough": {"ns/name": [hosts]}, "clashes": [str]}``."""
     covered, passthrough, clashes = {}, {}, []
     for gw in sorted(gateways, key=lambda g: (g["metadata"].get("namespace") or "", g["metadata"]["name"])):
         meta, spec = gw["metadata"], gw.get("spec") or {}

@@ -109,10 +109,8 @@ def _item_entry(lines, indent):
 
 
 def _splice(text, current, entries):
-    """``text`` with caCertificates ``entries``: each entry is the first unused item of ``current`` holding it,
-    its text (leading comment lines, indentation, flow style) byte for byte, else rendered in the block's
-    indentation; a dropped item goes with its text but for its leading comment lines, kept at the end of the
-    block. Raises _Unsafe when that is not possible."""
+    """``text`` with caCertificates ``entries``: a kept entry keeps its item's text byte for byte, a new one is
+    rendered in the block's indentation, a dropped one leaves its leading comments at the block's end; else _Unsafe."""
     lines = text.splitlines(True)
     region = _block_region(lines)
     if region is None:
@@ -153,11 +151,9 @@ def _splice(text, current, entries):
 
 
 def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), configmap="istio"):
-    """Converge our entries of ``caCertificates``: ``(new_text, new_managed, changed, warnings)``, ``new_text is
-    text`` when unchanged. ``desired``: ``[{"pem", "trustDomains", "peer"}]``; ``managed``: ``{sha256: peer}`` of
-    the entries written before (peers comma-joined when they share a root); the others are the user's and keep
-    their text byte for byte, ours of ``preserve_peers`` too. An edit that cannot be made so is an error naming
-    ``configmap`` and why, and nothing changes (never a rewrite)."""
+    """Converge our caCertificates entries: ``(new_text, new_managed, changed, warnings)``. ``desired``: ``[{"pem",
+    "trustDomains", "peer"}]``; ``managed``: ``{sha256: "peer[,peer]"}`` written before. The user's entries, and ours
+    of ``preserve_peers``, keep their text byte for byte; an edit that cannot be so is an error (never a rewrite)."""
     text = text or ""
     with about(cluster):
         doc = load_mesh(text)
@@ -175,14 +171,19 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
             else:
                 user_entries.append(entry)
                 user_fps.add(fp)  # None (no readable root) never matches a desired root
-        warnings = [prefixed(cluster, w) for w in merge_roots(ours, desired, user_fps)]
-        new_managed, rendered = render_roots(ours)
+        new_managed, rendered, warnings = merge_roots(ours, desired, user_fps)
+        warnings = [prefixed(cluster, w) for w in warnings]
         new_list = user_entries + rendered
         if new_list == current:
             return text, new_managed, False, warnings
         try:
             new_text = _splice(text, current, new_list)
-            if not _verified(new_text, doc, new_list):
+            try:
+                new_doc = load_mesh(new_text)
+            except MeshConfigError:
+                new_doc = None
+            same = new_doc is not None and dict(new_doc, caCertificates=None) == dict(doc, caCertificates=None)
+            if not same or (new_doc.get("caCertificates") or []) != new_list:
                 raise _Unsafe("the edited text does not parse back to the same settings")
         except _Unsafe as exc:
             raise MeshConfigError(
@@ -194,7 +195,8 @@ def update_ca_certificates(text, cluster, desired, managed, preserve_peers=(), c
 
 
 def merge_roots(ours, desired, user_fps):
-    """Add the desired roots to ``ours`` (``{fp: slot}``, one slot per fingerprint); returns warnings."""
+    """Add the desired roots to ``ours`` (``{fp: slot}``, one slot per fingerprint): ``(new_managed, entries,
+    warnings)``, the entries by peers then fingerprint, a preserved slot's as found."""
     warnings = []
     for item in desired:
         pem = normalize_pem(item["pem"])
@@ -209,27 +211,12 @@ def merge_roots(ours, desired, user_fps):
             slot = ours[fp] = {"peers": set(slot.get("peers", ())), "pem": pem, "trustDomains": domains}
         slot["peers"].add(item["peer"])
         slot["trustDomains"].update(item.get("trustDomains") or [])
-    return warnings
-
-
-def render_roots(ours):
-    """``(new_managed, entries)`` of our slots, by peers then fingerprint; a preserved slot as found."""
     new_managed, rendered = {}, []
     for fp, slot in sorted(ours.items(), key=lambda kv: (sorted(kv[1]["peers"]), kv[0])):
         new_managed[fp] = ",".join(sorted(slot["peers"]))
         rendered.append({"pem": slot["pem"], "trustDomains": sorted(slot["trustDomains"])}
                         if "trustDomains" in slot else slot["entry"])
-    return new_managed, rendered
-
-
-def _verified(new_text, old_doc, new_list):
-    """Whether ``new_text`` is ``old_doc`` with caCertificates ``new_list`` and nothing else changed."""
-    try:
-        new_doc = load_mesh(new_text)
-    except MeshConfigError:
-        return False
-    same_rest = dict(new_doc, caCertificates=None) == dict(old_doc, caCertificates=None)
-    return same_rest and (new_doc.get("caCertificates") or []) == new_list
+    return new_managed, rendered, warnings
 
 
 def check_multiroot(mesh, istiod_env):

@@ -53,10 +53,9 @@ def _discovery_container(deployment):
 
 
 def istiod_env(deployment):
-    """Literal env values of istiod's discovery container (valueFrom is not resolvable here): the one rule
-    for reading istiod's settings."""
+    """Literal env values of istiod's discovery container (valueFrom is not resolvable here)."""
     env = _discovery_container(deployment).get("env") or []
-    return dict((e["name"], e["value"]) for e in env if "name" in e and "value" in e)
+    return {e["name"]: e["value"] for e in env if "name" in e and "value" in e}
 
 
 def deployment_revision(deployment):
@@ -68,8 +67,7 @@ def deployment_revision(deployment):
 
 
 def istiod_domain(deployment):
-    """istiod's DNS domain suffix: pilot-discovery's ``--domain`` (default cluster.local; the Helm chart passes
-    ``global.proxy.clusterDomain``)."""
+    """istiod's DNS domain suffix: pilot-discovery's ``--domain`` (Helm: ``global.proxy.clusterDomain``), else cluster.local."""
     container = _discovery_container(deployment)
     args = [str(a) for a in (container.get("args") or []) + (container.get("command") or [])]
     for arg, following in zip(args, args[1:] + [None]):

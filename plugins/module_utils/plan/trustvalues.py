@@ -3,14 +3,12 @@
 """``trust_mode: values``: Helm (chart ``istiod``) and istioctl render the mesh ConfigMap from ``meshConfig`` and rewrite it on
 every upgrade, so the peers' roots are returned as values to add (pure), with whether the live mesh config carries them."""
 
-from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots, render_roots
+from ansible_collections.meshfed.istio.plugins.module_utils.istio.meshconfig import fingerprint, merge_roots
 
 
 def render(ca_entries, mesh, revision=None):
     """The ``trust`` result; caCertificates is the ConfigMap mode's merge (one entry per distinct root)."""
-    slots = {}
-    merge_roots(slots, ca_entries, set())
-    peers_by_fp, wanted = render_roots(slots)
+    peers_by_fp, wanted = merge_roots({}, ca_entries, set())[:2]
     live = {}  # root -> the trust domains the live mesh config gives it
     for entry in (mesh or {}).get("caCertificates") or []:
         if fingerprint(entry):

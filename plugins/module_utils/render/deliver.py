@@ -1,9 +1,8 @@
 # Copyright: meshfed.istio contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Render one cluster's plan into its directory (layout.py: what it holds): read what the previous render left,
-work out the changes, write them. Only files listed in the state file are ever rewritten or removed; a file the
-collection did not write is taken over only when it already holds the desired bytes. A file is written only
-when its bytes change, atomically (a temporary file renamed over it)."""
+"""Render one cluster's plan into its directory (layout.py: what it holds). Only files the state file lists are ever
+rewritten or removed; one the collection did not write is taken over only when it holds the desired bytes. A file is
+written only when its bytes change, atomically (a temporary file renamed over it)."""
 
 import os
 import tempfile
@@ -23,7 +22,7 @@ def _read(path):
         raise MeshfedError("cannot read %s: %s" % (path, exc.strerror), field="render_dir")
 
 
-class Previous(object):
+class Previous:
     """What an earlier render left in ``directory``: ``files`` (``{path: bytes}``, those still on disk), the
     ``objects`` in them (``{path: object}``, an IstioFederation with its kept status), ``statuses``."""
 
@@ -31,22 +30,16 @@ class Previous(object):
         self.state_bytes = _read(os.path.join(directory, layout.STATE_FILE))
         self.has_state = self.state_bytes is not None
         listed, self.statuses = layout.parse_state(cluster, self.state_bytes) if self.has_state else ({}, {})
-        self.files, self.objects = {}, {}
-        for path in sorted(listed):
-            data = _read(os.path.join(directory, path))
-            if data is None:
-                continue
-            self.files[path] = data
-            obj = layout.parse_manifest(path, data, self.statuses) if path.endswith(".yaml") else None
-            if obj is not None:
-                self.objects[path] = obj
+        self.files = {path: data for path in sorted(listed) if (data := _read(os.path.join(directory, path))) is not None}
+        parsed = ((path, layout.parse_manifest(path, data, self.statuses)) for path, data in self.files.items() if path.endswith(".yaml"))
+        self.objects = {path: obj for path, obj in parsed if obj is not None}
 
     def existing(self):
         """``{key: object}`` of the rendered objects, as reconcile's list_existing keys them."""
         return dict((object_key(obj), obj) for obj in self.objects.values())
 
 
-class Rendering(object):
+class Rendering:
     """The files of one cluster's render: ``planned`` changes, ``summary`` and ``diffs`` for the module result."""
 
     def __init__(self, directory, cluster, previous):
@@ -56,18 +49,16 @@ class Rendering(object):
                         "conflicts": [], "files": {"written": [], "removed": [], "unchanged": 0}}
 
     def desired_files(self, desired, objects, trust, now):
-        """Every file the directory should hold (layout.directory); the manifests of preserved (unreachable)
-        peers are the files written earlier, kept as they are."""
+        """Every file the directory should hold (layout.directory); preserved (unreachable) peers' manifests as written before."""
         previous, preserve = self.previous, set(desired["preserve_peers"])
-        self.new_objects = dict((layout.manifest_path(obj), obj) for obj in objects)
-        kept = [path for path, obj in sorted(previous.objects.items())
-                if path not in self.new_objects and (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve]
-        self.summary["kept_unreachable"] = [object_ref(previous.objects[path]) for path in kept]
-        holders = list(self.new_objects.values()) + [previous.objects[path] for path in kept]
-        delivered = set(obj["metadata"]["name"] for obj in holders if obj["kind"] == "IstioFederation")
+        self.new_objects = {layout.manifest_path(obj): obj for obj in objects}
+        kept = {path: obj for path, obj in sorted(previous.objects.items())
+                if path not in self.new_objects and (obj["metadata"].get("labels") or {}).get(PEER_LABEL) in preserve}
+        self.summary["kept_unreachable"] = [object_ref(obj) for obj in kept.values()]
+        delivered = {obj["metadata"]["name"] for obj in [*self.new_objects.values(), *kept.values()] if obj["kind"] == "IstioFederation"}
         statuses = layout.next_statuses(desired, previous.statuses, now)
-        return layout.directory(self.cluster, self.new_objects, dict((path, previous.files[path]) for path in kept),
-                                trust, dict((name, status) for name, status in statuses.items() if name in delivered))
+        return layout.directory(self.cluster, self.new_objects, {path: previous.files[path] for path in kept},
+                                trust, {name: status for name, status in statuses.items() if name in delivered})
 
     def plan(self, desired_files, want_diff=False):
         """Work out the changes against the directory and record them (summary, diffs)."""

@@ -63,16 +63,14 @@ def manifest_path(obj):
 
 
 def directory(cluster, objects, kept, trust, statuses):
-    """Every file of the directory (``{path: bytes}``): the manifests of ``objects`` (``{path: object}``) and the
-    ``kept`` ones, kustomization.yaml listing them, the install pipeline's input (``trust``: Helm values and
-    IstioOperator overlay) and the state."""
-    out = dict((path, _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj)) for path, obj in objects.items())
-    out.update(kept)
+    """Every file of the directory (``{path: bytes}``): the manifests of ``objects`` (``{path: object}``) and ``kept``,
+    kustomization.yaml listing them, ``trust`` (Helm values, IstioOperator overlay) and the state."""
+    out = {path: _text(_OBJECT_HEADER % (cluster, STATE_FILE), obj) for path, obj in objects.items()} | kept
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": sorted(out)}
     out[KUSTOMIZATION] = _text(_KUSTOMIZATION_HEADER % cluster, kustomization)
     for path, key, hint in _INSTALL_FILES:
         out[path] = _text(_VALUES_HEADER % (cluster, hint), trust[key])
-    files = dict((path, hashlib.sha256(data).hexdigest()) for path, data in out.items())
+    files = {path: hashlib.sha256(data).hexdigest() for path, data in out.items()}
     out[STATE_FILE] = _text(_STATE_HEADER % cluster, {"meshfed_render": STATE_VERSION, "cluster": cluster, "files": files,
                                                       "status": statuses})
     return out
@@ -90,16 +88,14 @@ def parse_state(cluster, data):
                            "its own directory" % state.get("cluster"), field="render_dir")
     files = state.get("files") or {}
     for path in files:
-        parts = path.split("/")
-        if path.startswith("/") or ".." in parts or "" in parts or path == STATE_FILE:
+        if path == STATE_FILE or {"", ".."} & set(path.split("/")):  # absolute, "..", or "a//b"
             raise MeshfedError("%s lists %r, which is not a file inside the directory" % (STATE_FILE, path),
                                field="render_dir")
     return files, state.get("status") or {}
 
 
 def parse_manifest(path, data, statuses):
-    """The object in a manifest this collection wrote (an IstioFederation with its status from ``statuses``), or
-    None (not one of the kinds it manages)."""
+    """The object in a manifest this collection wrote (an IstioFederation with its status), None if not ours."""
     obj = _load(path, data)
     if not (isinstance(obj, dict) and obj.get("kind") in BY_NAME and isinstance(obj.get("metadata"), dict)):
         return None
@@ -108,9 +104,8 @@ def parse_manifest(path, data, statuses):
 
 
 def next_statuses(desired, previous, now):
-    """The IstioFederation statuses as apply mode would leave them on the cluster: the metadata cache (its
-    ``lastChangeTimestamp`` moves only when the cache changes) and the ``MetadataVerified`` conditions;
-    preserved (unreachable) peers keep theirs, with a refusal condition."""
+    """The IstioFederation statuses as apply mode leaves them: the metadata cache (``lastChangeTimestamp`` moves only
+    when it changes) and the ``MetadataVerified`` conditions; preserved (unreachable) peers keep theirs, with a refusal condition."""
     out = {}
     for name, cache in sorted(desired["statuses"].items()):
         old = (previous.get(name) or {}).get("metadataCache") or {}
@@ -122,6 +117,5 @@ def next_statuses(desired, previous, now):
     for name, status in out.items():
         kept, conditions = (previous.get(name) or {}).get("conditions"), desired["conditions"].get(name)
         if conditions:
-            same = federations.same_conditions(kept, conditions)
-            status["conditions"] = kept if same else federations.merge_conditions(kept, conditions, now)
+            status["conditions"] = kept if federations.same_conditions(kept, conditions) else federations.merge_conditions(kept, conditions, now)
     return out
