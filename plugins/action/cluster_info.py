@@ -1,5 +1,4 @@
-# Copyright: meshfed.istio contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
 """Action plugin of meshfed.istio.cluster_info: its runner in the worker on the controller's own Python (plugin_utils/inprocess.py)."""
 
 from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun

@@ -1,5 +1,4 @@
-# Copyright: meshfed.istio contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
 
 # Documentation of the three filters of this file: federation_peers.yml, federation_cards.yml and
 # federation_split.yml beside it (a DOCUMENTATION here would be shown by ansible-doc for all three).

@@ -1,5 +1,4 @@
-# Copyright: meshfed.istio contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
 """Connection settings: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like kubectl, else the pod's service account;
 the options over both. Only exec and auth-provider users import the kubernetes library: it loads every API model (most of the start-up)."""
 
