@@ -1,4 +1,4 @@
-"""Issue 20: the shipped playbook run as an AWX/AAP job runs it - ansible-runner, the one-line wrapper
+"""The shipped playbook run as an AWX/AAP job runs it - ansible-runner, the one-line wrapper
 playbook of docs/awx.md in the project, vaulted host vars holding each cluster's kubeconfig as a dict
 with a bearer token and a client key - on a success path and a failure path, at verbosity 0 and 3.
 

@@ -1,4 +1,4 @@
-"""Issue 19: GitOps delivery. ``meshfed_delivery: render`` writes each cluster's federation as manifests
+"""GitOps delivery. ``meshfed_delivery: render`` writes each cluster's federation as manifests
 plus a kustomization.yaml; a real client (kubectl built from its Go module at the lab's Kubernetes version,
 tests/lab/build_kubectl.sh) applies them the way Argo CD / Flux do (server-side apply, prune by inventory).
 

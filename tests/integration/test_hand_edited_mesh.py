@@ -1,4 +1,4 @@
-"""Issue 18: a caCertificates block written by hand keeps every byte of the user's entries.
+"""A caCertificates block written by hand keeps every byte of the user's entries.
 
 The user's own entries (a comment naming the owner, their own indentation, a flow-style
 ``trustDomains: [a, b]``, a flow-style item) stay byte for byte through a federation run and

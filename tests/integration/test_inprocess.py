@@ -1,4 +1,4 @@
-"""Issue 21: on the controller the action plugins run cluster_info's and federation's code in the task
+"""On the controller the action plugins run cluster_info's and federation's code in the task
 worker (no module process); with any other interpreter the modules run as processes, to the same state."""
 
 import json

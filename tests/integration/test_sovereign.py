@@ -287,7 +287,7 @@ def test_https_with_a_wrong_certificate_is_refused(world):
 
 
 def test_a_replayed_older_copy_fails_the_peers_task_and_the_next_good_copy_clears_it(world):
-    """Issue 18: an older, validly signed copy served after a newer one was accepted (a replay) fails
+    """An older, validly signed copy served after a newer one was accepted (a replay) fails
     cluster-b's task naming it and the reason; everything is kept; summary and report say so under their
     own heading; serving the current copy again clears it."""
     a, team_b = world["a"], world["team_b"]
@@ -323,7 +323,7 @@ def test_a_replayed_older_copy_fails_the_peers_task_and_the_next_good_copy_clear
 
 
 def test_a_cluster_that_only_publishes_routes_what_it_publishes(lab_clusters, tmp_path):
-    """Issue 18: the first step of the sovereign walkthrough (the inventory lists only our cluster, which
+    """The first step of the sovereign walkthrough (the inventory lists only our cluster, which
     publishes): the export Gateway passes exactly the hosts private/federation.json advertises."""
     (c,) = lab_clusters(["cluster-a"])
     team = Team(tmp_path, c)
