@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Action plugin of meshfed.istio.cluster_info: its runner in the worker on the controller's own Python (plugin_utils/inprocess.py)."""
 
 from ansible_collections.meshfed.istio.plugins.module_utils.runners import FactsRun

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 
 # Documentation of the three filters of this file: federation_peers.yml, federation_cards.yml and
 # federation_split.yml beside it (a DOCUMENTATION here would be shown by ansible-doc for all three).

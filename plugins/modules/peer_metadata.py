@@ -1,5 +1,5 @@
 #!/usr/bin/python
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 
 DOCUMENTATION = r"""
 module: peer_metadata

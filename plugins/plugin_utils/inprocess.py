@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Run a module's runner in the controller's task worker when the task would run in this Python anyway: a module
 process costs an interpreter start, the AnsiballZ payload and the imports (~0.7-0.9 CPU-s) for a few HTTPS calls.
 The result is the module's, ``invocation`` included, with every ``no_log`` value and the kubeconfig dict's secrets masked."""

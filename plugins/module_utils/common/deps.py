@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """The third-party libraries, imported once; modules report a missing one with its traceback."""
 
 import traceback

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Gather one cluster's card, read-only, in a constant number of requests: LIST the istio namespace's ConfigMaps and Deployments,
 GET istio-ca-root-cert and the gateway Service, LIST Services per public-service label, Pods per label key the selectors share
 (``<key> in (<values>)``), Nodes only for a NodePort gateway. Secret ``cacerts`` is never read."""

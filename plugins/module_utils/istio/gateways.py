@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """How the export Gateway coexists with the other Gateways on the east-west gateway (pure, no I/O).
 
 Istio merges the servers on one gateway workload and port (``pilot/pkg/model/gateway.go`` MergeGateways,

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Edit Istio's mesh config text (ConfigMap ``istio``, key ``mesh``): only our entries of the top-level
 ``caCertificates`` list change, every other byte (comments included) stays, and the result is verified by
 parsing it back. Pure, no I/O."""

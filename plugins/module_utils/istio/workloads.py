@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """What the exporting cluster's live Pods (one LIST per cluster) say about its Services (pure, no I/O): the
 service accounts importers check (``subjectAltNames``; without it ISTIO_MUTUAL accepts any certificate of any
 trusted root), a named ``targetPort``'s number, the gateway pods' labels (which Gateways select them)."""

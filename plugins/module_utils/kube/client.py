@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """The Kubernetes REST client: the modules use a handful of known paths, so this speaks REST over urllib3
 (one request per read or write) instead of the dynamic client, which runs API discovery on every invocation."""
 

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Connection settings: a kubeconfig (a file, paths joined like KUBECONFIG, or a dict) merged like kubectl, else the pod's service account;
 the options over both. Only exec and auth-provider users import the kubernetes library: it loads every API model (most of the start-up)."""
 

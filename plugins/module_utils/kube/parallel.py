@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Bounded concurrent writes: a cluster's writes are independent, so a first run sends ``limit`` at a time, not one round trip each."""
 
 from concurrent.futures import ThreadPoolExecutor

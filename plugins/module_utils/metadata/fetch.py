@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Fetch a peer's published metadata (publish.py's layout), verify it and turn it into a card. Our peers' documents
 carry a detached JWS checked against the pinned signer; Deckhouse exporters do not sign, so for them (``protocol: deckhouse``)
 integrity rests on TLS plus the pins, and their private document is fetched with the Deckhouse JWT (pki/jose.py)."""

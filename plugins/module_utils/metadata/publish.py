@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """A cluster card as signed federation metadata in the layout of Deckhouse's exporter (docs/design.md "Published metadata"), whose
 consumer decodes fixed Go structs and ignores our ``meshfed`` key. Private keys are never printed, returned or written but to the key file."""
 

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Ed25519 keys, detached JWS (RFC 7515 appendix F) and the Deckhouse JWT. No I/O; error messages never include key material."""
 
 import base64

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Stable virtual addresses for imported hostnames: Istio's DNS proxy only answers for ServiceEntry hosts with an address
 (``pkg/dns/server/name_table.go``). 240.241.0.0/16 (class E) is next to Istio's own auto-allocation range 240.240.0.0/16."""
 

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """The labels and annotations the collection writes, its object builder, and ``KINDS``, the one table of the
 kinds it manages (reconcile lists, applies and prunes every row; tests/unit/test_kinds.py checks meta/rbac/)."""
 

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Pure planner: cluster cards in, the objects one cluster must hold out (docs/design.md): per peer an IstioFederation and its
 roots (caCertificates scoped to its trust domain), per import a ServiceEntry and an ISTIO_MUTUAL DestinationRule, the export."""
 

@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """``trust_mode: values``: Helm (chart ``istiod``) and istioctl render the mesh ConfigMap from ``meshConfig`` and rewrite it on
 every upgrade, so the peers' roots are returned as values to add (pure), with whether the live mesh config carries them."""
 

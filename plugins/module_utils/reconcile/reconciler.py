@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Converge one cluster onto a plan (planner.py) with a constant number of reads (one cluster-wide LIST per kind,
 Services' metadata on a possible clash, the mesh ConfigMap, istiod), then one write per change: a rerun changes nothing."""
 

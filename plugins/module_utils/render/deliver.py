@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Render one cluster's plan into its directory (layout.py: what it holds). Only files the state file lists are ever
 rewritten or removed; one the collection did not write is taken over only when it holds the desired bytes. A file is
 written only when its bytes change, atomically (a temporary file renamed over it)."""

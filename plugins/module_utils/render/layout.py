@@ -1,4 +1,4 @@
-# Copyright: meshfed.istio contributors; SPDX-License-Identifier: GPL-3.0-or-later (see LICENSE)
+# Copyright: meshfed.istio contributors; GNU General Public License v3.0+ (see LICENSE; SPDX-License-Identifier: GPL-3.0-or-later)
 """Render mode (GitOps delivery): what one cluster's directory holds, as text. Pure, no I/O.
 
     kustomization.yaml                     lists the object manifests only (install inputs and state are never applied)
