@@ -144,13 +144,13 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Apply the federation on this cluster from the peers' cards, removing all it holds of the members that leave
+- name: Apply the federation on this cluster from the peers' cards
   meshfed.istio.federation:
     kubeconfig: "{{ meshfed_kubeconfig }}"
+    context: "{{ meshfed_context }}"
     local: "{{ meshfed_card }}"
     peers: "{{ federation.peers }}"
     unreachable_peers: "{{ federation.unreachable }}"
-    leaving_peers: "{{ federation.leaving }}"
   vars:
     federation: "{{ hostvars | meshfed.istio.federation_peers(ansible_play_hosts_all, inventory_hostname) }}"
 
@@ -159,6 +159,13 @@ EXAMPLES = r"""
     kubeconfig: ~/.kube/cluster-a
     local: "{{ meshfed_card }}"
     state: absent
+
+- name: On a peer that stays, remove everything it holds of cluster-c (which leaves)
+  meshfed.istio.federation:
+    kubeconfig: ~/.kube/cluster-b
+    local: "{{ meshfed_card }}"
+    peers: "{{ federation.peers }}"
+    leaving_peers: [cluster-c]
 """
 
 RETURN = r"""
